@@ -1,0 +1,33 @@
+# Two entry points (see README): `make demo` and `make test`.
+# Both create ./.venv on first use and reuse it afterwards; the environment is
+# re-installed only when pyproject.toml changes.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install viz mlflow-ui clean-outputs
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Generate the embedded demo dataset if needed and run every pipeline on it.
+demo: $(STAMP)
+	$(BIN)/kedro run
+
+## Run the whole test suite.
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## Browse the pipeline DAG in kedro-viz (http://127.0.0.1:4141).
+viz: $(STAMP)
+	$(BIN)/kedro viz run --no-browser
+
+## Browse tracked runs (http://127.0.0.1:5000).
+mlflow-ui: $(STAMP)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db

@@ -1,0 +1,122 @@
+"""A versionable folder of named numpy arrays, saved lazily and loaded memory-mapped."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Callable, Mapping
+from pathlib import Path, PurePosixPath
+from typing import Any, Union
+
+import numpy as np
+from kedro.io.core import AbstractVersionedDataset, DatasetError, Version
+
+logger = logging.getLogger(__name__)
+
+Arrays = Mapping[str, np.ndarray]
+Item = Union[np.ndarray, Arrays, Callable[[], Union[np.ndarray, Arrays]]]
+
+INDEX_FILE = "index.json"
+
+
+class NpyDictDataset(AbstractVersionedDataset[Mapping[str, Item], dict[str, Any]]):
+    """Save ``{key: array}`` as one ``.npy`` file per key in a folder.
+
+    A value may also be a dict of arrays (saved as ``key/name.npy``) or a callable
+    returning either; callables are evaluated one at a time while saving, so a node
+    can return one lazy entry per subject and memory stays bounded by one entry.
+    ``index.json`` is written last: a folder without it is an interrupted save and
+    is never loaded. With ``versioned: true`` every save goes to a new timestamped
+    folder, so reruns never overwrite earlier results.
+
+    Loading returns the same structure with read-only memory-mapped arrays
+    (``mmap_mode: null`` in the catalog loads them into memory instead).
+
+    Example catalog entry::
+
+        fmri_clean:
+          type: vlm_brain.datasets.NpyDictDataset
+          filepath: data/03_primary/fmri_clean
+          versioned: true
+    """
+
+    def __init__(
+        self,
+        filepath: str,
+        version: Version | None = None,
+        mmap_mode: str | None = "r",
+        dtype: str | None = "float32",
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(filepath=PurePosixPath(filepath), version=version)
+        self._mmap_mode = mmap_mode
+        self._dtype = dtype
+        self.metadata = metadata
+
+    def load(self) -> dict[str, Any]:
+        folder = Path(str(self._get_load_path()))
+        index_path = folder / INDEX_FILE
+        if not index_path.is_file():
+            raise DatasetError(f"{folder}: no {INDEX_FILE}; the save was interrupted or never made")
+        index = json.loads(index_path.read_text())
+        out: dict[str, Any] = {}
+        for key, names in index["entries"].items():
+            if names is None:
+                out[key] = np.load(folder / f"{key}.npy", mmap_mode=self._mmap_mode)
+            else:
+                out[key] = {
+                    n: np.load(folder / key / f"{n}.npy", mmap_mode=self._mmap_mode) for n in names
+                }
+        return out
+
+    def save(self, data: Mapping[str, Item]) -> None:
+        if not isinstance(data, Mapping):
+            raise DatasetError(f"{self._filepath}: expected a dict of arrays, got {type(data).__name__}")
+        folder = Path(str(self._get_save_path()))
+        partial = folder.with_name(folder.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        entries: dict[str, list[str] | None] = {}
+        for key, value in data.items():
+            _check_key(key)
+            value = value() if callable(value) else value
+            if isinstance(value, Mapping):
+                (partial / key).mkdir()
+                for name, array in value.items():
+                    _check_key(name)
+                    np.save(partial / key / f"{name}.npy", self._cast(array))
+                entries[key] = list(value)
+            else:
+                np.save(partial / f"{key}.npy", self._cast(value))
+                entries[key] = None
+            del value
+        (partial / INDEX_FILE).write_text(json.dumps({"entries": entries}, indent=1))
+        if folder.exists():
+            shutil.rmtree(folder)
+        partial.rename(folder)
+        self._invalidate_cache()
+
+    def _cast(self, array: np.ndarray) -> np.ndarray:
+        array = np.asarray(array)
+        if self._dtype and np.issubdtype(array.dtype, np.floating):
+            return array.astype(self._dtype, copy=False)
+        return array
+
+    def _exists(self) -> bool:
+        try:
+            folder = Path(str(self._get_load_path()))
+        except DatasetError:
+            return False
+        return (folder / INDEX_FILE).is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": self._filepath, "version": self._version, "mmap_mode": self._mmap_mode}
+
+    def _invalidate_cache(self) -> None:
+        self._clear_version_cache()
+
+
+def _check_key(key: str) -> None:
+    if not key or "/" in key or key.startswith(".") or key == INDEX_FILE:
+        raise DatasetError(f"invalid array name {key!r}: use a plain file name")

@@ -1,0 +1,61 @@
+"""Catalog entry for subjects x runs of fMRI files in a directory layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from kedro.io import AbstractDataset, DatasetError
+
+from vlm_brain.fmri.io import RunFiles
+from vlm_brain.fmri.layout import DTSERIES_PATTERN
+
+
+class FmriRunsDataset(AbstractDataset[None, RunFiles]):
+    """Read-only access to ``{subject} x {run}`` fMRI files under a root folder.
+
+    ``load`` returns a :class:`vlm_brain.fmri.io.RunFiles` that reads one run at a
+    time (nothing is read up front), so full HCP data never has to fit in memory.
+
+    Example catalog entries::
+
+        fmri_runs:                        # HCP CIFTI (default pattern)
+          type: vlm_brain.datasets.FmriRunsDataset
+          path: data/01_raw/hcp/fmri
+        fmri_runs_volume:                 # 4D NIfTI + brain mask
+          type: vlm_brain.datasets.FmriRunsDataset
+          path: data/01_raw/hcp/fmri
+          format: nifti
+          pattern: "{subject}/MNINonLinear/Results/{run}/{run}_hp2000_clean.nii.gz"
+          mask: data/01_raw/hcp/brainmask.nii.gz
+    """
+
+    def __init__(
+        self,
+        path: str,
+        pattern: str = DTSERIES_PATTERN,
+        format: str = "cifti",
+        mask: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        if format not in ("cifti", "nifti"):
+            raise DatasetError(f"FmriRunsDataset: format must be 'cifti' or 'nifti', got {format!r}")
+        if "{subject}" not in pattern or "{run}" not in pattern:
+            raise DatasetError(f"FmriRunsDataset: pattern must contain {{subject}} and {{run}}: {pattern!r}")
+        self._files = RunFiles(Path(path), pattern, format, Path(mask) if mask else None)  # type: ignore[arg-type]
+        self.metadata = metadata
+
+    def load(self) -> RunFiles:
+        if not self._files.root.is_dir():
+            raise DatasetError(f"fMRI folder {self._files.root} does not exist")
+        return self._files
+
+    def save(self, data: None) -> None:
+        raise DatasetError("FmriRunsDataset is read-only: raw data is never written by a run")
+
+    def _exists(self) -> bool:
+        return self._files.root.is_dir()
+
+    def _describe(self) -> dict[str, Any]:
+        f = self._files
+        return {"path": str(f.root), "pattern": f.pattern, "format": f.format, "mask": str(f.mask)}

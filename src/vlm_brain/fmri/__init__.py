@@ -1,0 +1,1 @@
+"""fMRI input/output, validation, cleaning and network labels (no Kedro imports)."""

@@ -1,0 +1,144 @@
+"""Reading movie-watching runs: HCP CIFTI dense time series or 4D NIfTI + mask."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import nibabel as nib
+import numpy as np
+
+from vlm_brain.fmri import cifti
+from vlm_brain.fmri.layout import DTSERIES_PATTERN, find_subjects, run_path
+
+Format = Literal["cifti", "nifti"]
+
+
+class FmriInputError(ValueError):
+    """A run file that cannot be used; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class RunHeader:
+    """What a run file says about itself without reading its data."""
+
+    path: Path
+    n_trs: int
+    tr: float
+    n_grayordinates: int
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """Subjects x runs of fMRI files under ``root`` in a directory layout.
+
+    Attributes:
+        root: top folder (the HCP layout has one folder per subject in it).
+        pattern: file path relative to root, with ``{subject}`` and ``{run}``.
+        format: ``cifti`` (.dtseries.nii) or ``nifti`` (4D volume, needs ``mask``).
+        mask: a brain mask image for NIfTI runs.
+    """
+
+    root: Path
+    pattern: str = DTSERIES_PATTERN
+    format: Format = "cifti"
+    mask: Path | None = None
+
+    def path(self, subject: str, run: str) -> Path:
+        return run_path(self.root, subject, run, self.pattern)
+
+    def subjects(self, runs: list[str]) -> list[str]:
+        """Subjects with at least one of ``runs`` under root."""
+        return find_subjects(self.root, runs, self.pattern)
+
+    def header(self, subject: str, run: str) -> RunHeader:
+        """TR, length and grayordinate count of one run, without loading its data."""
+        path = self._existing(subject, run)
+        if self.format == "cifti":
+            img = _load(path)
+            try:
+                series, models = img.header.get_axis(0), img.header.get_axis(1)
+            except Exception as exc:
+                raise FmriInputError(f"{path}: not a CIFTI-2 dense time series ({exc})") from exc
+            if not isinstance(series, nib.cifti2.SeriesAxis):
+                raise FmriInputError(f"{path}: first axis is {type(series).__name__}, not a time series")
+            step = float(series.step) / (1000.0 if series.unit.upper() == "MILLISECOND" else 1.0)
+            return RunHeader(path, int(series.size), step, len(models))
+        img = _load(path)
+        if len(img.shape) != 4:
+            raise FmriInputError(f"{path}: a NIfTI run must be 4D, got shape {img.shape}")
+        return RunHeader(path, int(img.shape[3]), _nifti_tr(img), int(np.sum(self._mask_data())))
+
+    def brain_models(self, subject: str, run: str) -> nib.cifti2.BrainModelAxis | None:
+        """The grayordinate axis of a CIFTI run (None for NIfTI runs)."""
+        if self.format != "cifti":
+            return None
+        return _load(self._existing(subject, run)).header.get_axis(1)
+
+    def read(self, subject: str, run: str) -> np.ndarray:
+        """Data of one run, (n_trs, n_grayordinates or n_voxels) float32."""
+        path = self._existing(subject, run)
+        if self.format == "cifti":
+            try:
+                return cifti.read_dtseries(path).data
+            except cifti.CiftiError as exc:
+                raise FmriInputError(str(exc)) from exc
+        from nilearn.maskers import NiftiMasker
+
+        masker = NiftiMasker(mask_img=str(self.mask), standardize=False, detrend=False)
+        try:
+            return masker.fit_transform(str(path)).astype(np.float32)
+        except Exception as exc:
+            raise FmriInputError(f"{path}: could not be masked with {self.mask} ({exc})") from exc
+
+    def _existing(self, subject: str, run: str) -> Path:
+        path = self.path(subject, run)
+        if not path.is_file():
+            raise FmriInputError(f"missing run file for subject {subject}, run {run}: {path}")
+        if self.format == "nifti" and (self.mask is None or not Path(self.mask).is_file()):
+            raise FmriInputError(
+                f"NIfTI runs need a brain mask; the mask {self.mask!r} does not exist"
+                " (catalog entry fmri_runs, key 'mask')"
+            )
+        return path
+
+    def _mask_data(self) -> np.ndarray:
+        return np.asarray(nib.load(str(self.mask)).dataobj) > 0
+
+
+def _load(path: Path):
+    try:
+        return nib.load(str(path))
+    except Exception as exc:
+        raise FmriInputError(f"{path}: not a readable NIfTI/CIFTI file ({exc})") from exc
+
+
+def _nifti_tr(img) -> float:
+    tr = float(img.header.get_zooms()[3])
+    _, time_unit = img.header.get_xyzt_units()
+    return tr / 1000.0 if time_unit == "msec" else tr
+
+
+def check_header(header: RunHeader, expected_tr: float, min_trs: int, run: str) -> None:
+    """Raise :class:`FmriInputError` when the TR differs or the run is too short."""
+    if not np.isclose(header.tr, expected_tr, atol=1e-3):
+        raise FmriInputError(
+            f"{header.path}: TR is {header.tr:g} s, expected {expected_tr:g} s"
+            " (parameter fmri_preprocessing.tr)"
+        )
+    if header.n_trs < min_trs:
+        raise FmriInputError(
+            f"{header.path}: {header.n_trs} TRs, shorter than the stimulus timeline of"
+            f" run {run} ({min_trs} TRs)"
+        )
+
+
+def check_finite(data: np.ndarray, path: Path) -> np.ndarray:
+    """Raise when data has NaN/inf; return the mask of constant columns."""
+    finite = np.isfinite(data)
+    if not finite.all():
+        bad_columns = int(np.sum(~finite.all(axis=0)))
+        what = "all values are" if not finite.any() else f"{int(np.sum(~finite))} values in {bad_columns} grayordinates are"
+        raise FmriInputError(f"{path}: {what} NaN or infinite")
+    return np.ptp(data, axis=0) == 0

@@ -1,0 +1,89 @@
+"""The per-TR stimulus timeline of each run, from the clip table.
+
+The clip table has one row per clip: ``run, clip, onset, offset, is_repeat``
+(seconds from the start of the run). Time outside every clip is rest. A TR is
+*kept* for model fitting when its midpoint falls inside a clip, and, when
+``exclude_repeat`` is true, that clip is not the repeated validation clip.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+CLIP_COLUMNS = ("run", "clip", "onset", "offset", "is_repeat")
+
+
+class TimelineError(ValueError):
+    """An inconsistent clip table or run length; the message says which."""
+
+
+def validate_clip_table(clips: pd.DataFrame, run_lengths: dict[str, int], tr: float) -> pd.DataFrame:
+    """Check the clip table against the runs; return it typed and sorted.
+
+    Args:
+        clips: one row per clip, columns ``run, clip, onset, offset, is_repeat``.
+        run_lengths: expected number of TRs per run (the stimulus timeline).
+        tr: repetition time in seconds.
+    """
+    missing = [c for c in CLIP_COLUMNS if c not in clips.columns]
+    if missing:
+        raise TimelineError(
+            f"clip table: missing column(s) {missing}; expected {list(CLIP_COLUMNS)}"
+        )
+    clips = clips.loc[:, list(CLIP_COLUMNS)].copy()
+    clips["run"] = clips["run"].astype(str)
+    clips["clip"] = clips["clip"].astype(int)
+    clips[["onset", "offset"]] = clips[["onset", "offset"]].astype(float)
+    clips["is_repeat"] = clips["is_repeat"].astype(str).str.lower().isin(["true", "1", "yes"])
+    unknown = sorted(set(clips["run"]) - set(run_lengths))
+    if unknown:
+        raise TimelineError(f"clip table: run(s) {unknown} are not among the configured runs {list(run_lengths)}")
+    for run in run_lengths:
+        if not (clips["run"] == run).any():
+            raise TimelineError(f"clip table: no clip for run {run}")
+    for row in clips.itertuples():
+        duration = run_lengths[row.run] * tr
+        if not 0 <= row.onset < row.offset:
+            raise TimelineError(
+                f"clip table: run {row.run} clip {row.clip} has onset {row.onset} s"
+                f" and offset {row.offset} s; need 0 <= onset < offset"
+            )
+        if row.offset > duration + 1e-6:
+            raise TimelineError(
+                f"clip table: run {row.run} clip {row.clip} ends at {row.offset} s, after"
+                f" the end of the run ({run_lengths[row.run]} TRs x {tr} s = {duration} s)"
+            )
+    return clips.sort_values(["run", "onset"]).reset_index(drop=True)
+
+
+def build_timeline(
+    clips: pd.DataFrame,
+    run_lengths: dict[str, int],
+    tr: float,
+    exclude_repeat: bool = True,
+) -> pd.DataFrame:
+    """One row per (run, TR), runs in the order of ``run_lengths``.
+
+    Returns:
+        Columns ``run, tr`` (0-based index in the run), ``time`` (TR midpoint, s),
+        ``clip`` (0 = rest), ``is_repeat``, ``keep`` (used for model fitting).
+    """
+    clips = validate_clip_table(clips, run_lengths, tr)
+    frames = []
+    for run, n_trs in run_lengths.items():
+        time = (np.arange(n_trs) + 0.5) * tr
+        clip = np.zeros(n_trs, dtype=int)
+        is_repeat = np.zeros(n_trs, dtype=bool)
+        for row in clips[clips["run"] == run].itertuples():
+            inside = (time >= row.onset) & (time < row.offset)
+            clip[inside] = row.clip
+            is_repeat[inside] = row.is_repeat
+        keep = (clip > 0) & ~(is_repeat & exclude_repeat)
+        frames.append(
+            pd.DataFrame(
+                {"run": run, "tr": np.arange(n_trs), "time": time, "clip": clip,
+                 "is_repeat": is_repeat, "keep": keep}
+            )
+        )
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,5 @@
+"""encoding pipeline (placeholder until its issue lands)."""
+
+from vlm_brain.pipelines.encoding.pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]

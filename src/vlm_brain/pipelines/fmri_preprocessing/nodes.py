@@ -1,0 +1,169 @@
+"""Nodes of the fmri_preprocessing pipeline (thin wrappers over vlm_brain.fmri)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from vlm_brain.fmri.cifti import CiftiError, standard_index
+from vlm_brain.fmri.cleaning import clean_run
+from vlm_brain.fmri.io import FmriInputError, RunFiles, check_finite, check_header
+from vlm_brain.fmri.networks import label_grayordinates
+from vlm_brain.fmri.timeline import build_timeline
+
+logger = logging.getLogger(__name__)
+
+
+def build_run_timeline(clip_table: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+    """Per-TR timeline of every run (rest, clips, repeat, kept for fitting)."""
+    timeline = build_timeline(
+        clip_table, dict(params["runs"]), float(params["tr"]), bool(params["exclude_repeat"])
+    )
+    kept = timeline.groupby("run", sort=False)["keep"].sum()
+    logger.info(
+        "timeline: %d runs, %d TRs, %d kept for fitting (%s)",
+        len(kept), len(timeline), int(kept.sum()), ", ".join(f"{r}: {k}" for r, k in kept.items()),
+    )
+    return timeline
+
+
+def _selected_subjects(runs: RunFiles, params: dict[str, Any]) -> list[str]:
+    wanted = params["subjects"]
+    if wanted in ("all", None):
+        subjects = runs.subjects(list(params["runs"]))
+        if not subjects:
+            raise FmriInputError(
+                f"no subject folder with run files under {runs.root}"
+                f" (expected files like {runs.path('<subject>', next(iter(params['runs'])))})"
+            )
+        return subjects
+    return [str(s) for s in wanted]
+
+
+def inventory_runs(runs: RunFiles, params: dict[str, Any]) -> pd.DataFrame:
+    """Check every (subject, run) file's header before any data is read.
+
+    Fails fast, naming the file, on a missing run, a wrong TR, a run shorter than
+    its stimulus timeline, or a grayordinate layout that is not HCP's.
+
+    Returns:
+        One row per file: subject, run, path, n_trs, tr, n_grayordinates.
+    """
+    rows = []
+    layout: tuple[str, int] | None = None
+    for subject in _selected_subjects(runs, params):
+        for run, n_trs in params["runs"].items():
+            header = runs.header(subject, run)
+            check_header(header, float(params["tr"]), int(n_trs), run)
+            if runs.format == "cifti":
+                try:
+                    standard_index(runs.brain_models(subject, run), source=str(header.path))
+                except CiftiError as exc:
+                    raise FmriInputError(str(exc)) from exc
+            if layout is None:
+                layout = (str(header.path), header.n_grayordinates)
+            elif header.n_grayordinates != layout[1]:
+                raise FmriInputError(
+                    f"{header.path}: {header.n_grayordinates} grayordinates, but"
+                    f" {layout[0]} has {layout[1]}; all runs must share one layout"
+                )
+            if header.n_trs > n_trs:
+                logger.warning(
+                    "%s: %d TRs, the stimulus timeline has %d; using the first %d",
+                    header.path, header.n_trs, n_trs, n_trs,
+                )
+            rows.append(
+                {"subject": subject, "run": run, "path": str(header.path),
+                 "n_trs": header.n_trs, "tr": header.tr, "n_grayordinates": header.n_grayordinates}
+            )
+    inventory = pd.DataFrame(rows)
+    logger.info(
+        "fMRI: %d subjects x %d runs under %s (%s, %d grayordinates)",
+        inventory["subject"].nunique(), len(params["runs"]), runs.root, runs.format,
+        inventory["n_grayordinates"].iloc[0],
+    )
+    return inventory
+
+
+def label_networks(runs: RunFiles, inventory: pd.DataFrame) -> pd.DataFrame:
+    """Cole-Anticevic and Yeo-7 network of every grayordinate (HCP CIFTI only)."""
+    first = inventory.iloc[0]
+    models = runs.brain_models(first["subject"], first["run"])
+    index = None if models is None else standard_index(models, source=first["path"])
+    labels = label_grayordinates(index, n=int(first["n_grayordinates"]))
+    logger.info(
+        "network labels: %s", labels["ca_network"].value_counts().to_dict()
+    )
+    return labels
+
+
+def _clean_subject(
+    runs: RunFiles, subject: str, timeline: pd.DataFrame, params: dict[str, Any], position: str
+) -> dict[str, np.ndarray]:
+    logger.info("cleaning subject %s (%s)", subject, position)
+    kept, repeats = [], []
+    for run, n_trs in params["runs"].items():
+        data = runs.read(subject, run)[: int(n_trs)]
+        constant = check_finite(data, runs.path(subject, run))
+        if constant.any():
+            logger.warning(
+                "%s: %d constant grayordinates (set to 0 after cleaning)",
+                runs.path(subject, run), int(constant.sum()),
+            )
+        cleaned = clean_run(
+            data, float(params["tr"]), detrend=bool(params["detrend"]),
+            high_pass=params.get("high_pass"), standardize=bool(params["standardize"]),
+        )
+        rows = timeline[timeline["run"] == run]
+        kept.append(cleaned[rows["keep"].to_numpy()])
+        repeats.append(cleaned[rows["is_repeat"].to_numpy()])
+    length = min(len(r) for r in repeats)
+    return {"bold": np.concatenate(kept), "repeat": np.stack([r[:length] for r in repeats])}
+
+
+def clean_runs(
+    runs: RunFiles, inventory: pd.DataFrame, timeline: pd.DataFrame, params: dict[str, Any]
+) -> dict[str, Callable[[], dict[str, np.ndarray]]]:
+    """Clean every subject's runs and apply the clip table's exclusions.
+
+    Each run is detrended, optionally high-pass filtered and z-scored on its own
+    (nilearn.signal.clean), then the TRs not kept by the timeline are dropped.
+
+    Returns:
+        Per subject, a lazy entry (computed while saving, one subject in memory at a
+        time) with ``bold``: (n_kept_trs, n_grayordinates), the kept TRs of all runs
+        in timeline order, and ``repeat``: (n_runs, n_repeat_trs, n_grayordinates),
+        the cleaned repeated validation clip of each run.
+    """
+    subjects = list(dict.fromkeys(inventory["subject"]))
+    return {
+        s: (lambda s=s, i=i: _clean_subject(runs, s, timeline, params, f"{i}/{len(subjects)}"))
+        for i, s in enumerate(subjects, start=1)
+    }
+
+
+def average_subjects(clean: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Group mean over subjects of ``bold`` and ``repeat`` (grayordinates are aligned)."""
+    total: dict[str, np.ndarray] = {}
+    for arrays in clean.values():
+        for name, array in arrays.items():
+            total[name] = total.get(name, 0) + np.asarray(array, dtype=np.float64)
+    return {name: (t / len(clean)).astype(np.float32) for name, t in total.items()}
+
+
+def summarise_quality(clean: dict[str, dict[str, np.ndarray]], inventory: pd.DataFrame) -> pd.DataFrame:
+    """Per subject: TRs kept, grayordinates, constant (all-zero) grayordinates."""
+    rows = []
+    for subject, arrays in clean.items():
+        bold = arrays["bold"]
+        rows.append(
+            {"subject": subject, "n_runs": int((inventory["subject"] == subject).sum()),
+             "n_kept_trs": bold.shape[0], "n_grayordinates": bold.shape[1],
+             "n_constant": int(np.sum(~np.any(bold != 0, axis=0))),
+             "n_repeat_trs": arrays["repeat"].shape[1]}
+        )
+    return pd.DataFrame(rows)

@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+from kedro.io import DatasetError
+from kedro.io.core import Version
+
+from vlm_brain.datasets import NpyDictDataset
+
+
+def test_lazy_entries_round_trip_memory_mapped(tmp_path):
+    calls = []
+
+    def entry(i):
+        calls.append(i)
+        return {"bold": np.full((3, 2), i, dtype=np.float64), "repeat": np.zeros((2, 1, 2))}
+
+    ds = NpyDictDataset(str(tmp_path / "clean"))
+    ds.save({"a": lambda: entry(1), "b": lambda: entry(2), "plain": np.arange(4.0)})
+    assert calls == [1, 2]
+    back = ds.load()
+    assert isinstance(back["a"]["bold"], np.memmap)
+    assert back["a"]["bold"].dtype == np.float32
+    np.testing.assert_array_equal(back["b"]["bold"], np.full((3, 2), 2))
+    np.testing.assert_array_equal(back["plain"], np.arange(4.0))
+
+
+def test_versioned_saves_never_overwrite(tmp_path):
+    first = NpyDictDataset(str(tmp_path / "x"), version=Version(None, "2026-01-01T00.00.00.000Z"))
+    first.save({"k": np.ones(2)})
+    second = NpyDictDataset(str(tmp_path / "x"), version=Version(None, "2026-01-02T00.00.00.000Z"))
+    second.save({"k": np.zeros(2)})
+    assert NpyDictDataset(str(tmp_path / "x"), version=Version(None, None)).load()["k"].sum() == 0
+    old = NpyDictDataset(str(tmp_path / "x"), version=Version("2026-01-01T00.00.00.000Z", None))
+    assert old.load()["k"].sum() == 2
+
+
+def test_interrupted_save_leaves_nothing_loadable(tmp_path):
+    ds = NpyDictDataset(str(tmp_path / "y"))
+
+    def boom():
+        raise RuntimeError("node failed while computing subject 2")
+
+    with pytest.raises(DatasetError, match="subject 2"):
+        ds.save({"a": np.ones(2), "b": boom})
+    assert not ds.exists()
+    with pytest.raises(DatasetError):
+        ds.load()
+
+
+def test_bad_keys_are_rejected(tmp_path):
+    with pytest.raises(DatasetError, match="invalid array name"):
+        NpyDictDataset(str(tmp_path / "z")).save({"../evil": np.ones(1)})
