@@ -63,6 +63,7 @@ def kedro_project(tmp_path, monkeypatch):
     shutil.copytree(REPO / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local"))
     (tmp_path / "conf" / "local").mkdir()
     shutil.copy(REPO / ".telemetry", tmp_path / ".telemetry")
+    (tmp_path / "src").mkdir()  # the package itself is installed (editable)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

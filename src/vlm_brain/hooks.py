@@ -10,8 +10,6 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
-from vlm_brain.simulate import demo_params_hash, generate_demo_dataset
-
 logger = logging.getLogger(__name__)
 
 
@@ -30,6 +28,8 @@ def ensure_demo_dataset(root: str | Path, params: dict[str, Any]) -> dict[str, A
     Returns:
         The dataset's manifest.
     """
+    from vlm_brain.simulate import demo_params_hash, generate_demo_dataset
+
     root = Path(root)
     wanted = demo_params_hash(params)
     manifest_path = root / "manifest.json"

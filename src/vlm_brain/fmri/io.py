@@ -86,7 +86,7 @@ class RunFiles:
                 raise FmriInputError(str(exc)) from exc
         from nilearn.maskers import NiftiMasker
 
-        masker = NiftiMasker(mask_img=str(self.mask), standardize=False, detrend=False)
+        masker = NiftiMasker(mask_img=str(self.mask), standardize=None, detrend=False)
         try:
             return masker.fit_transform(str(path)).astype(np.float32)
         except Exception as exc:
