@@ -1,6 +1,6 @@
 """Custom Kedro datasets (kedro-datasets has no numpy or fMRI-layout dataset)."""
 
 from vlm_brain.datasets.arrays import NpyDictDataset
-from vlm_brain.datasets.fmri import FmriRunsDataset
+from vlm_brain.datasets.fmri import FmriRunsDataset, RunFilesDataset
 
-__all__ = ["FmriRunsDataset", "NpyDictDataset"]
+__all__ = ["FmriRunsDataset", "NpyDictDataset", "RunFilesDataset"]

@@ -59,3 +59,57 @@ class FmriRunsDataset(AbstractDataset[None, RunFiles]):
     def _describe(self) -> dict[str, Any]:
         f = self._files
         return {"path": str(f.root), "pattern": f.pattern, "format": f.format, "mask": str(f.mask)}
+
+
+class RunFilesDataset(AbstractDataset[None, "RunFileIndex"]):
+    """Read-only index of one stimulus file per run (videos, caption TSVs).
+
+    Either a ``pattern`` with ``{run}`` (``"{run}.mp4"``) or an explicit ``files``
+    mapping run -> file name (HCP: ``tfMRI_MOVIE1_7T_AP: 7T_MOVIE1_CC1_v2.mp4``),
+    relative to ``path``. ``load`` returns a :class:`RunFileIndex`; missing files are
+    reported by the node that needs them, naming the run and the path.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        pattern: str | None = None,
+        files: dict[str, str] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        if (pattern is None) == (files is None):
+            raise DatasetError("RunFilesDataset: give exactly one of `pattern` or `files`")
+        self._index = RunFileIndex(Path(path), pattern, dict(files or {}))
+        self.metadata = metadata
+
+    def load(self) -> RunFileIndex:
+        return self._index
+
+    def save(self, data: None) -> None:
+        raise DatasetError("RunFilesDataset is read-only: raw data is never written by a run")
+
+    def _exists(self) -> bool:
+        return self._index.root.is_dir()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": str(self._index.root), "pattern": self._index.pattern, "files": self._index.files}
+
+
+class RunFileIndex:
+    """Path of each run's file under ``root`` (see :class:`RunFilesDataset`)."""
+
+    def __init__(self, root: Path, pattern: str | None, files: dict[str, str]) -> None:
+        self.root, self.pattern, self.files = root, pattern, files
+
+    def path(self, run: str) -> Path:
+        if self.pattern is not None:
+            return self.root / self.pattern.format(run=run)
+        if run not in self.files:
+            raise FileNotFoundError(f"no file configured for run {run} under {self.root} (catalog `files`)")
+        return self.root / self.files[run]
+
+    def existing(self, run: str, what: str) -> Path:
+        path = self.path(run)
+        if not path.is_file():
+            raise FileNotFoundError(f"missing {what} for run {run}: {path}")
+        return path

@@ -30,7 +30,12 @@ import numpy as np
 import pandas as pd
 
 from vlm_brain.simulate.design import CATEGORIES, COLOURS, RunPlan, Scene
-from vlm_brain.simulate.render import LUMA_WEIGHTS, frame_luminance, object_mask, render_scene_frame
+from vlm_brain.simulate.render import (
+    colour_luminance,
+    frame_luminance,
+    object_mask,
+    render_scene_frame,
+)
 
 VISUAL_ATTRIBUTES = (
     "visual_luminance",
@@ -59,11 +64,9 @@ def attribute_modality(name: str) -> str:
     return name.split("_", 1)[0]
 
 
-def _colour_luminance(colour: str) -> float:
-    return float(np.asarray(COLOURS[colour]) @ LUMA_WEIGHTS / 255.0)
-
-
-def visual_attributes(scene: Scene, frame_in_scene: int, fps: int, width: int, height: int) -> dict[str, float]:
+def visual_attributes(
+    scene: Scene, frame_in_scene: int, fps: int, width: int, height: int
+) -> dict[str, float]:
     """Visual attributes of one scene frame (all but ``visual_scene_change``)."""
     t = frame_in_scene / fps
     n_pixels = width * height
@@ -78,7 +81,9 @@ def visual_attributes(scene: Scene, frame_in_scene: int, fps: int, width: int, h
         cx, cy = obj.position(t)
         xs.append(cx / (width - 1) - 0.5)
         ys.append(cy / (height - 1) - 0.5)
-        values["visual_contrast"] += area * abs(_colour_luminance(obj.colour) - background)
+        values["visual_contrast"] += area * abs(
+            colour_luminance(COLOURS[obj.colour]) - background
+        )
         values[f"visual_{obj.colour}"] = 1.0
         values[f"visual_shape_{obj.category}"] += area
     image = render_scene_frame(scene, frame_in_scene, fps, width, height)
@@ -110,12 +115,16 @@ def run_attributes(plan: RunPlan) -> pd.DataFrame:
     column = {name: i for i, name in enumerate(ATTRIBUTES)}
     scene_of_frame = plan.scene_of_frame()
     for tr in range(plan.n_trs):
-        frame = min(math.floor((tr + 0.5) * plan.tr * plan.fps + 1e-9), plan.n_frames - 1)
+        frame = min(
+            math.floor((tr + 0.5) * plan.tr * plan.fps + 1e-9), plan.n_frames - 1
+        )
         index = scene_of_frame[frame]
         if index < 0:
             continue
         scene = plan.scenes[index]
-        row = visual_attributes(scene, frame - scene.start, plan.fps, plan.width, plan.height)
+        row = visual_attributes(
+            scene, frame - scene.start, plan.fps, plan.width, plan.height
+        )
         row.update(text_attributes(scene.caption))
         for name, value in row.items():
             values[tr, column[name]] = value
@@ -131,4 +140,6 @@ def run_attributes(plan: RunPlan) -> pd.DataFrame:
 
 def design_attributes(plans: dict[str, RunPlan]) -> pd.DataFrame:
     """Attributes of all runs stacked: one row per (run, tr)."""
-    return pd.concat([run_attributes(plan) for plan in plans.values()], ignore_index=True)
+    return pd.concat(
+        [run_attributes(plan) for plan in plans.values()], ignore_index=True
+    )

@@ -24,6 +24,7 @@ The maps (``W``) are the same for all subjects; the noise differs.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,8 @@ from scipy.signal import lfilter
 
 from vlm_brain.fmri.cifti import N_CORTEX
 from vlm_brain.simulate.attributes import attribute_modality
+
+logger = logging.getLogger(__name__)
 
 # (attribute, Cole-Anticevic network, sign)
 PLANTED_DRIVERS: tuple[tuple[str, str, int], ...] = (
@@ -52,7 +55,10 @@ PLANTED_DRIVERS: tuple[tuple[str, str, int], ...] = (
     ("text_mentions_motion", "Default", +1),
     ("visual_contrast", "Cingulo-Opercular", -1),
 )
-NULL_NETWORKS = ("Somatomotor", "Orbito-Affective")  # and every subcortical grayordinate
+NULL_NETWORKS = (
+    "Somatomotor",
+    "Orbito-Affective",
+)  # and every subcortical grayordinate
 AMPLITUDE_GAMMA = (2.0, 0.5)  # shape, scale of the raw per-grayordinate amplitudes
 MIN_SUBJECT_GAIN = 0.1
 BASELINE_LOG_SD = 0.1
@@ -117,7 +123,9 @@ def zscore_columns(values: np.ndarray) -> np.ndarray:
     return np.where(std > 0, (values - values.mean(axis=0)) / safe, 0.0)
 
 
-def design_regressors(attributes: pd.DataFrame, attribute_names: list[str], tr: float) -> np.ndarray:
+def design_regressors(
+    attributes: pd.DataFrame, attribute_names: list[str], tr: float
+) -> np.ndarray:
     """(n_rows, n_attributes) z-scored (over all rows) and per-run HRF-convolved attributes.
 
     ``attributes`` has a ``run`` column; rows of a run must be contiguous and in TR order.
@@ -131,7 +139,9 @@ def design_regressors(attributes: pd.DataFrame, attribute_names: list[str], tr: 
     return out
 
 
-def _weighted_sum(regressors: np.ndarray, weights: np.ndarray, columns: np.ndarray) -> np.ndarray:
+def _weighted_sum(
+    regressors: np.ndarray, weights: np.ndarray, columns: np.ndarray
+) -> np.ndarray:
     """regressors @ weights[:, columns], summed in a fixed order (no BLAS)."""
     out = np.zeros((regressors.shape[0], len(columns)))
     for a in np.flatnonzero(np.any(weights[:, columns] != 0, axis=1)):
@@ -140,7 +150,10 @@ def _weighted_sum(regressors: np.ndarray, weights: np.ndarray, columns: np.ndarr
 
 
 def plant_ground_truth(
-    regressors: np.ndarray, attribute_names: list[str], n_grayordinates: int, params: dict[str, Any]
+    regressors: np.ndarray,
+    attribute_names: list[str],
+    n_grayordinates: int,
+    params: dict[str, Any],
 ) -> GroundTruth:
     """Draw :data:`PLANTED_DRIVERS` weights and scale them to ``signal_to_noise``.
 
@@ -155,36 +168,50 @@ def plant_ground_truth(
         if network not in chosen:
             candidates = np.flatnonzero(networks[:N_CORTEX] == network)
             n_driven = max(1, int(round(bold["driven_fraction"] * len(candidates))))
-            chosen[network] = np.sort(rng.choice(candidates, size=n_driven, replace=False))
+            chosen[network] = np.sort(
+                rng.choice(candidates, size=n_driven, replace=False)
+            )
         columns = chosen[network]
         amplitude = rng.gamma(*AMPLITUDE_GAMMA, size=len(columns))
+        if not np.any(regressors[:, attribute_names.index(attribute)]):
+            logger.warning(
+                "demo: %s never varies in this design; its %s driver adds no signal",
+                attribute,
+                network,
+            )
         weights[attribute_names.index(attribute), columns] += sign * amplitude
     driven = np.flatnonzero(np.any(weights != 0, axis=0))
     for start in range(0, len(driven), 4096):
         columns = driven[start : start + 4096]
         std = _weighted_sum(regressors, weights, columns).std(axis=0)
-        scale = np.where(std > 0, bold["signal_to_noise"] / np.where(std > 0, std, 1.0), 0.0)
+        scale = np.where(
+            std > 0, bold["signal_to_noise"] / np.where(std > 0, std, 1.0), 0.0
+        )
         weights[:, columns] *= scale[None, :]
     drivers = driver_table(weights, attribute_names, networks, chosen)
     return GroundTruth(tuple(attribute_names), weights, networks, drivers)
 
 
 def driver_table(
-    weights: np.ndarray, attribute_names: list[str], networks: np.ndarray,
+    weights: np.ndarray,
+    attribute_names: list[str],
+    networks: np.ndarray,
     chosen: dict[str, np.ndarray],
 ) -> pd.DataFrame:
     """attribute, modality, network, sign, n_grayordinates, mean_amplitude (mean |W|)."""
     rows = []
     for attribute, network, sign in PLANTED_DRIVERS:
         w = weights[attribute_names.index(attribute), chosen[network]]
-        rows.append({
-            "attribute": attribute,
-            "modality": attribute_modality(attribute),
-            "network": network,
-            "sign": sign,
-            "n_grayordinates": int(np.count_nonzero(w)),
-            "mean_amplitude": float(np.mean(np.abs(w))),
-        })
+        rows.append(
+            {
+                "attribute": attribute,
+                "modality": attribute_modality(attribute),
+                "network": network,
+                "sign": sign,
+                "n_grayordinates": int(np.count_nonzero(w)),
+                "mean_amplitude": float(np.mean(np.abs(w))),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -199,28 +226,38 @@ def grayordinate_table(truth: GroundTruth) -> pd.DataFrame:
     has_visual = np.any(nonzero[modality_of_row == "visual"], axis=0)
     has_text = np.any(nonzero[modality_of_row == "text"], axis=0)
     modality = np.where(
-        has_visual & has_text, "both", np.where(has_visual, "visual", np.where(has_text, "text", "none"))
+        has_visual & has_text,
+        "both",
+        np.where(has_visual, "visual", np.where(has_text, "text", "none")),
     )
     total = truth.weights.sum(axis=0)
-    return pd.DataFrame({
-        "grayordinate": np.arange(truth.weights.shape[1], dtype=np.int64),
-        "network": truth.networks.astype(str),
-        "driven": has_visual | has_text,
-        "modality": modality,
-        "sign": np.sign(total).astype(np.int8),
-    })
+    return pd.DataFrame(
+        {
+            "grayordinate": np.arange(truth.weights.shape[1], dtype=np.int64),
+            "network": truth.networks.astype(str),
+            "driven": has_visual | has_text,
+            "modality": modality,
+            "sign": np.sign(total).astype(np.int8),
+        }
+    )
 
 
-def subject_factors(params: dict[str, Any], subject_number: int, n_grayordinates: int) -> tuple[float, np.ndarray]:
+def subject_factors(
+    params: dict[str, Any], subject_number: int, n_grayordinates: int
+) -> tuple[float, np.ndarray]:
     """(gain, (n_grayordinates,) baseline) of subject ``subject_number`` (1-based)."""
     rng = np.random.default_rng([params["seed"], STREAM_SUBJECT, subject_number])
     bold = params["bold"]
     gain = max(MIN_SUBJECT_GAIN, float(rng.normal(1.0, bold["subject_gain_sd"])))
-    baseline = bold["baseline"] * np.exp(rng.normal(0.0, BASELINE_LOG_SD, size=n_grayordinates))
+    baseline = bold["baseline"] * np.exp(
+        rng.normal(0.0, BASELINE_LOG_SD, size=n_grayordinates)
+    )
     return gain, baseline
 
 
-def ar1_noise(rng: np.random.Generator, n_trs: int, n_columns: int, ar1: float) -> np.ndarray:
+def ar1_noise(
+    rng: np.random.Generator, n_trs: int, n_columns: int, ar1: float
+) -> np.ndarray:
     """(n_trs, n_columns) stationary AR(1) noise with unit marginal variance."""
     innovations = rng.standard_normal((n_trs, n_columns))
     innovations[0] /= np.sqrt(1.0 - ar1**2)  # start in the stationary distribution
@@ -229,7 +266,9 @@ def ar1_noise(rng: np.random.Generator, n_trs: int, n_columns: int, ar1: float) 
     return noise
 
 
-def drift(rng: np.random.Generator, n_trs: int, n_columns: int, percent: float) -> np.ndarray:
+def drift(
+    rng: np.random.Generator, n_trs: int, n_columns: int, percent: float
+) -> np.ndarray:
     """(n_trs, n_columns) linear + one-cycle cosine trend, % signal change."""
     a, b = rng.normal(0.0, 0.5, size=(2, n_columns))
     phase = rng.uniform(0.0, 2 * np.pi, size=n_columns)
@@ -243,8 +282,13 @@ def drift(rng: np.random.Generator, n_trs: int, n_columns: int, percent: float) 
 
 
 def simulate_run(
-    regressors: np.ndarray, truth: GroundTruth, params: dict[str, Any], gain: float,
-    baseline: np.ndarray, rng: np.random.Generator,
+    regressors: np.ndarray,
+    truth: GroundTruth,
+    params: dict[str, Any],
+    *,
+    gain: float,
+    baseline: np.ndarray,
+    rng: np.random.Generator,
 ) -> np.ndarray:
     """(n_trs, n_grayordinates) float32 BOLD of one subject's run (see module doc).
 

@@ -9,12 +9,17 @@ A run is (like an HCP 7T movie run, only shorter)::
 
     rest_start | clip 1 | rest_between | clip 2 | ... | rest_between | repeat | rest >= rest_end
 
+Clips fill the run: the last regular clip is cut to end right before the repeat
+(see :func:`plan_clips`), so the final rest is ``rest_end_s`` unless the leftover
+was shorter than a scene.
+
 The last clip of every run (the *repeat*) is one validation clip planned once and
 shown identically in every run.
 """
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass, replace
 from typing import Any
@@ -29,7 +34,10 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "blue": (40, 80, 220),
     "yellow": (230, 210, 40),
 }
-SIZES: dict[str, float] = {"small": 0.08, "large": 0.15}  # radius, fraction of frame height
+SIZES: dict[str, float] = {
+    "small": 0.08,
+    "large": 0.15,
+}  # radius, fraction of frame height
 SPEED = 0.08  # frame heights per second, for every moving object
 DIRECTIONS: dict[str, tuple[int, int]] = {
     "left": (-1, 0),
@@ -39,7 +47,10 @@ DIRECTIONS: dict[str, tuple[int, int]] = {
     "still": (0, 0),
 }
 _DIRECTION_P = (0.175, 0.175, 0.175, 0.175, 0.3)
-BACKGROUND_LEVELS = (25, 154)  # grey level range (0-255) of scene backgrounds; rest is 0
+BACKGROUND_LEVELS = (
+    25,
+    154,
+)  # grey level range (0-255) of scene backgrounds; rest is 0
 MAX_OBJECTS = 3
 
 # Random streams: np.random.default_rng([seed, stream, ...]).
@@ -167,6 +178,14 @@ def _fits(boxes: list[tuple[float, float, float, float]]) -> bool:
     return True
 
 
+def _tenth_within(value: float, low: float, high: float) -> float:
+    """``value`` rounded to 0.1 px, kept inside [low, high] (a readable scenes.csv)."""
+    return min(
+        max(round(float(value), 1), math.ceil(low * 10) / 10),
+        math.floor(high * 10) / 10,
+    )
+
+
 def _random_object(
     rng: np.random.Generator, duration_s: float, width: int, height: int
 ) -> tuple[SceneObject, tuple[float, float, float, float]]:
@@ -182,11 +201,15 @@ def _random_object(
     if (dx and travel + 2 * r > width - 1) or (dy and travel + 2 * r > height - 1):
         dx, dy = 0, 0  # too long a scene to move across the frame: keep it still
     lows = [r + (travel if d < 0 else 0.0) for d in (dx, dy)]
-    highs = [extent - 1 - r - (travel if d > 0 else 0.0) for d, extent in ((dx, width), (dy, height))]
-    x0 = round(float(rng.uniform(lows[0], highs[0])), 1)
-    y0 = round(float(rng.uniform(lows[1], highs[1])), 1)
+    highs = [
+        extent - 1 - r - (travel if d > 0 else 0.0)
+        for d, extent in ((dx, width), (dy, height))
+    ]
+    x0, y0 = (_tenth_within(rng.uniform(lo, hi), lo, hi) for lo, hi in zip(lows, highs))
     x1, y1 = x0 + dx * travel, y0 + dy * travel
-    obj = SceneObject(category, colour, size, x0, y0, float(dx * speed), float(dy * speed))
+    obj = SceneObject(
+        category, colour, size, x0, y0, float(dx * speed), float(dy * speed)
+    )
     box = (min(x0, x1) - r, min(y0, y1) - r, max(x0, x1) + r, max(y0, y1) + r)
     return obj, box
 
@@ -204,7 +227,9 @@ def plan_objects(
     raise AssertionError("a single object always fits")  # pragma: no cover
 
 
-def _scene_lengths(n_frames: int, fps: int, scene_s: list[float], rng: np.random.Generator) -> list[int]:
+def _scene_lengths(
+    n_frames: int, fps: int, scene_s: list[float], rng: np.random.Generator
+) -> list[int]:
     """Split ``n_frames`` into scene lengths drawn in ``scene_s`` (the last may be cut)."""
     low = max(1, frames_of(scene_s[0], fps))
     high = max(low, frames_of(scene_s[1], fps))
@@ -223,8 +248,13 @@ def _scene_lengths(n_frames: int, fps: int, scene_s: list[float], rng: np.random
 
 
 def plan_scenes(
-    n_frames: int, params: dict[str, Any], rng: np.random.Generator, *, clip: int = 0,
-    start: int = 0, is_repeat: bool = False,
+    n_frames: int,
+    params: dict[str, Any],
+    rng: np.random.Generator,
+    *,
+    clip: int = 0,
+    start: int = 0,
+    is_repeat: bool = False,
 ) -> list[Scene]:
     """Scenes filling a clip of ``n_frames`` frames that starts at frame ``start``."""
     fps, width, height = (params["video"][k] for k in ("fps", "width", "height"))
@@ -244,18 +274,27 @@ def plan_repeat(params: dict[str, Any]) -> list[Scene]:
     return plan_scenes(n_frames, params, rng, is_repeat=True)
 
 
-def plan_clips(run: str, n_trs: int, params: dict[str, Any], rng: np.random.Generator) -> list[Clip]:
-    """Clip placement in one run; the repeat clip is last (``is_repeat`` True)."""
+def plan_clips(
+    run: str, n_trs: int, params: dict[str, Any], rng: np.random.Generator
+) -> list[Clip]:
+    """Clip placement in one run; the repeat clip is last (``is_repeat`` True).
+
+    Clip lengths are drawn in ``clip_s``; a clip that does not fit before the
+    repeat is shortened to fit, down to ``scene_s[0]`` (the first clip to
+    ``clip_s[0]``). Leftover time too short for a clip lengthens the final rest.
+    """
     fps, design = params["video"]["fps"], params["design"]
     n_frames = frames_of(n_trs * params["tr"], fps)
     gap = frames_of(design["rest_between_s"], fps)
     repeat = frames_of(design["repeat_s"], fps)
-    shortest = max(1, frames_of(design["clip_s"][0], fps))
+    first_shortest = max(1, frames_of(design["clip_s"][0], fps))
+    shortest = min(first_shortest, max(1, frames_of(design["scene_s"][0], fps)))
     last_stop = n_frames - frames_of(design["rest_end_s"], fps) - repeat - gap
     clips: list[Clip] = []
     start = frames_of(design["rest_start_s"], fps)
-    while last_stop - start >= shortest:
-        length = min(frames_of(rng.uniform(*design["clip_s"]), fps), last_stop - start)
+    while last_stop - start >= (shortest if clips else first_shortest):
+        length = frames_of(rng.uniform(*design["clip_s"]), fps)
+        length = min(length, last_stop - start)
         clips.append(Clip(len(clips) + 1, start, length, False))
         start += length + gap
     if not clips:
@@ -267,27 +306,42 @@ def plan_clips(run: str, n_trs: int, params: dict[str, Any], rng: np.random.Gene
     return clips
 
 
-def plan_run(run: str, n_trs: int, params: dict[str, Any], repeat: list[Scene]) -> RunPlan:
+def plan_run(
+    run: str, n_trs: int, params: dict[str, Any], repeat: list[Scene]
+) -> RunPlan:
     """Clips and scenes of one run; ``repeat`` from :func:`plan_repeat`."""
     rng = np.random.default_rng([params["seed"], STREAM_CLIPS, run_key(run)])
     clips = plan_clips(run, n_trs, params, rng)
     scenes: list[Scene] = []
     for clip in clips:
         if clip.is_repeat:
-            scenes += [replace(s, start=s.start + clip.start, clip=clip.number) for s in repeat]
+            scenes += [
+                replace(s, start=s.start + clip.start, clip=clip.number) for s in repeat
+            ]
         else:
-            scenes += plan_scenes(clip.n_frames, params, rng, clip=clip.number, start=clip.start)
+            scenes += plan_scenes(
+                clip.n_frames, params, rng, clip=clip.number, start=clip.start
+            )
     video = params["video"]
     return RunPlan(
-        run, n_trs, params["tr"], video["fps"], video["width"], video["height"],
-        tuple(clips), tuple(scenes),
+        run,
+        n_trs,
+        params["tr"],
+        video["fps"],
+        video["width"],
+        video["height"],
+        tuple(clips),
+        tuple(scenes),
     )
 
 
 def plan_design(params: dict[str, Any]) -> dict[str, RunPlan]:
     """Plans of every run of resolved ``params``, in the order of ``params['runs']``."""
     repeat = plan_repeat(params)
-    return {run: plan_run(run, n_trs, params, repeat) for run, n_trs in params["runs"].items()}
+    return {
+        run: plan_run(run, n_trs, params, repeat)
+        for run, n_trs in params["runs"].items()
+    }
 
 
 def clip_table(plans: dict[str, RunPlan]) -> pd.DataFrame:
@@ -307,8 +361,20 @@ def clip_table(plans: dict[str, RunPlan]) -> pd.DataFrame:
 
 
 SCENE_COLUMNS = [
-    "run", "scene", "onset", "offset", "clip", "is_repeat", "category", "colour",
-    "size", "x", "y", "vx", "vy", "background",
+    "run",
+    "scene",
+    "onset",
+    "offset",
+    "clip",
+    "is_repeat",
+    "category",
+    "colour",
+    "size",
+    "x",
+    "y",
+    "vx",
+    "vy",
+    "background",
 ]
 
 
@@ -321,21 +387,35 @@ def scene_table(plans: dict[str, RunPlan]) -> pd.DataFrame:
     for plan in plans.values():
         for number, scene in enumerate(plan.scenes, start=1):
             for obj in scene.objects:
-                rows.append({
-                    "run": plan.run, "scene": number,
-                    "onset": scene.start / plan.fps, "offset": scene.stop / plan.fps,
-                    "clip": scene.clip, "is_repeat": scene.is_repeat,
-                    "category": obj.category, "colour": obj.colour, "size": obj.size,
-                    "x": obj.x, "y": obj.y, "vx": obj.vx, "vy": obj.vy,
-                    "background": scene.background,
-                })
+                rows.append(
+                    {
+                        "run": plan.run,
+                        "scene": number,
+                        "onset": scene.start / plan.fps,
+                        "offset": scene.stop / plan.fps,
+                        "clip": scene.clip,
+                        "is_repeat": scene.is_repeat,
+                        "category": obj.category,
+                        "colour": obj.colour,
+                        "size": obj.size,
+                        "x": obj.x,
+                        "y": obj.y,
+                        "vx": obj.vx,
+                        "vy": obj.vy,
+                        "background": scene.background,
+                    }
+                )
     return pd.DataFrame(rows, columns=SCENE_COLUMNS)
 
 
 def caption_table(plan: RunPlan) -> pd.DataFrame:
     """Columns onset, duration (s), text; one row per scene, none during rest."""
     rows = [
-        {"onset": s.start / plan.fps, "duration": s.n_frames / plan.fps, "text": s.caption}
+        {
+            "onset": s.start / plan.fps,
+            "duration": s.n_frames / plan.fps,
+            "text": s.caption,
+        }
         for s in plan.scenes
     ]
     return pd.DataFrame(rows, columns=["onset", "duration", "text"])

@@ -13,7 +13,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 DEFAULT_DEMO_PARAMS: dict[str, Any] = {
@@ -54,21 +54,39 @@ def _fail(name: str, message: str) -> ValueError:
     return ValueError(f"demo params: {name} {message}")
 
 
-def _number(value: Any, name: str, *, minimum: float | None = None,
-            maximum: float | None = None, strict_min: bool = False,
-            strict_max: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+def _number(
+    value: Any,
+    name: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    strict_min: bool = False,
+    strict_max: bool = False,
+) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+    ):
         raise _fail(name, f"must be a finite number, got {value!r}")
     value = float(value)
     if minimum is not None and (value <= minimum if strict_min else value < minimum):
-        raise _fail(name, f"must be {'>' if strict_min else '>='} {minimum}, got {value}")
+        raise _fail(
+            name, f"must be {'>' if strict_min else '>='} {minimum}, got {value}"
+        )
     if maximum is not None and (value >= maximum if strict_max else value > maximum):
-        raise _fail(name, f"must be {'<' if strict_max else '<='} {maximum}, got {value}")
+        raise _fail(
+            name, f"must be {'<' if strict_max else '<='} {maximum}, got {value}"
+        )
     return value
 
 
 def _integer(value: Any, name: str, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or value != int(value)
+    ):
         raise _fail(name, f"must be an integer, got {value!r}")
     if int(value) < minimum:
         raise _fail(name, f"must be >= {minimum}, got {value}")
@@ -76,7 +94,8 @@ def _integer(value: Any, name: str, *, minimum: int) -> int:
 
 
 def _range(value: Any, name: str) -> list[float]:
-    if not isinstance(value, list | tuple) or len(value) != 2:
+    is_pair = isinstance(value, Sequence) and not isinstance(value, str | bytes)
+    if not is_pair or len(value) != 2:
         raise _fail(name, f"must be a [min, max] pair of seconds, got {value!r}")
     low = _number(value[0], f"{name}[0]", minimum=0.0, strict_min=True)
     high = _number(value[1], f"{name}[1]", minimum=low)
@@ -137,9 +156,13 @@ def resolve_demo_params(params: Mapping[str, Any] | None = None) -> dict[str, An
         "tr": _number(p["tr"], "tr", minimum=0.0, strict_min=True),
     }
     if out["n_subjects"] > 99:
-        raise _fail("n_subjects", f"must be <= 99 (ids demo01..demo99), got {out['n_subjects']}")
+        raise _fail(
+            "n_subjects", f"must be <= 99 (ids demo01..demo99), got {out['n_subjects']}"
+        )
     if not isinstance(p["runs"], Mapping) or not p["runs"]:
-        raise _fail("runs", f"must be a non-empty mapping run name -> n_trs, got {p['runs']!r}")
+        raise _fail(
+            "runs", f"must be a non-empty mapping run name -> n_trs, got {p['runs']!r}"
+        )
     runs: dict[str, int] = {}
     for name, n_trs in p["runs"].items():
         if not isinstance(name, str) or not _RUN_NAME.match(name):
@@ -147,7 +170,10 @@ def resolve_demo_params(params: Mapping[str, Any] | None = None) -> dict[str, An
         runs[name] = _integer(n_trs, f"runs.{name}", minimum=1)
     out["runs"] = runs
     if not isinstance(p["include_subcortical"], bool):
-        raise _fail("include_subcortical", f"must be true or false, got {p['include_subcortical']!r}")
+        raise _fail(
+            "include_subcortical",
+            f"must be true or false, got {p['include_subcortical']!r}",
+        )
     out["include_subcortical"] = p["include_subcortical"]
 
     video = {
@@ -157,7 +183,13 @@ def resolve_demo_params(params: Mapping[str, Any] | None = None) -> dict[str, An
     }
     for key in ("width", "height"):
         if video[key] % 2:
-            raise _fail(f"video.{key}", f"must be even (yuv420p video), got {video[key]}")
+            raise _fail(
+                f"video.{key}", f"must be even (yuv420p video), got {video[key]}"
+            )
+    if video["width"] < 0.4 * video["height"]:
+        raise _fail(
+            "video.width", f"must be >= 0.4 x video.height, got {video['width']}"
+        )
     out["video"] = video
 
     d = p["design"]
@@ -165,24 +197,37 @@ def resolve_demo_params(params: Mapping[str, Any] | None = None) -> dict[str, An
         key: _number(d[key], f"design.{key}", minimum=0.0)
         for key in ("rest_start_s", "rest_between_s", "rest_end_s")
     }
-    design["repeat_s"] = _number(d["repeat_s"], "design.repeat_s", minimum=0.0, strict_min=True)
+    design["repeat_s"] = _number(
+        d["repeat_s"], "design.repeat_s", minimum=0.0, strict_min=True
+    )
     design["clip_s"] = _range(d["clip_s"], "design.clip_s")
     design["scene_s"] = _range(d["scene_s"], "design.scene_s")
     for key in ("repeat_s", "clip_s", "scene_s"):
         shortest = design[key] if key == "repeat_s" else design[key][0]
         if shortest * video["fps"] < 1:
-            raise _fail(f"design.{key}", f"is shorter than one video frame (1/{video['fps']} s)")
+            raise _fail(
+                f"design.{key}", f"is shorter than one video frame (1/{video['fps']} s)"
+            )
     out["design"] = design
 
     b = p["bold"]
     out["bold"] = {
-        "signal_to_noise": _number(b["signal_to_noise"], "bold.signal_to_noise", minimum=0.0),
+        "signal_to_noise": _number(
+            b["signal_to_noise"], "bold.signal_to_noise", minimum=0.0
+        ),
         "ar1": _number(b["ar1"], "bold.ar1", minimum=0.0, maximum=1.0, strict_max=True),
         "drift_percent": _number(b["drift_percent"], "bold.drift_percent", minimum=0.0),
-        "baseline": _number(b["baseline"], "bold.baseline", minimum=0.0, strict_min=True),
-        "subject_gain_sd": _number(b["subject_gain_sd"], "bold.subject_gain_sd", minimum=0.0),
+        "baseline": _number(
+            b["baseline"], "bold.baseline", minimum=0.0, strict_min=True
+        ),
+        "subject_gain_sd": _number(
+            b["subject_gain_sd"], "bold.subject_gain_sd", minimum=0.0
+        ),
         "driven_fraction": _number(
-            b["driven_fraction"], "bold.driven_fraction", minimum=0.0, maximum=1.0,
+            b["driven_fraction"],
+            "bold.driven_fraction",
+            minimum=0.0,
+            maximum=1.0,
             strict_min=True,
         ),
     }
@@ -198,5 +243,7 @@ def demo_params_hash(params: Mapping[str, Any] | None) -> str:
     ``{}`` and :data:`DEFAULT_DEMO_PARAMS`, or ``tr: 1`` and ``tr: 1.0``) hash alike.
     """
     resolved = resolve_demo_params(params)
-    text = json.dumps(resolved, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    text = json.dumps(
+        resolved, sort_keys=True, separators=(",", ":"), ensure_ascii=True
+    )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

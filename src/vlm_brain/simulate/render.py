@@ -30,7 +30,11 @@ CODEC_OPTIONS: dict[str, dict[str, str]] = {
     "libx264": {"qp": "0", "preset": "veryfast"},
     "mpeg4": {"g": "1", "qmin": "2", "qmax": "2"},
 }
-LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])  # Rec. 601
+LUMA_PER_MILLE = (
+    299,
+    587,
+    114,
+)  # Rec. 601 luminance weights x 1000 (exact integer sums)
 
 
 def object_mask(
@@ -56,13 +60,17 @@ def object_mask(
         mask = (dy <= r) & (np.abs(dx) <= (dy + r) / 2)
     elif obj.category == "cross":
         arm = r / 3
-        mask = ((np.abs(dx) <= arm) & (np.abs(dy) <= r)) | ((np.abs(dy) <= arm) & (np.abs(dx) <= r))
+        mask = ((np.abs(dx) <= arm) & (np.abs(dy) <= r)) | (
+            (np.abs(dy) <= arm) & (np.abs(dx) <= r)
+        )
     else:
         raise ValueError(f"unknown object category {obj.category!r}")
     return (slice(y0, y1), slice(x0, x1)), mask
 
 
-def render_scene_frame(scene: Scene, frame_in_scene: int, fps: int, width: int, height: int) -> np.ndarray:
+def render_scene_frame(
+    scene: Scene, frame_in_scene: int, fps: int, width: int, height: int
+) -> np.ndarray:
     """(height, width, 3) uint8 frame ``frame_in_scene`` of ``scene``."""
     image = np.full((height, width, 3), scene.background, dtype=np.uint8)
     t = frame_in_scene / fps
@@ -81,12 +89,21 @@ def iter_frames(plan: RunPlan) -> Iterator[np.ndarray]:
             yield black
         else:
             scene = plan.scenes[index]
-            yield render_scene_frame(scene, frame - scene.start, plan.fps, plan.width, plan.height)
+            yield render_scene_frame(
+                scene, frame - scene.start, plan.fps, plan.width, plan.height
+            )
+
+
+def colour_luminance(rgb: tuple[int, int, int]) -> float:
+    """Rec. 601 luminance of an RGB uint8 colour, in [0, 1]."""
+    return sum(w * c for w, c in zip(LUMA_PER_MILLE, rgb, strict=True)) / (1000 * 255)
 
 
 def frame_luminance(image: np.ndarray) -> float:
     """Mean Rec. 601 luminance of an RGB uint8 frame, in [0, 1]."""
-    return float(np.mean(image.reshape(-1, 3) @ LUMA_WEIGHTS) / 255.0)
+    sums = image.reshape(-1, 3).sum(axis=0, dtype=np.int64)
+    total = sum(w * int(s) for w, s in zip(LUMA_PER_MILLE, sums, strict=True))
+    return total / (1000 * 255 * (image.size // 3))
 
 
 def choose_codec() -> str:

@@ -39,17 +39,18 @@ def video_duration(path: str | Path) -> float:
         raise VideoError(f"{path}: not a readable video ({exc})") from exc
 
 
-def read_frames(path: str | Path, times: np.ndarray) -> np.ndarray:
-    """The frame on screen at each time: the last frame that starts at or before it.
+def iter_frames(path: str | Path, times: np.ndarray):
+    """Yield the frame on screen at each time: the last frame starting at or before it.
 
-    Decodes the video once, sequentially, keeping only the requested frames.
+    Decodes the video once, sequentially; only one decoded frame is held at a time,
+    so memory does not grow with the movie length.
 
     Args:
         path: video file (any container/codec FFmpeg reads).
         times: sorted 1-D array of times in seconds.
 
-    Returns:
-        (len(times), height, width, 3) uint8 RGB frames.
+    Yields:
+        (height, width, 3) uint8 RGB frames, one per time, in order.
 
     Raises:
         VideoError: unreadable or truncated file, or a video shorter than ``times``.
@@ -58,7 +59,6 @@ def read_frames(path: str | Path, times: np.ndarray) -> np.ndarray:
     times = np.asarray(times, dtype=float)
     if np.any(np.diff(times) < 0):
         raise ValueError("times must be sorted")
-    out: list[np.ndarray | None] = [None] * len(times)
     next_i = 0
     previous = None
     frame_period = 0.0
@@ -71,17 +71,17 @@ def read_frames(path: str | Path, times: np.ndarray) -> np.ndarray:
             for frame in container.decode(stream):
                 t = float(frame.time) if frame.time is not None else last_time + frame_period
                 while next_i < len(times) and times[next_i] < t and previous is not None:
-                    out[next_i] = previous
+                    yield previous
                     next_i += 1
                 if next_i >= len(times):
-                    break
+                    return
                 previous = frame.to_ndarray(format="rgb24")
                 last_time = t
     except (av.error.FFmpegError, IndexError, OSError) as exc:
         raise VideoError(f"{path}: could not be decoded ({exc}); truncated or not a video?") from exc
     end = last_time + frame_period
     while next_i < len(times) and previous is not None and times[next_i] < end + 1e-6:
-        out[next_i] = previous
+        yield previous
         next_i += 1
     if next_i < len(times):
         if previous is None:
@@ -90,4 +90,8 @@ def read_frames(path: str | Path, times: np.ndarray) -> np.ndarray:
             f"{path}: the video ends at {end:.2f} s but frames are needed up to"
             f" {times[-1]:.2f} s; the video is shorter than the run"
         )
-    return np.stack(out)  # type: ignore[arg-type]
+
+
+def read_frames(path: str | Path, times: np.ndarray) -> np.ndarray:
+    """All frames of :func:`iter_frames` stacked: (len(times), height, width, 3) uint8."""
+    return np.stack(list(iter_frames(path, times)))

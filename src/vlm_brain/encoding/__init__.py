@@ -1,0 +1,57 @@
+"""Encoding science as a plain library (no Kedro): temporal model, SDL, ridge,
+significance and noise ceiling.
+
+Conventions: time series are (n_samples, n_features) arrays at TR resolution; ``runs``
+is a 1-D array of run labels per row (runs contiguous, in time order); the fMRI target
+is (n_samples, n_grayordinates), cleaned and z-scored per run.
+"""
+
+from vlm_brain.encoding.ceiling import (
+    noise_ceiling,
+    normalized_r,
+    spearman_brown,
+    split_half_reliability,
+)
+from vlm_brain.encoding.ridge import (
+    DEFAULT_ALPHAS,
+    EncodingResult,
+    FullFit,
+    cross_validate_encoding,
+    fit_full,
+    raw_regressors,
+    sdl_regressors,
+)
+from vlm_brain.encoding.sdl import SparseDictionary, atom_timecourses, fit_sparse_dictionary
+from vlm_brain.encoding.significance import (
+    AtomMaps,
+    ShiftTestResult,
+    atom_maps,
+    circular_shift_test,
+    fdr_bh,
+)
+from vlm_brain.encoding.temporal import convolve_hrf, prepare_regressors, zscore_per_run
+
+__all__ = [
+    "DEFAULT_ALPHAS",
+    "AtomMaps",
+    "EncodingResult",
+    "FullFit",
+    "ShiftTestResult",
+    "SparseDictionary",
+    "atom_maps",
+    "atom_timecourses",
+    "circular_shift_test",
+    "convolve_hrf",
+    "cross_validate_encoding",
+    "fdr_bh",
+    "fit_full",
+    "fit_sparse_dictionary",
+    "noise_ceiling",
+    "normalized_r",
+    "prepare_regressors",
+    "raw_regressors",
+    "sdl_regressors",
+    "spearman_brown",
+    "split_half_reliability",
+    "zscore_per_run",
+]

@@ -1,0 +1,91 @@
+"""The model-adapter interface shared by every model family."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+
+from vlm_brain.models.capture import AttentionSite
+
+logger = logging.getLogger(__name__)
+
+Modality = Literal["image", "text"]
+
+
+class WeightsError(RuntimeError):
+    """Weights that cannot be loaded; the message says where they were looked for."""
+
+
+@dataclass
+class Batch:
+    """Model inputs of one batch plus what pooling needs.
+
+    Attributes:
+        inputs: keyword arguments of the stream's forward call.
+        mask: (batch, tokens) bool, valid tokens (None = all tokens valid).
+        cls_index: (batch,) position of the token used by ``cls`` pooling.
+    """
+
+    inputs: dict[str, torch.Tensor]
+    mask: torch.Tensor | None = None
+    cls_index: torch.Tensor | None = None
+
+    def to(self, device: torch.device, dtype: torch.dtype) -> Batch:
+        moved = {
+            k: (v.to(device=device, dtype=dtype) if v.is_floating_point() else v.to(device))
+            for k, v in self.inputs.items()
+        }
+        return Batch(moved, self.mask, self.cls_index)
+
+
+@dataclass
+class ModelAdapter:
+    """What the extractor needs to know about one model.
+
+    Subclasses fill ``streams`` (stream name -> modality), implement ``sites``,
+    ``image_batch`` / ``text_batch`` and ``forward``. ``weights`` is a human-readable
+    description of the weights, logged and reported ("random (seed 0)" or the path).
+    """
+
+    name: str
+    weights: str
+    streams: dict[str, Modality] = field(default_factory=dict)
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    dtype: torch.dtype = torch.float32
+
+    def sites(self, stream: str) -> list[AttentionSite]:
+        raise NotImplementedError
+
+    def image_batch(self, frames: np.ndarray) -> Batch:
+        """(batch, height, width, 3) uint8 RGB frames -> model inputs."""
+        raise NotImplementedError
+
+    def text_batch(self, texts: list[str]) -> Batch:
+        raise NotImplementedError
+
+    def forward(self, stream: str, batch: Batch) -> None:
+        raise NotImplementedError
+
+    def layer_name(self, stream: str, index: int) -> str:
+        return f"{self.name}.{stream}.L{index:02d}"
+
+
+def resolve_device(device: str = "auto", precision: str = "fp32") -> tuple[torch.device, torch.dtype]:
+    """``auto`` picks CUDA when available; bf16/fp16 only on CUDA (CPU falls back to fp32)."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        logger.warning("device %s requested but no GPU is available; using cpu", device)
+        device = "cpu"
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if precision not in dtypes:
+        raise ValueError(f"precision must be one of {list(dtypes)}, got {precision!r}")
+    dtype = dtypes[precision]
+    if device == "cpu" and dtype != torch.float32:
+        logger.warning("precision %s is for GPUs; using fp32 on cpu", precision)
+        dtype = torch.float32
+    return torch.device(device), dtype
