@@ -1,6 +1,7 @@
 """Custom Kedro datasets (kedro-datasets has no numpy or fMRI-layout dataset)."""
 
 from vlm_brain.datasets.arrays import NpyDictDataset
+from vlm_brain.datasets.cache import ArrayCacheDataset
 from vlm_brain.datasets.fmri import FmriRunsDataset, RunFilesDataset
 
-__all__ = ["FmriRunsDataset", "NpyDictDataset", "RunFilesDataset"]
+__all__ = ["ArrayCacheDataset", "FmriRunsDataset", "NpyDictDataset", "RunFilesDataset"]

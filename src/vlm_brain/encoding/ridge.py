@@ -173,6 +173,12 @@ def _fit_ridge_cv(r_train, y_train, alphas, splits):
     return model
 
 
+def _snap_to_grid(chosen: np.ndarray, alphas: np.ndarray) -> np.ndarray:
+    """Grid values nearest (in log) to himalaya's alphas, which come back as exp(-log)."""
+    nearest = np.abs(np.log(np.asarray(chosen, dtype=np.float64))[:, None] - np.log(alphas))
+    return alphas[nearest.argmin(axis=1)]
+
+
 def _check_alphas(alphas: Sequence[float]) -> np.ndarray:
     alphas = np.sort(np.asarray(alphas, dtype=np.float64).ravel())
     if alphas.size == 0 or not np.all(np.isfinite(alphas)) or alphas[0] <= 0:
@@ -257,7 +263,7 @@ def cross_validate_encoding(
                 y_train = y[train, cols].astype(dtype, copy=False)
                 model = _fit_ridge_cv(r_train, y_train, alphas, splits)
                 predictions[test, cols] = bk.to_numpy(model.predict(r_test))
-                best_alphas[fold, cols] = bk.to_numpy(model.best_alphas_)
+                best_alphas[fold, cols] = _snap_to_grid(bk.to_numpy(model.best_alphas_), alphas)
                 if keep_coefficients:
                     fold_coef[:, cols] = bk.to_numpy(model.coef_)
             if keep_coefficients:
@@ -339,5 +345,5 @@ def fit_full(
             y_batch = y[:, cols].astype(dtype, copy=False)
             model = _fit_ridge_cv(regressors, y_batch, alphas, splits)
             coefficients[:, cols] = bk.to_numpy(model.coef_)
-            best_alphas[cols] = bk.to_numpy(model.best_alphas_)
+            best_alphas[cols] = _snap_to_grid(bk.to_numpy(model.best_alphas_), alphas)
     return FullFit(coefficients=coefficients, best_alphas=best_alphas)

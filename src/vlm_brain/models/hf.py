@@ -199,8 +199,9 @@ def _tokenizer(source: str, tokenizer: str | None, weights: str, offline: bool, 
 
 def _missing(name: str, source: str, exc: Exception) -> WeightsError:
     where = "the local directory" if Path(source).exists() else "the Hugging Face cache"
+    reason = " ".join(str(exc).split())[:200]
     return WeightsError(
-        f"{name}: pretrained weights {source!r} not found in {where} ({str(exc)[:200]})."
+        f"{name}: pretrained weights {source!r} not found in {where} ({reason})."
         f" Download them once with internet access (`hf download {source}`) or set"
         " `source` to a local directory holding config.json and the weights."
     )

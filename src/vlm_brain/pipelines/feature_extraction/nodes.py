@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import itertools
 import logging
+from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+import vlm_brain
+from vlm_brain.datasets.cache import ArrayCache, cache_key, file_fingerprint
 from vlm_brain.datasets.fmri import RunFileIndex
 from vlm_brain.models.extract import extract_images, extract_texts
 from vlm_brain.models.registry import build_adapter
@@ -44,15 +47,59 @@ def build_stimulus_table(
     return table
 
 
+def _weights_fingerprint(spec: dict[str, Any]) -> str:
+    """Identify the weights: the seed for random ones, the file content for local files."""
+    if spec.get("weights", "random") == "random":
+        return f"random:{spec.get('seed', 0)}"
+    source = spec.get("pretrained") or spec.get("source")
+    path = Path(str(source))
+    if path.is_file():
+        return file_fingerprint(path)
+    if path.is_dir():
+        return ";".join(f"{p.name}:{file_fingerprint(p)}" for p in sorted(path.iterdir()) if p.is_file())
+    return f"hub:{source}"
+
+
+def extraction_key(name: str, videos: RunFileIndex, stimulus: pd.DataFrame, spec: dict[str, Any],
+                   params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Cache key of one model's extraction and the description it hashes.
+
+    It covers the stimuli (video file contents, the per-TR texts), the model spec and
+    weights, the parameters that change results (TR, runs, frames per TR, pooling,
+    precision) and the project version; not the device or the batch size.
+    """
+    streams = spec.get("streams")
+    image = streams is None or any(s != "text" for s in streams)
+    description = {
+        "model": name, "spec": dict(spec), "weights": _weights_fingerprint(spec),
+        "videos": {run: file_fingerprint(videos.existing(run, "video")) for run in params["runs"]} if image else None,
+        "texts": cache_key({"texts": stimulus[["run", "tr", "text"]].astype(str).values.tolist()}),
+        "tr": float(params["tr"]), "runs": dict(params["runs"]), "frames_per_tr": int(params.get("frames_per_tr", 1)),
+        "pooling": params["pooling"], "precision": params.get("precision", "fp32"),
+        "vlm_brain": vlm_brain.__version__,
+    }
+    return cache_key(description), description
+
+
 def extract_model_ans(
-    name: str, videos: RunFileIndex, stimulus: pd.DataFrame, spec: dict[str, Any], params: dict[str, Any]
+    name: str, videos: RunFileIndex, stimulus: pd.DataFrame, spec: dict[str, Any], params: dict[str, Any],
+    cache: ArrayCache | None = None,
 ) -> dict[str, np.ndarray]:
     """AN time series of every stream and layer of one model.
+
+    With a ``cache``, an extraction with unchanged stimuli, model and parameters is
+    loaded instead of recomputed (see :func:`extraction_key`).
 
     Returns:
         {layer name: (n_TRs, n_ANs) float32} with rows in stimulus-table order (all TRs
         of all runs); text-stream rows without text are zeros.
     """
+    if cache is not None:
+        key, description = extraction_key(name, videos, stimulus, spec, params)
+        cached = cache.get(key)
+        if cached is not None:
+            logger.info("%s: unchanged stimuli, weights and parameters; ANs loaded from cache", name)
+            return cached
     adapter = build_adapter(name, spec, params.get("device", "auto"), params.get("precision", "fp32"))
     streams = spec.get("streams") or list(adapter.streams)
     tr, per_tr = float(params["tr"]), int(params.get("frames_per_tr", 1))
@@ -75,14 +122,17 @@ def extract_model_ans(
             ans, _ = extract_texts(adapter, stream, stimulus.text.tolist(),
                                    int(params["text_batch_size"]), params["pooling"])
         out.update(ans)
+    if cache is not None:
+        cache.put(key, out, description)
     return out
 
 
 def make_extractor(name: str) -> Callable[..., dict[str, np.ndarray]]:
     """A node function ``extract_{name}_ans`` bound to one model name."""
 
-    def extractor(videos: RunFileIndex, stimulus: pd.DataFrame, spec: dict[str, Any], params: dict[str, Any]):
-        return extract_model_ans(name, videos, stimulus, spec, params)
+    def extractor(videos: RunFileIndex, stimulus: pd.DataFrame, spec: dict[str, Any], params: dict[str, Any],
+                  cache: ArrayCache):
+        return extract_model_ans(name, videos, stimulus, spec, params, cache)
 
     extractor.__name__ = extractor.__qualname__ = f"extract_{name}_ans"
     extractor.__doc__ = f"AN time series of every stream and layer of {name}."

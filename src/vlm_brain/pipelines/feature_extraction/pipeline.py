@@ -11,7 +11,8 @@ def create_pipeline(**kwargs) -> Pipeline:
     params = "params:feature_extraction"
     extractors = [
         Node(nodes.make_extractor(model),
-             ["movie_videos", "stimulus_table", f"params:feature_extraction.models.{model}", params],
+             ["movie_videos", "stimulus_table", f"params:feature_extraction.models.{model}", params,
+              "an_cache"],
              f"{model}_an_timeseries", name=f"extract_{model}_ans")
         for model in MODELS
     ]

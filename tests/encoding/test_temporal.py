@@ -1,0 +1,83 @@
+"""HRF convolution, exclusion and z-scoring of regressors."""
+
+import numpy as np
+import pytest
+
+from vlm_brain.encoding.temporal import (
+    convolve_hrf,
+    glover_kernel,
+    prepare_regressors,
+    zscore_per_run,
+)
+
+
+@pytest.mark.parametrize("tr", [0.5, 0.72, 1.0, 2.0])
+def test_kernel_is_glover_sampled_at_the_tr(tr):
+    kernel = glover_kernel(tr)
+    assert kernel.sum() == pytest.approx(1.0)
+    assert kernel[0] == 0.0
+    # Glover's peak gamma (shape 6, scale 1 s) has its mode at 5 s, whatever the TR
+    assert abs(kernel.argmax() * tr - 5.0) <= tr / 2
+    # 32 s of support
+    assert len(kernel) == pytest.approx(32.0 / tr, abs=1.5)
+
+
+def test_impulse_at_end_of_run_does_not_bleed_into_next_run():
+    runs = np.repeat(["run1", "run2"], [40, 40])
+    x = np.zeros((80, 2), dtype=np.float32)
+    x[39, 0] = 1.0  # last TR of run 1
+    x[:, 1] = 1.0  # a sustained input restarts from zero in run 2
+    out = convolve_hrf(x, runs, tr=1.0)
+    assert np.all(out[40:, 0] == 0.0)
+    np.testing.assert_allclose(out[40:, 1], out[:40, 1], atol=1e-7)
+
+
+def test_convolution_is_causal_and_uses_the_kernel():
+    runs = np.zeros(60, dtype=int)
+    x = np.zeros((60, 1))
+    x[3, 0] = 2.0
+    out = convolve_hrf(x, runs, tr=1.0)[:, 0]
+    kernel = glover_kernel(1.0)
+    assert np.all(out[:3] == 0)
+    np.testing.assert_allclose(out[3 : 3 + len(kernel)], 2 * kernel, atol=1e-6)
+
+
+def test_zscore_per_run_and_constant_columns():
+    rng = np.random.default_rng(0)
+    runs = np.repeat([0, 1], [30, 50])
+    x = rng.normal(5, 3, size=(80, 3))
+    x[:, 2] = 7.0
+    x[30:, 1] *= 10
+    z = zscore_per_run(x, runs)
+    assert np.all(z[:, 2] == 0) and np.isfinite(z).all()
+    for rows in (slice(0, 30), slice(30, 80)):
+        np.testing.assert_allclose(z[rows, :2].mean(0), 0, atol=1e-6)
+        np.testing.assert_allclose(z[rows, :2].std(0), 1, atol=1e-5)
+
+
+def test_prepare_regressors_convolves_before_exclusion():
+    runs = np.repeat([0, 1], 50)
+    keep = np.tile(np.arange(50) >= 10, 2)  # 10 rest TRs at each run start
+    x = np.zeros((100, 1))
+    x[8, 0] = 1.0  # an event during rest still shapes the kept TRs
+    x[60, 0] = 1.0
+    x_kept, runs_kept = prepare_regressors(x, runs, keep, tr=1.0)
+    expected = zscore_per_run(convolve_hrf(x, runs, 1.0)[keep], runs[keep])
+    np.testing.assert_array_equal(x_kept, expected)
+    np.testing.assert_array_equal(runs_kept, runs[keep])
+    dropped_first = zscore_per_run(convolve_hrf(x[keep], runs[keep], 1.0), runs[keep])
+    assert not np.allclose(x_kept, dropped_first, atol=1e-3)
+
+
+def test_bad_inputs():
+    runs = np.repeat([0, 1], 5)
+    x = np.ones((10, 2))
+    with pytest.raises(ValueError, match="boolean"):
+        prepare_regressors(x, runs, np.ones(10), 1.0)
+    with pytest.raises(ValueError, match="contiguous"):
+        convolve_hrf(x, np.array([0, 0, 1, 1, 0, 0, 1, 1, 1, 1]), 1.0)
+    with pytest.raises(ValueError, match="one label per sample"):
+        convolve_hrf(x, runs[:9], 1.0)
+    x[3, 1] = np.nan
+    with pytest.raises(ValueError, match="1 non-finite"):
+        convolve_hrf(x, runs, 1.0)
