@@ -15,7 +15,6 @@ consistent (HAC, Newey-West/Bartlett) variance, see `atom_maps`.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,9 +27,6 @@ from vlm_brain.encoding._validation import (
     check_time_series,
     run_slices,
 )
-
-logger = logging.getLogger(__name__)
-
 
 # --------------------------------------------------------------------------- FDR
 def fdr_bh(p_values: np.ndarray, q: float = 0.05) -> np.ndarray:
@@ -58,15 +54,15 @@ def fdr_bh(p_values: np.ndarray, q: float = 0.05) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- circular shifts
-def circular_shift_offsets(
-    runs: np.ndarray, n_null: int = 1000, min_shift: int = 10, random_state: int = 0
-) -> np.ndarray:
-    """Random circular shifts per run, at least `min_shift` samples away from zero.
+def circular_shift_offsets(runs: np.ndarray, n_null: int = 1000, random_state: int = 0) -> np.ndarray:
+    """Independent uniform circular shifts per run, 0 <= offset < run length.
 
-    Offsets are uniform integers in [m, n_r - m] for a run of n_r samples, where
-    m = min(min_shift, n_r // 2): shifts closer to zero would leave the shifted series
-    correlated with the original through autocorrelation. A one-sample run is not
-    shifted.
+    Shifts are drawn from the whole group of circular shifts (the identity included):
+    if the data are (circularly) stationary within runs, the observed statistic is then
+    exchangeable with the null draws and (1 + #(null >= r)) / (1 + n_null) is a valid
+    p-value. Leaving out small shifts, as is sometimes done, removes exactly the draws
+    that resemble the observed statistic and makes the test anti-conservative (with
+    four 60-sample runs, 1.7x too many p <= 0.001 on white noise).
 
     Returns
     -------
@@ -75,15 +71,8 @@ def circular_shift_offsets(
     if n_null < 1:
         raise ValueError(f"n_null must be >= 1, got {n_null}")
     rng = np.random.default_rng(random_state)
-    lengths = [s.stop - s.start for s in run_slices(runs)]
-    offsets = np.zeros((n_null, len(lengths)), dtype=np.int64)
-    for j, n in enumerate(lengths):
-        m = min(min_shift, n // 2)
-        if m < min_shift:
-            logger.warning("run of %d samples: circular shifts limited to >= %d", n, m)
-        if n > 1:
-            offsets[:, j] = rng.integers(max(m, 1), n - max(m, 1) + 1, size=n_null)
-    return offsets
+    lengths = np.array([s.stop - s.start for s in run_slices(runs)])
+    return rng.integers(0, lengths, size=(n_null, len(lengths)), dtype=np.int64)
 
 
 def shifted_correlations(
@@ -148,7 +137,6 @@ def circular_shift_test(
     runs: np.ndarray,
     n_null: int = 1000,
     q: float = 0.05,
-    min_shift: int = 10,
     random_state: int = 0,
     target_batch_size: int = 4096,
     return_null: bool = False,
@@ -162,7 +150,6 @@ def circular_shift_test(
     runs : (T,) contiguous run labels; shifts stay within runs.
     n_null : number of null draws (offsets shared by all grayordinates).
     q : BH false discovery rate.
-    min_shift : smallest circular shift in samples (see `circular_shift_offsets`).
     target_batch_size : grayordinates per batch; memory ~ (T + n_null) * batch * 16 B.
     return_null : keep the (n_null, G) null correlations (float32).
     """
@@ -172,7 +159,7 @@ def circular_shift_test(
     if predictions.shape != y.shape:
         raise ValueError(f"predictions {predictions.shape} and y {y.shape} differ in shape")
     runs = check_runs(runs, y.shape[0])
-    offsets = circular_shift_offsets(runs, n_null, min_shift, random_state)
+    offsets = circular_shift_offsets(runs, n_null, random_state)
     observed = np.zeros((1, offsets.shape[1]), dtype=np.int64)
     n_targets = y.shape[1]
     r = np.empty(n_targets)

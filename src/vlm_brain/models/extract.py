@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable, Iterator
 
@@ -38,6 +39,9 @@ def extract_images(
 ) -> dict[str, np.ndarray]:
     """ANs of every layer of an image stream.
 
+    Identical frames (e.g. the blank frames of rest periods) are run through the
+    model once; the model is deterministic in eval mode, so this changes no value.
+
     Args:
         frames: iterable of (height, width, 3) uint8 frames, ``frames_per_sample``
             consecutive frames per sample (TR); consumed lazily, one batch at a time.
@@ -51,21 +55,42 @@ def extract_images(
         raise ValueError(f"{n_frames} frames is not a multiple of frames_per_sample={frames_per_sample}")
     sites = adapter.sites(stream)
     chunks: dict[str, list[torch.Tensor]] = {s.layer: [] for s in sites}
+    seen: dict[bytes, int] = {}
+    source = np.empty(n_frames, dtype=np.int64)  # row of each frame in the unique ANs
+    pending: list[np.ndarray] = []
     bar = tqdm(total=n_frames, desc=f"{adapter.name}.{stream}", unit="frame", disable=not progress)
+
+    def run(batch_frames: list[np.ndarray], recorder: ANRecorder) -> None:
+        batch = adapter.image_batch(np.stack(batch_frames))
+        recorder.set_tokens(batch.mask, batch.cls_index)
+        adapter.forward(stream, batch)
+        for layer, ans in recorder.pop().items():
+            chunks[layer].append(ans)
+
+    count = 0
     with ANRecorder(sites, pooling) as recorder:
-        for batch_frames in _batched(frames, batch_size):
-            batch = adapter.image_batch(np.stack(batch_frames))
-            recorder.set_tokens(batch.mask, batch.cls_index)
-            adapter.forward(stream, batch)
-            for layer, ans in recorder.pop().items():
-                chunks[layer].append(ans)
-            bar.update(len(batch_frames))
+        for frame in frames:
+            if count >= n_frames:
+                raise ValueError(f"{adapter.name}.{stream}: more than the expected {n_frames} frames")
+            key = hashlib.blake2b(np.ascontiguousarray(frame).data, digest_size=16).digest()
+            if key not in seen:
+                seen[key] = len(seen)
+                pending.append(frame)
+                if len(pending) == batch_size:
+                    run(pending, recorder)
+                    pending = []
+            source[count] = seen[key]
+            count += 1
+            bar.update(1)
+        if pending:
+            run(pending, recorder)
     bar.close()
+    if count != n_frames:
+        raise ValueError(f"{adapter.name}.{stream}: got {count} frames, expected {n_frames}")
+    logger.info("%s.%s: %d frames, %d distinct", adapter.name, stream, n_frames, len(seen))
     out = {}
     for layer, parts in chunks.items():
-        ans = torch.cat(parts).numpy()
-        if len(ans) != n_frames:
-            raise ValueError(f"{adapter.name}.{stream}: got {len(ans)} frames, expected {n_frames}")
+        ans = torch.cat(parts).numpy()[source]
         out[layer] = ans.reshape(-1, frames_per_sample, ans.shape[1]).mean(axis=1).astype(np.float32)
     return out
 
