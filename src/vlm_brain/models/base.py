@@ -13,7 +13,7 @@ from vlm_brain.models.capture import AttentionSite
 
 logger = logging.getLogger(__name__)
 
-Modality = Literal["image", "text"]
+Modality = Literal["image", "text", "joint"]
 
 
 class WeightsError(RuntimeError):
@@ -33,13 +33,14 @@ class Batch:
     inputs: dict[str, torch.Tensor]
     mask: torch.Tensor | None = None
     cls_index: torch.Tensor | None = None
+    tokens: dict[str, tuple[torch.Tensor | None, torch.Tensor | None]] = field(default_factory=dict)
 
     def to(self, device: torch.device, dtype: torch.dtype) -> Batch:
         moved = {
             k: (v.to(device=device, dtype=dtype) if v.is_floating_point() else v.to(device))
             for k, v in self.inputs.items()
         }
-        return Batch(moved, self.mask, self.cls_index)
+        return Batch(moved, self.mask, self.cls_index, self.tokens)
 
 
 @dataclass
@@ -47,7 +48,9 @@ class ModelAdapter:
     """What the extractor needs to know about one model.
 
     Subclasses fill ``streams`` (stream name -> modality), implement ``sites``,
-    ``image_batch`` / ``text_batch`` and ``forward``. ``weights`` is a human-readable
+    ``image_batch`` / ``text_batch`` (or ``joint_batch`` for models that see a frame
+    and its text together; ``forward(None, batch)`` then runs every stream at once)
+    and ``forward``. ``weights`` is a human-readable
     description of the weights, logged and reported ("random (seed 0)" or the path).
     """
 
@@ -65,6 +68,10 @@ class ModelAdapter:
         raise NotImplementedError
 
     def text_batch(self, texts: list[str]) -> Batch:
+        raise NotImplementedError
+
+    def joint_batch(self, frames: np.ndarray, texts: list[str]) -> Batch:
+        """Frames and their texts fed together (streams of modality ``joint``)."""
         raise NotImplementedError
 
     def forward(self, stream: str, batch: Batch) -> None:

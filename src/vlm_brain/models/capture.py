@@ -35,6 +35,7 @@ class AttentionSite:
     layer: str
     module: nn.Module
     kind: Kind
+    tokens: str = "default"  # which token set pools this site (joint models: "image"/"text")
 
 
 def multihead_context(
@@ -111,8 +112,7 @@ class ANRecorder:
             raise ValueError(f"pooling must be 'mean' or 'cls', got {pooling!r}")
         self.sites = sites
         self.pooling = pooling
-        self._mask: torch.Tensor | None = None
-        self._cls: torch.Tensor | None = None
+        self._tokens: dict[str, tuple[torch.Tensor | None, torch.Tensor | None]] = {}
         self._batch: dict[str, torch.Tensor] = {}
         self._handles: list = []
 
@@ -128,9 +128,19 @@ class ANRecorder:
             handle.remove()
         self._handles.clear()
 
-    def set_tokens(self, mask: torch.Tensor | None, cls_index: torch.Tensor | None = None) -> None:
-        """Valid-token mask (batch, tokens) and CLS position (batch,) of the next batch."""
-        self._mask, self._cls = mask, cls_index
+    def set_tokens(
+        self,
+        mask: torch.Tensor | None,
+        cls_index: torch.Tensor | None = None,
+        by_key: dict[str, tuple[torch.Tensor | None, torch.Tensor | None]] | None = None,
+    ) -> None:
+        """Valid-token mask (batch, tokens) and CLS position (batch,) of the next batch.
+
+        ``by_key`` gives (mask, cls_index) per token set for models whose sites see
+        different sequences (METER: ``"image"`` and ``"text"``); sites pick theirs by
+        :attr:`AttentionSite.tokens`, the others use ``mask``/``cls_index``.
+        """
+        self._tokens = {"default": (mask, cls_index), **(by_key or {})}
 
     def pop(self) -> dict[str, torch.Tensor]:
         """ANs recorded since the last call, in site order; raises if a site did not fire."""
@@ -153,7 +163,8 @@ class ANRecorder:
                 )
                 if not module.batch_first:
                     context = context.transpose(0, 1)
-            pooled = pool_tokens(context, self._mask, self.pooling, self._cls)
+            mask, cls_index = self._tokens.get(site.tokens, self._tokens.get("default", (None, None)))
+            pooled = pool_tokens(context, mask, self.pooling, cls_index)
             self._batch[site.layer] = pooled.detach().float().cpu()
 
         return hook

@@ -62,7 +62,7 @@ def extract_images(
 
     def run(batch_frames: list[np.ndarray], recorder: ANRecorder) -> None:
         batch = adapter.image_batch(np.stack(batch_frames))
-        recorder.set_tokens(batch.mask, batch.cls_index)
+        recorder.set_tokens(batch.mask, batch.cls_index, batch.tokens)
         adapter.forward(stream, batch)
         for layer, ans in recorder.pop().items():
             chunks[layer].append(ans)
@@ -120,7 +120,7 @@ def extract_texts(
     with ANRecorder(sites, pooling) as recorder:
         for batch_texts in _batched(unique, batch_size):
             batch = adapter.text_batch(batch_texts)
-            recorder.set_tokens(batch.mask, batch.cls_index)
+            recorder.set_tokens(batch.mask, batch.cls_index, batch.tokens)
             adapter.forward(stream, batch)
             for layer, ans in recorder.pop().items():
                 chunks[layer].append(ans)
@@ -135,3 +135,45 @@ def extract_texts(
         ans[has_text] = unique_ans[rows[has_text]]
         out[layer] = ans
     return out, has_text
+
+
+def extract_joint(
+    adapter: ModelAdapter,
+    frames: Iterable[np.ndarray],
+    texts: list[str],
+    frames_per_sample: int = 1,
+    batch_size: int = 8,
+    pooling: Pooling = "mean",
+    progress: bool = True,
+) -> dict[str, np.ndarray]:
+    """ANs of every ``joint`` stream of a model fed frame + text together (METER).
+
+    Sample i pairs its ``frames_per_sample`` frames with ``texts[i]`` (an empty text
+    is fed as an empty caption); all joint streams are recorded in one forward pass.
+
+    Returns:
+        {layer: (len(texts), n_ans) float32}
+    """
+    streams = [s for s, m in adapter.streams.items() if m == "joint"]
+    sites = [site for s in streams for site in adapter.sites(s)]
+    chunks: dict[str, list[torch.Tensor]] = {s.layer: [] for s in sites}
+    n_frames = len(texts) * frames_per_sample
+    pair_texts = (texts[i // frames_per_sample] for i in range(n_frames))
+    bar = tqdm(total=n_frames, desc=f"{adapter.name} (joint)", unit="frame", disable=not progress)
+    count = 0
+    with ANRecorder(sites, pooling) as recorder:
+        for pairs in _batched(zip(frames, pair_texts), batch_size):
+            batch = adapter.joint_batch(np.stack([f for f, _ in pairs]), [t for _, t in pairs])
+            recorder.set_tokens(batch.mask, batch.cls_index, batch.tokens)
+            adapter.forward(None, batch)
+            for layer, ans in recorder.pop().items():
+                chunks[layer].append(ans)
+            count += len(pairs)
+            bar.update(len(pairs))
+    bar.close()
+    if count != n_frames:
+        raise ValueError(f"{adapter.name}: got {count} frames, expected {n_frames}")
+    return {
+        layer: torch.cat(parts).numpy().reshape(len(texts), frames_per_sample, -1).mean(axis=1).astype(np.float32)
+        for layer, parts in chunks.items()
+    }

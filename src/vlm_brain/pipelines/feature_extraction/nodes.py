@@ -14,7 +14,7 @@ import pandas as pd
 import vlm_brain
 from vlm_brain.datasets.cache import ArrayCache, cache_key, file_fingerprint
 from vlm_brain.datasets.fmri import RunFileIndex
-from vlm_brain.models.extract import extract_images, extract_texts
+from vlm_brain.models.extract import extract_images, extract_joint, extract_texts
 from vlm_brain.models.registry import build_adapter
 from vlm_brain.stimuli.text import check_caption_coverage, read_captions, text_per_tr
 from vlm_brain.stimuli.video import frame_times, iter_frames
@@ -102,21 +102,33 @@ def extract_model_ans(
             return cached
     adapter = build_adapter(name, spec, params.get("device", "auto"), params.get("precision", "fp32"))
     streams = spec.get("streams") or list(adapter.streams)
+    unknown = [s for s in streams if s not in adapter.streams]
+    if unknown:
+        raise ValueError(f"feature_extraction.models.{name}: unknown stream(s) {unknown}; has {list(adapter.streams)}")
     tr, per_tr = float(params["tr"]), int(params.get("frames_per_tr", 1))
     runs = list(params["runs"])
+    counts = [int((stimulus.run == run).sum()) for run in runs]
+
+    def movie_frames():
+        paths = [videos.existing(run, "video") for run in runs]
+        return itertools.chain.from_iterable(
+            iter_frames(p, frame_times(n, tr, per_tr).ravel()) for p, n in zip(paths, counts, strict=True)
+        )
+
     out: dict[str, np.ndarray] = {}
+    if any(adapter.streams.get(s) == "joint" for s in streams):
+        logger.info("%s: %d joint streams, weights %s, on %d TRs (%s)", name,
+                    sum(m == "joint" for m in adapter.streams.values()), adapter.weights, len(stimulus), adapter.device)
+        joint = extract_joint(adapter, movie_frames(), stimulus.text.tolist(), per_tr,
+                              int(params["batch_size"]), params["pooling"])
+        out.update({k: v for k, v in joint.items() if k.split(".")[1] in streams})
     for stream in streams:
-        if stream not in adapter.streams:
-            raise ValueError(f"feature_extraction.models.{name}: unknown stream {stream!r}; has {list(adapter.streams)}")
+        if adapter.streams[stream] == "joint":
+            continue
         logger.info("%s.%s: %d layers, weights %s, on %d TRs (%s)", name, stream, len(adapter.sites(stream)),
                     adapter.weights, len(stimulus), adapter.device)
         if adapter.streams[stream] == "image":
-            paths = [videos.existing(run, "video") for run in runs]
-            counts = [int((stimulus.run == run).sum()) for run in runs]
-            frames = itertools.chain.from_iterable(
-                iter_frames(p, frame_times(n, tr, per_tr).ravel()) for p, n in zip(paths, counts, strict=True)
-            )
-            ans = extract_images(adapter, stream, frames, sum(counts) * per_tr, per_tr,
+            ans = extract_images(adapter, stream, movie_frames(), sum(counts) * per_tr, per_tr,
                                  int(params["batch_size"]), params["pooling"])
         else:
             ans, _ = extract_texts(adapter, stream, stimulus.text.tolist(),
