@@ -41,3 +41,12 @@ def test_hcp_environment_points_at_the_hcp_layout(kedro_project):
     # soft merge: what conf/hcp does not override comes from base
     assert params["fmri_preprocessing"]["exclude_repeat"] is True
     assert "data/01_raw/hcp/fmri" in str(context.catalog.get("fmri_runs")._describe()["path"])
+
+
+def test_hcp_environment_uses_pretrained_weights_and_hcp_movie_names(kedro_project):
+    context = _context(kedro_project, "hcp")
+    models = context.params["feature_extraction"]["models"]
+    assert {m["weights"] for m in models.values()} == {"pretrained"}
+    assert context.params["feature_extraction"]["pooling"] == "mean"  # merged from base
+    videos = context.catalog.load("movie_videos")
+    assert videos.path("tfMRI_MOVIE2_7T_PA").name == "7T_MOVIE2_HO1_v2.mp4"
