@@ -32,20 +32,24 @@ def test_half_splits_are_distinct_and_complete():
 def test_ceiling_matches_the_analytical_value(var_signal):
     """rho_1 = var_s / (var_s + 1); the ceiling for one presentation is sqrt(rho_1).
 
-    2000 grayordinates x 80 TRs: the mean estimate has SE < 0.005, and the small-sample
-    bias of correlations over 80 samples is < 0.01, hence the 0.02 tolerance.
+    2000 grayordinates share the true value, 80 TRs each (like HCP's 83 s clip). The
+    per-grayordinate estimate is noisy and, at low reliability, skewed by the clip at 0
+    and the concave sqrt (the mean is 0.03 low for rho_4 at var_s = 0.1), so we compare
+    medians; their sampling error is < 0.01, hence the 0.02 tolerance.
     """
     var = np.full(2000, var_signal)
     signal, repeats, fresh = simulate_repeats(var, n_repeats=4, length=80, seed=0)
     rho_1 = var_signal / (var_signal + 1)
     ceiling = noise_ceiling(repeats)
-    assert np.mean(ceiling) == pytest.approx(np.sqrt(rho_1), abs=0.02)
+    assert np.median(ceiling) == pytest.approx(np.sqrt(rho_1), abs=0.02)
     # a perfect model (the signal itself) against a new single presentation
-    assert np.mean(pearson_r(signal, fresh)) == pytest.approx(np.mean(ceiling), abs=0.02)
+    assert np.median(pearson_r(signal, fresh)) == pytest.approx(np.sqrt(rho_1), abs=0.02)
     # against the mean of 4 presentations the ceiling is higher: sqrt(rho_4)
     rho_4 = 4 * rho_1 / (1 + 3 * rho_1)
-    assert np.mean(noise_ceiling(repeats, n_averaged=4)) == pytest.approx(np.sqrt(rho_4), abs=0.02)
-    assert np.mean(pearson_r(signal, repeats.mean(0))) == pytest.approx(np.sqrt(rho_4), abs=0.02)
+    assert np.median(noise_ceiling(repeats, n_averaged=4)) == pytest.approx(np.sqrt(rho_4),
+                                                                            abs=0.02)
+    assert np.median(pearson_r(signal, repeats.mean(0))) == pytest.approx(np.sqrt(rho_4),
+                                                                          abs=0.02)
 
 
 def test_split_half_is_reliability_of_two_averaged_repeats():

@@ -4,6 +4,7 @@ import logging
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 from himalaya.ridge import RidgeCV
 from sklearn.model_selection import LeaveOneGroupOut
 
@@ -16,6 +17,13 @@ from vlm_brain.encoding.ridge import (
 )
 from vlm_brain.encoding.simulation import simulate_layer
 from vlm_brain.encoding.temporal import prepare_regressors
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    """Small matrices: threaded BLAS only spins on the shared CPUs."""
+    with threadpool_limits(limits=1):
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +84,9 @@ def test_held_out_run_never_reaches_the_fold_model(layer, factory):
 
     # and equals a model built from the training rows alone
     train = ~held_out
-    r_train, r_test = factory(x[train], x_poisoned[held_out], runs[train])
+    # the library works in float32 for float32 data
+    r_train, r_test = (r.astype(np.float32)
+                       for r in factory(x[train], x_poisoned[held_out], runs[train]))
     splits = list(LeaveOneGroupOut().split(r_train, groups=runs[train]))
     reference = RidgeCV(alphas=np.logspace(0, 7, 15).astype(np.float32), cv=splits)
     reference.fit(r_train, sim.y[train])

@@ -2,11 +2,19 @@
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 from scipy.optimize import linear_sum_assignment
 
 from vlm_brain.encoding.sdl import atom_timecourses, fit_sparse_dictionary
 from vlm_brain.encoding.simulation import simulate_layer
 from vlm_brain.encoding.temporal import prepare_regressors
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    """Small matrices: threaded BLAS only spins on the shared CPUs."""
+    with threadpool_limits(limits=1):
+        yield
 
 
 def matched_abs_corr(estimated: np.ndarray, planted: np.ndarray) -> np.ndarray:

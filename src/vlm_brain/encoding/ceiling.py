@@ -65,10 +65,10 @@ def split_half_reliability(repeats: np.ndarray) -> np.ndarray:
     """
     repeats = _check_repeats(repeats)
     splits = half_splits(repeats.shape[0])
-    return np.mean(
-        [pearson_r(repeats[list(a)].mean(axis=0), repeats[list(b)].mean(axis=0)) for a, b in splits],
-        axis=0,
-    )
+    total = np.zeros(repeats.shape[2])
+    for half_a, half_b in splits:
+        total += pearson_r(repeats[list(half_a)].mean(axis=0), repeats[list(half_b)].mean(axis=0))
+    return total / len(splits)
 
 
 def spearman_brown(reliability: np.ndarray, factor: float) -> np.ndarray:

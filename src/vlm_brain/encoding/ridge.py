@@ -112,10 +112,7 @@ def _standardize(r_train: np.ndarray, r_test: np.ndarray) -> tuple[np.ndarray, n
     mean = r_train.mean(axis=0, dtype=np.float64)
     std = r_train.std(axis=0, dtype=np.float64)
     std[std == 0] = np.inf
-    return (
-        ((r_train - mean) / std).astype(np.float32),
-        ((r_test - mean) / std).astype(np.float32),
-    )
+    return (r_train - mean) / std, (r_test - mean) / std
 
 
 def raw_regressors() -> RegressorFactory:
@@ -163,8 +160,10 @@ def _target_batches(n_targets: int, batch_size: int) -> list[slice]:
     return [slice(s, min(s + batch_size, n_targets)) for s in range(0, n_targets, batch_size)]
 
 
-def _fit_ridge_cv(r_train, y_train, alphas, splits):
-    """One himalaya RidgeCV fit; returns the fitted model."""
+def _fit_ridge_cv(
+    r_train: np.ndarray, y_train: np.ndarray, alphas: np.ndarray, splits: list[Split]
+) -> object:
+    """One himalaya RidgeCV fit (alpha per target, inner CV `splits`); the fitted model."""
     from himalaya.ridge import RidgeCV
 
     model = RidgeCV(alphas=np.asarray(alphas, dtype=r_train.dtype), cv=splits,
@@ -258,7 +257,8 @@ def cross_validate_encoding(
             r_train, r_test = make_regressors(features[train], features[test], runs[train])
             r_train, r_test = _check_fold_regressors(r_train, r_test, train, test, dtype)
             splits = inner_splits(runs[train], inner_cv)
-            fold_coef = np.empty((r_train.shape[1], n_targets), dtype=dtype) if keep_coefficients else None
+            if keep_coefficients:
+                fold_coef = np.empty((r_train.shape[1], n_targets), dtype=dtype)
             for cols in batches:
                 y_train = y[train, cols].astype(dtype, copy=False)
                 model = _fit_ridge_cv(r_train, y_train, alphas, splits)
@@ -279,7 +279,10 @@ def cross_validate_encoding(
     )
 
 
-def _check_fold_regressors(r_train, r_test, train, test, dtype):
+def _check_fold_regressors(
+    r_train: np.ndarray, r_test: np.ndarray, train: np.ndarray, test: np.ndarray, dtype: type
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a factory's output for one fold and cast it to the working dtype."""
     r_train = check_time_series(np.asarray(r_train), "r_train").astype(dtype, copy=False)
     r_test = check_time_series(np.asarray(r_test), "r_test").astype(dtype, copy=False)
     if r_train.shape[0] != len(train) or r_test.shape[0] != len(test):
@@ -321,8 +324,9 @@ def fit_full(
 
     Parameters
     ----------
-    regressors : (T, k) zero-mean regressors (e.g. atom time courses z-scored per run);
-        no intercept is fitted.
+    regressors : (T, k) zero-mean regressors; no intercept is fitted. For atom maps,
+        the atoms of an SDL fitted on all runs, built like the CV regressors:
+        ``regressors, _ = sdl_regressors(k, alpha, seed)(x, x[:0], runs)``.
     y : (T, G) fMRI, z-scored per run.
     runs : (T,) contiguous run labels (inner CV leaves one run out).
 

@@ -89,9 +89,10 @@ def fit_sparse_dictionary(
     ----------
     x : (T, N) AN time series, z-scored per run (columns must not be constant).
     n_atoms : k, number of atoms, 1 <= k <= min(T, N).
-    alpha : L1 penalty on the loadings (scikit-learn convention). With z-scored ANs
-        (column norm sqrt(T)), an AN loads on atom j only where |<x_n, d_j>| exceeds
-        alpha at the optimum.
+    alpha : L1 penalty on the loadings (scikit-learn convention, lambda = 2 alpha). By
+        the lasso optimality conditions AN n loads on atom j only if
+        |<x_n - sum_{i != j} d_i a_in, d_j>| > alpha, with unit-norm d_j and z-scored
+        x_n of norm sqrt(T).
     random_state : seed; the same seed on the same data gives the same dictionary.
     max_iter : maximum number of alternating passes (code update, dictionary update).
 

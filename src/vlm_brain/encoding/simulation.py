@@ -40,8 +40,9 @@ class SimulatedLayer:
     Attributes
     ----------
     features : (T_full, N) float32 AN activations over full run timelines (pre-HRF).
-    runs : (T_full,) run labels.  keep : (T_full,) bool, False for rest TRs.
-    tr : seconds.
+    runs : (T_full,) run labels.
+    keep : (T_full,) bool, False for rest TRs.
+    tr : repetition time in seconds.
     atoms : (T_full, k) planted temporal atoms (pre-HRF).
     loadings : (k, N) planted sparse loadings (features = atoms @ loadings + noise).
     weights : (k, G) planted encoding weights.
