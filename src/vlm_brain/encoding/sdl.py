@@ -15,10 +15,17 @@ unchanged.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import logging
+import warnings
+
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.decomposition import DictionaryLearning
+from sklearn.utils.extmath import svd_flip
 
 from vlm_brain.encoding._validation import check_time_series
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -109,7 +116,10 @@ def fit_sparse_dictionary(
     """
     x = check_sdl_input(x, n_atoms).astype(np.float64)
     samples = x.T  # (N, T): one sample per AN, one feature per time point
+    u, s, vt = _top_singular_vectors(samples, n_atoms)
     model = DictionaryLearning(
+        code_init=u,
+        dict_init=s[:, None] * vt,
         n_components=n_atoms,
         alpha=alpha,
         max_iter=max_iter,
@@ -118,7 +128,11 @@ def fit_sparse_dictionary(
         transform_alpha=alpha,
         random_state=random_state,
     )
-    code = model.fit_transform(samples)  # (N, k), the code of the final iteration
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        code = model.fit_transform(samples)  # (N, k), the code of the final iteration
+    if any(issubclass(w.category, ConvergenceWarning) for w in caught):
+        logger.debug("SDL: lasso steps stopped at their iteration limit (k=%d, alpha=%g)", n_atoms, alpha)
     atoms, loadings = _unit_norm_atoms(model.components_.T, code.T)
     residual = np.linalg.norm(x - atoms @ loadings) / np.linalg.norm(x)
     return SparseDictionary(
@@ -128,6 +142,22 @@ def fit_sparse_dictionary(
         reconstruction_error=float(residual),
         n_iter=int(model.n_iter_),
     )
+
+
+def _top_singular_vectors(a: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Top-k SVD of a (n, T) matrix from the eigendecomposition of its (T, T) Gram matrix.
+
+    This is scikit-learn's SVD initialisation of DictionaryLearning (same vectors up to
+    the sign convention of ``svd_flip``), computed on the small Gram matrix: LAPACK's
+    SVD of the ill-conditioned AN matrices of real layers takes seconds on few cores.
+    """
+    values, vectors = np.linalg.eigh(a.T @ a)
+    order = np.argsort(values)[::-1][:k]
+    s = np.sqrt(np.clip(values[order], 0, None))
+    vt = vectors[:, order].T
+    u = (a @ vt.T) / np.where(s > 0, s, 1.0)
+    u, vt = svd_flip(u, vt)
+    return u, s, vt
 
 
 def _unit_norm_atoms(atoms: np.ndarray, loadings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

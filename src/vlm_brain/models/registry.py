@@ -23,6 +23,12 @@ def build_adapter(name: str, spec: dict[str, Any], device: str = "auto", precisi
             raise ValueError(f"feature_extraction.models.{name}: missing `source` (hub name or local directory)")
         return HFEncoderAdapter(name, spec["source"], local_files_only=spec.get("local_files_only"),
                                 tokenizer=spec.get("tokenizer"), **common)
+    if family == "meter":
+        from vlm_brain.models.meter import MeterAdapter
+
+        return MeterAdapter(name, checkpoint=spec.get("checkpoint"), tokenizer=spec.get("tokenizer"),
+                            image_size=int(spec.get("image_size", 288)),
+                            max_text_len=int(spec.get("max_text_len", 50)), **common)
     raise ValueError(
         f"feature_extraction.models.{name}: unknown family {family!r}; use 'open_clip' or 'transformers'"
     )
