@@ -74,6 +74,9 @@ def compute_noise_ceiling(fmri_group: dict[str, np.ndarray]) -> dict[str, np.nda
     if repeat.shape[0] < 2 or repeat.shape[1] < 3:
         logger.warning("noise ceiling: the repeated clip is missing or too short (%s); ceiling set to NaN", repeat.shape)
         return {"ceiling": np.full(repeat.shape[-1], np.nan, dtype=np.float32)}
+    if repeat.shape[0] % 2:
+        logger.warning("noise ceiling: %d repeats; split-half uses the first %d", repeat.shape[0], repeat.shape[0] - 1)
+        repeat = repeat[: repeat.shape[0] - 1]
     ceiling = noise_ceiling(repeat)
     logger.info("noise ceiling: median %.3f over %d grayordinates (%d repeats of %d TRs)",
                 float(np.median(ceiling)), len(ceiling), repeat.shape[0], repeat.shape[1])
