@@ -265,15 +265,20 @@ def test_swin_meter_hf_roberta_truncated_and_absent_files(tmp_path):
     torch.save(roberta, tmp_path / "pytorch_model.bin")  # a bare HF state dict
     with pytest.raises(WeightsError, match="does not look like a METER checkpoint"):
         MeterAdapter(weights="pretrained", checkpoint=str(tmp_path / "pytorch_model.bin"), config=TINY,
-                     image_size=48, device="cpu")
+                     image_size=48, tokenizer="hashing", device="cpu")
     data = (tmp_path / "swin.ckpt").read_bytes()
     (tmp_path / "cut.ckpt").write_bytes(data[: len(data) // 2])
     with pytest.raises(WeightsError, match="cannot read .*truncated"):
-        MeterAdapter(weights="pretrained", checkpoint=str(tmp_path / "cut.ckpt"), config=TINY, device="cpu")
+        MeterAdapter(weights="pretrained", checkpoint=str(tmp_path / "cut.ckpt"), config=TINY, tokenizer="hashing",
+                     device="cpu")
     with pytest.raises(WeightsError, match="not found"):
-        MeterAdapter(weights="pretrained", checkpoint=str(tmp_path / "nope.ckpt"), config=TINY, device="cpu")
+        MeterAdapter(weights="pretrained", checkpoint=str(tmp_path / "nope.ckpt"), config=TINY, tokenizer="hashing",
+                     device="cpu")
     with pytest.raises(WeightsError, match="needs `checkpoint`"):
-        build_adapter("meter", {"family": "meter", "weights": "pretrained"}, device="cpu")
+        build_adapter("meter", {"family": "meter", "weights": "pretrained", "tokenizer": "hashing"}, device="cpu")
+    with pytest.raises(WeightsError, match="no roberta-base tokenizer files in `tokenizer` '/nonexistent/roberta'"):
+        build_adapter("meter", {"family": "meter", "weights": "pretrained", "checkpoint": str(tmp_path / "x.ckpt"),
+                                "tokenizer": "/nonexistent/roberta"}, device="cpu")
 
 
 def test_known_unused_keys_nlvr2_token_types_and_position_resize(tmp_path):
@@ -549,6 +554,25 @@ def test_inputs_tokens_and_preprocessing(tiny):
     expected = torch.from_numpy(((resized - mean) / std).transpose(2, 0, 1)).float()
     assert batch.inputs["pixel_values"].shape == (2, 3, 48, 48)
     torch.testing.assert_close(batch.inputs["pixel_values"][0], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_a_local_roberta_tokenizer_directory_is_used(tmp_path):
+    """A (toy, character-level) RoBERTa BPE tokenizer in a local directory, as `tokenizer`."""
+    import json
+
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+    for c in "Ġabcdefghijklmnopqrstuvwxyz":
+        vocab[c] = len(vocab)
+    (tmp_path / "vocab.json").write_text(json.dumps(vocab))
+    (tmp_path / "merges.txt").write_text("#version: 0.2\n")
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "RobertaTokenizer"}))
+    adapter = MeterAdapter(weights="random", config=TINY, image_size=48, max_text_len=8, tokenizer=str(tmp_path),
+                           device="cpu")
+    ids, mask = adapter.tokenize(["a dog", "", "abcdefghij"])
+    assert ids.tolist() == [[0, vocab["a"], vocab["Ġ"], vocab["d"], vocab["o"], vocab["g"], 2, 1],
+                            [0, 2, 1, 1, 1, 1, 1, 1],
+                            [0, *(vocab[c] for c in "abcdef"), 2]]  # truncated, </s> kept
+    assert mask.sum(1).tolist() == [7, 2, 8]
 
 
 def test_extract_joint_tiny_is_batch_size_invariant(tiny):

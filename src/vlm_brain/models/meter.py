@@ -22,7 +22,6 @@ The ``*.output.dense`` sites record their input: the concatenated per-head conte
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -104,6 +103,7 @@ class MeterAdapter(ModelAdapter):
         config = MeterConfig(**{**base.__dict__, "image_size": int(image_size)})
         if max_text_len + config.pad_token_id + 1 > config.text_positions:
             raise ValueError(f"meter: max_text_len {max_text_len} exceeds the text positions ({config.text_positions})")
+        text_tokenizer = _tokenizer(tokenizer, weights, config, int(max_text_len))  # cheap: fail fast
         arch = f"METER CLIP16-RoBERTa {config.image_size}px" if base == MeterConfig(image_size=base.image_size) \
             else f"METER {config}"
         if weights == "random":
@@ -122,7 +122,7 @@ class MeterAdapter(ModelAdapter):
         self.max_text_len = int(max_text_len)
         self.model = model.eval().to(device=dev, dtype=dtype)
         self.preprocess = image_transform(config.image_size)
-        self.tokenizer = _tokenizer(tokenizer, weights, config, self.max_text_len)
+        self.tokenizer = text_tokenizer
 
     # ------------------------------------------------------------------ sites
 

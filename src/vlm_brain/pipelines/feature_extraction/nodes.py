@@ -51,7 +51,7 @@ def _weights_fingerprint(spec: dict[str, Any]) -> str:
     """Identify the weights: the seed for random ones, the file content for local files."""
     if spec.get("weights", "random") == "random":
         return f"random:{spec.get('seed', 0)}"
-    source = spec.get("pretrained") or spec.get("source")
+    source = spec.get("checkpoint") or spec.get("pretrained") or spec.get("source")
     path = Path(str(source))
     if path.is_file():
         return file_fingerprint(path)

@@ -4,7 +4,7 @@ from kedro.pipeline import Node, Pipeline
 
 from vlm_brain.pipelines.feature_extraction import nodes
 
-MODELS = ("clip", "vit", "roberta")
+MODELS = ("clip", "vit", "roberta", "meter")
 
 
 def create_pipeline(**kwargs) -> Pipeline:
