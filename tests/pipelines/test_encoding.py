@@ -69,7 +69,9 @@ def _planted_features(project, rng):
     visual = attrs.filter(like="visual_").to_numpy(float)
     text = attrs.filter(like="text_").to_numpy(float)
     version = Version(None, "2026-01-01T00.00.00.000Z")
-    for model, stream, source in (("clip", "image", visual), ("vit", "image", visual), ("roberta", "text", text)):
+    both = np.hstack([visual, text])
+    for model, stream, source in (("clip", "image", visual), ("vit", "image", visual), ("roberta", "text", text),
+                                  ("meter", "fusion_text_cross", both)):
         layers = {}
         for i in range(2):
             mixing = rng.standard_normal((source.shape[1], 32))
@@ -90,7 +92,8 @@ def test_encoding_run_tracks_metrics_in_mlflow_and_recovers_planted_networks(ked
     version = sorted(scores_dir.iterdir())[-1]
     scores = pd.read_parquet(version / "network_scores.parquet")
     assert set(scores.layer_name) == {"clip.image.L00", "clip.image.L01", "vit.image.L00",
-                                      "vit.image.L01", "roberta.text.L00", "roberta.text.L01"}
+                                      "vit.image.L01", "roberta.text.L00", "roberta.text.L01",
+                                      "meter.fusion_text_cross.L00", "meter.fusion_text_cross.L01"}
     ca = scores[scores.atlas == "ca_network"].set_index(["layer_name", "network"])
     # visual attributes drive Visual1 (planted), nothing drives Somatomotor
     assert ca.loc[("clip.image.L00", "Visual1"), "r_mean"] > ca.loc[("clip.image.L00", "Somatomotor"), "r_mean"] + 0.1

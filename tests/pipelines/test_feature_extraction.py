@@ -30,13 +30,16 @@ def test_feature_extraction_on_the_demo_then_from_cache(kedro_project, monkeypat
     run_kedro(kedro_project, "fmri_preprocessing")  # the run timeline comes from here
     run_kedro(kedro_project, "feature_extraction")
     features = kedro_project / "data/04_feature"
-    expected = {"clip": (["clip.image", "clip.text"], 768), "vit": (["vit.image"], 768),
-                "roberta": (["roberta.text"], 768)}
+    expected = {"clip": {"clip.image": 12, "clip.text": 12}, "vit": {"vit.image": 12},
+                "roberta": {"roberta.text": 12},
+                "meter": {"meter.image": 11, "meter.text": 12, "meter.fusion_text_self": 6,
+                          "meter.fusion_text_cross": 6, "meter.fusion_image_self": 6,
+                          "meter.fusion_image_cross": 6}}
     first = {}
-    for model, (streams, _) in expected.items():
+    for model, streams in expected.items():
         ans = latest(features / f"{model}_an_timeseries")
         first[model] = {k: np.array(v) for k, v in ans.items()}
-        assert sorted(ans) == sorted(f"{s}.L{i:02d}" for s in streams for i in range(12))
+        assert sorted(ans) == sorted(f"{s}.L{i:02d}" for s, n in streams.items() for i in range(n))
         for layer, array in ans.items():
             width = 512 if layer.startswith("clip.text") else 768
             assert array.shape == (N_TRS, width) and np.isfinite(array).all()
@@ -51,7 +54,7 @@ def test_feature_extraction_on_the_demo_then_from_cache(kedro_project, monkeypat
     rest = ~stimulus.has_text.to_numpy()
     np.testing.assert_allclose(image[rest], np.broadcast_to(image[rest][0], image[rest].shape), atol=1e-5)
 
-    assert len(list((features / "an_cache").iterdir())) == 3
+    assert len(list((features / "an_cache").iterdir())) == 4
 
     def no_model(*args, **kwargs):
         raise AssertionError("a model was built although nothing changed")
