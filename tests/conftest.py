@@ -76,3 +76,28 @@ def run_kedro(project: Path, pipeline: str, env: str | None = None, params: dict
     bootstrap_project(project)
     with KedroSession.create(project_path=project, env=env, runtime_params=params) as session:
         return session.run(pipeline_names=[pipeline])
+
+
+def edit_yaml(path: Path, update) -> None:
+    """Load a YAML file of the copied configuration, let ``update`` change it, save it."""
+    import yaml
+
+    config = yaml.safe_load(path.read_text())
+    update(config)
+    path.write_text(yaml.safe_dump(config))
+
+
+def set_runs(project: Path, runs: dict[str, int], env: str = "base") -> None:
+    """Point an environment's ``globals.runs`` (run -> TRs) at small test runs."""
+    edit_yaml(project / "conf" / env / "globals.yml", lambda c: c.update(runs=dict(runs)))
+
+
+def shrink_demo(project: Path, runs: dict[str, int], n_subjects: int = 2, **bold) -> None:
+    """Make the copied conf/base describe a tiny demo (small runs and video)."""
+    set_runs(project, runs)
+
+    def update(config):
+        config["demo"].update({"n_subjects": n_subjects, "video": {"width": 64, "height": 48, "fps": 4}})
+        config["demo"]["bold"].update(bold)
+
+    edit_yaml(project / "conf/base/parameters_demo.yml", update)

@@ -7,24 +7,17 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from tests.conftest import run_kedro
+from tests.conftest import shrink_demo as shrink
 from vlm_brain.hooks import DemoDataError, ensure_demo_dataset
 
 SMALL_RUNS = {"tfMRI_MOVIE1_7T_AP": 55, "tfMRI_MOVIE2_7T_PA": 55}
 
 
 def shrink_demo(project):
-    """Make the copied conf/base describe a tiny demo (2 runs, 2 subjects, small video)."""
-    globals_path = project / "conf/base/globals.yml"
-    config = yaml.safe_load(globals_path.read_text())
-    config["runs"] = dict(SMALL_RUNS)
-    globals_path.write_text(yaml.safe_dump(config))
-    demo_path = project / "conf/base/parameters_demo.yml"
-    demo = yaml.safe_load(demo_path.read_text())
-    demo["demo"].update({"n_subjects": 2, "video": {"width": 64, "height": 48, "fps": 4}})
-    demo_path.write_text(yaml.safe_dump(demo))
+    """A tiny demo: 2 runs of 55 TRs, 2 subjects, a small video."""
+    shrink(project, SMALL_RUNS)
 
 
 @pytest.mark.slow

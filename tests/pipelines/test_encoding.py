@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from kedro.io.core import Version
 
-from tests.conftest import run_kedro
+from tests.conftest import edit_yaml, run_kedro, shrink_demo
 from vlm_brain.datasets import NpyDictDataset
 from vlm_brain.pipelines.encoding.nodes import score_networks
 from vlm_brain.tracking import network_metrics, run_parameters
@@ -47,20 +46,9 @@ RUNS = {"tfMRI_MOVIE1_7T_AP": 70, "tfMRI_MOVIE2_7T_PA": 70, "tfMRI_MOVIE3_7T_PA"
 
 
 def _configure(project):
-    g = project / "conf/base/globals.yml"
-    config = yaml.safe_load(g.read_text())
-    config["runs"] = dict(RUNS)
-    g.write_text(yaml.safe_dump(config))
-    d = project / "conf/base/parameters_demo.yml"
-    demo = yaml.safe_load(d.read_text())
-    demo["demo"].update({"n_subjects": 2, "video": {"width": 64, "height": 48, "fps": 4}})
-    demo["demo"]["bold"]["signal_to_noise"] = 2.0
-    d.write_text(yaml.safe_dump(demo))
-    e = project / "conf/base/parameters_encoding.yml"
-    enc = yaml.safe_load(e.read_text())
-    enc["encoding"].update({"sdl": {"n_atoms": 4, "alpha": 0.5, "max_iter": 5}, "n_null": 200,
-                            "alphas": [1.0, 100.0, 10000.0]})
-    e.write_text(yaml.safe_dump(enc))
+    shrink_demo(project, RUNS, signal_to_noise=2.0)
+    edit_yaml(project / "conf/base/parameters_encoding.yml", lambda c: c["encoding"].update(
+        {"sdl": {"n_atoms": 4, "alpha": 0.5, "max_iter": 5}, "n_null": 200, "alphas": [1.0, 100.0, 10000.0]}))
 
 
 def _planted_features(project, rng):

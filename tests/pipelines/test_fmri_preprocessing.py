@@ -9,9 +9,8 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
-from tests.conftest import clip_table, run_kedro, write_hcp_layout
+from tests.conftest import clip_table, run_kedro, set_runs, write_hcp_layout
 from vlm_brain.fmri.cifti import write_dtseries
 from vlm_brain.fmri.cleaning import clean_run
 from vlm_brain.fmri.io import FmriInputError, RunFiles
@@ -162,10 +161,7 @@ def _digest(folder: Path) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_kedro_run_env_hcp_on_a_directory_in_the_hcp_layout(kedro_project, cortex_models):
-    globals_path = kedro_project / "conf" / "hcp" / "globals.yml"
-    config = yaml.safe_load(globals_path.read_text())
-    config["runs"] = dict(RUNS)
-    globals_path.write_text(yaml.safe_dump(config))
+    set_runs(kedro_project, RUNS, env="hcp")
     raw_root = kedro_project / "data" / "01_raw" / "hcp"
     raw = write_hcp_layout(raw_root, cortex_models, runs=RUNS)
     before = _digest(raw_root)
@@ -194,10 +190,7 @@ def test_kedro_run_env_hcp_on_a_directory_in_the_hcp_layout(kedro_project, corte
 
 @pytest.mark.slow
 def test_kedro_run_reports_a_missing_run_file(kedro_project, cortex_models):
-    globals_path = kedro_project / "conf" / "hcp" / "globals.yml"
-    config = yaml.safe_load(globals_path.read_text())
-    config["runs"] = dict(RUNS)
-    globals_path.write_text(yaml.safe_dump(config))
+    set_runs(kedro_project, RUNS, env="hcp")
     raw_root = kedro_project / "data" / "01_raw" / "hcp"
     write_hcp_layout(raw_root, cortex_models, runs=RUNS)
     run_path(raw_root / "fmri", "100610", "tfMRI_MOVIE2_7T_PA").unlink()

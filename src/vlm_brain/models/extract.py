@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -27,6 +27,74 @@ def _batched(items: Iterable, size: int) -> Iterator[list]:
         yield batch
 
 
+def _forward_distinct(
+    adapter: ModelAdapter,
+    stream: str | None,
+    sites: list,
+    items: Iterable,
+    n_items: int,
+    key: Callable[[object], bytes],
+    make_batch: Callable[[list], object],
+    batch_size: int,
+    pooling: Pooling,
+    progress: bool,
+) -> dict[str, np.ndarray]:
+    """Run each distinct item (by ``key``) through the model once, in batches.
+
+    The model is deterministic in eval mode, so reusing the ANs of an identical input
+    (the blank frames of rest, say) changes no value.
+
+    Returns:
+        {layer: (n_items, n_ans) float32}, one row per item in input order.
+    """
+    chunks: dict[str, list[torch.Tensor]] = {s.layer: [] for s in sites}
+    seen: dict[bytes, int] = {}
+    source = np.empty(n_items, dtype=np.int64)  # row of each item among the distinct ones
+    pending: list = []
+    desc = f"{adapter.name}.{stream}" if stream else f"{adapter.name} (joint)"
+    bar = tqdm(total=n_items, desc=desc, unit="frame", disable=not progress)
+
+    def run(batch_items: list, recorder: ANRecorder) -> None:
+        batch = make_batch(batch_items)
+        recorder.set_tokens(batch.mask, batch.cls_index, batch.tokens)
+        adapter.forward(stream, batch)
+        for layer, ans in recorder.pop().items():
+            chunks[layer].append(ans)
+
+    count = 0
+    with ANRecorder(sites, pooling) as recorder:
+        for item in items:
+            if count >= n_items:
+                raise ValueError(f"{desc}: more than the expected {n_items} frames")
+            k = key(item)
+            if k not in seen:
+                seen[k] = len(seen)
+                pending.append(item)
+                if len(pending) == batch_size:
+                    run(pending, recorder)
+                    pending = []
+            source[count] = seen[k]
+            count += 1
+            bar.update(1)
+        if pending:
+            run(pending, recorder)
+    bar.close()
+    if count != n_items:
+        raise ValueError(f"{desc}: got {count} frames, expected {n_items}")
+    logger.info("%s: %d inputs, %d distinct", desc, n_items, len(seen))
+    return {layer: torch.cat(parts).numpy()[source] for layer, parts in chunks.items()}
+
+
+def _frame_key(frame: np.ndarray, text: str = "") -> bytes:
+    digest = hashlib.blake2b(np.ascontiguousarray(frame).data, digest_size=16)
+    digest.update(text.encode())
+    return digest.digest()
+
+
+def _average_samples(ans: dict[str, np.ndarray], per_sample: int) -> dict[str, np.ndarray]:
+    return {k: v.reshape(-1, per_sample, v.shape[1]).mean(axis=1).astype(np.float32) for k, v in ans.items()}
+
+
 def extract_images(
     adapter: ModelAdapter,
     stream: str,
@@ -39,8 +107,7 @@ def extract_images(
 ) -> dict[str, np.ndarray]:
     """ANs of every layer of an image stream.
 
-    Identical frames (e.g. the blank frames of rest periods) are run through the
-    model once; the model is deterministic in eval mode, so this changes no value.
+    Identical frames (e.g. the blank frames of rest periods) run through the model once.
 
     Args:
         frames: iterable of (height, width, 3) uint8 frames, ``frames_per_sample``
@@ -53,46 +120,9 @@ def extract_images(
     """
     if n_frames % frames_per_sample:
         raise ValueError(f"{n_frames} frames is not a multiple of frames_per_sample={frames_per_sample}")
-    sites = adapter.sites(stream)
-    chunks: dict[str, list[torch.Tensor]] = {s.layer: [] for s in sites}
-    seen: dict[bytes, int] = {}
-    source = np.empty(n_frames, dtype=np.int64)  # row of each frame in the unique ANs
-    pending: list[np.ndarray] = []
-    bar = tqdm(total=n_frames, desc=f"{adapter.name}.{stream}", unit="frame", disable=not progress)
-
-    def run(batch_frames: list[np.ndarray], recorder: ANRecorder) -> None:
-        batch = adapter.image_batch(np.stack(batch_frames))
-        recorder.set_tokens(batch.mask, batch.cls_index, batch.tokens)
-        adapter.forward(stream, batch)
-        for layer, ans in recorder.pop().items():
-            chunks[layer].append(ans)
-
-    count = 0
-    with ANRecorder(sites, pooling) as recorder:
-        for frame in frames:
-            if count >= n_frames:
-                raise ValueError(f"{adapter.name}.{stream}: more than the expected {n_frames} frames")
-            key = hashlib.blake2b(np.ascontiguousarray(frame).data, digest_size=16).digest()
-            if key not in seen:
-                seen[key] = len(seen)
-                pending.append(frame)
-                if len(pending) == batch_size:
-                    run(pending, recorder)
-                    pending = []
-            source[count] = seen[key]
-            count += 1
-            bar.update(1)
-        if pending:
-            run(pending, recorder)
-    bar.close()
-    if count != n_frames:
-        raise ValueError(f"{adapter.name}.{stream}: got {count} frames, expected {n_frames}")
-    logger.info("%s.%s: %d frames, %d distinct", adapter.name, stream, n_frames, len(seen))
-    out = {}
-    for layer, parts in chunks.items():
-        ans = torch.cat(parts).numpy()[source]
-        out[layer] = ans.reshape(-1, frames_per_sample, ans.shape[1]).mean(axis=1).astype(np.float32)
-    return out
+    ans = _forward_distinct(adapter, stream, adapter.sites(stream), frames, n_frames, _frame_key,
+                            lambda fs: adapter.image_batch(np.stack(fs)), batch_size, pooling, progress)
+    return _average_samples(ans, frames_per_sample)
 
 
 def extract_texts(
@@ -150,30 +180,18 @@ def extract_joint(
 
     Sample i pairs its ``frames_per_sample`` frames with ``texts[i]`` (an empty text
     is fed as an empty caption); all joint streams are recorded in one forward pass.
+    Identical (frame, text) pairs, such as rest TRs, run through the model once.
 
     Returns:
         {layer: (len(texts), n_ans) float32}
     """
     streams = [s for s, m in adapter.streams.items() if m == "joint"]
     sites = [site for s in streams for site in adapter.sites(s)]
-    chunks: dict[str, list[torch.Tensor]] = {s.layer: [] for s in sites}
     n_frames = len(texts) * frames_per_sample
-    pair_texts = (texts[i // frames_per_sample] for i in range(n_frames))
-    bar = tqdm(total=n_frames, desc=f"{adapter.name} (joint)", unit="frame", disable=not progress)
-    count = 0
-    with ANRecorder(sites, pooling) as recorder:
-        for pairs in _batched(zip(frames, pair_texts), batch_size):
-            batch = adapter.joint_batch(np.stack([f for f, _ in pairs]), [t for _, t in pairs])
-            recorder.set_tokens(batch.mask, batch.cls_index, batch.tokens)
-            adapter.forward(None, batch)
-            for layer, ans in recorder.pop().items():
-                chunks[layer].append(ans)
-            count += len(pairs)
-            bar.update(len(pairs))
-    bar.close()
-    if count != n_frames:
-        raise ValueError(f"{adapter.name}: got {count} frames, expected {n_frames}")
-    return {
-        layer: torch.cat(parts).numpy().reshape(len(texts), frames_per_sample, -1).mean(axis=1).astype(np.float32)
-        for layer, parts in chunks.items()
-    }
+    pairs = zip(frames, (texts[i // frames_per_sample] for i in range(n_frames)))
+    ans = _forward_distinct(
+        adapter, None, sites, pairs, n_frames, lambda p: _frame_key(*p),
+        lambda ps: adapter.joint_batch(np.stack([f for f, _ in ps]), [t for _, t in ps]),
+        batch_size, pooling, progress,
+    )
+    return _average_samples(ans, frames_per_sample)
