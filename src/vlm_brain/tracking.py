@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -96,10 +97,10 @@ class MlflowHooks:
         items = list(metrics.items())
         for start in range(0, len(items), 1000):
             mlflow.log_metrics(dict(items[start : start + 1000]))
-        out = Path("data/08_reporting/network_scores.csv")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        scores.to_csv(out, index=False)
-        mlflow.log_artifact(str(out))
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "network_scores.csv"
+            scores.to_csv(out, index=False)
+            mlflow.log_artifact(str(out))
         logger.info("MLflow: logged %d metrics and network_scores.csv", len(metrics))
         mlflow.end_run()
         self._active = False
