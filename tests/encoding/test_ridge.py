@@ -4,7 +4,6 @@ import logging
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_limits
 from himalaya.ridge import RidgeCV
 from sklearn.model_selection import LeaveOneGroupOut
 
@@ -18,12 +17,6 @@ from vlm_brain.encoding.ridge import (
 from vlm_brain.encoding.simulation import simulate_layer
 from vlm_brain.encoding.temporal import prepare_regressors
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    """Small matrices: threaded BLAS only spins on the shared CPUs."""
-    with threadpool_limits(limits=1):
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_limits
 
 from vlm_brain.encoding._validation import pearson_r
 from vlm_brain.encoding.ridge import cross_validate_encoding, fit_full, sdl_regressors
@@ -16,12 +15,6 @@ from vlm_brain.encoding.significance import (
 from vlm_brain.encoding.simulation import ar1, simulate_layer
 from vlm_brain.encoding.temporal import prepare_regressors, zscore_per_run
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    """Small matrices: threaded BLAS only spins on the shared CPUs."""
-    with threadpool_limits(limits=1):
-        yield
 
 
 def test_shifted_correlations_equal_np_roll():
