@@ -18,7 +18,9 @@ from vlm_brain.tracking import MlflowHooks  # noqa: E402
 warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated")
 logging.getLogger("nibabel.global").setLevel(logging.ERROR)
 
-HOOKS = (DemoDataHooks(), MlflowHooks())
+# LIFO: the demo dataset is made before an MLflow run is opened, so a failed
+# generation leaves no dangling run.
+HOOKS = (MlflowHooks(), DemoDataHooks())
 
 # Installed plugins for which to disable hook auto-registration.
 # DISABLE_HOOKS_FOR_PLUGINS = ("kedro-viz",)

@@ -95,7 +95,7 @@ class NpyDictDataset(AbstractVersionedDataset[Mapping[str, Item], dict[str, Any]
         if folder.exists():
             shutil.rmtree(folder)
         partial.rename(folder)
-        self._invalidate_cache()
+        self._clear_version_cache()
 
     def _cast(self, array: np.ndarray) -> np.ndarray:
         array = np.asarray(array)
@@ -112,9 +112,6 @@ class NpyDictDataset(AbstractVersionedDataset[Mapping[str, Item], dict[str, Any]
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": self._filepath, "version": self._version, "mmap_mode": self._mmap_mode}
-
-    def _invalidate_cache(self) -> None:
-        self._clear_version_cache()
 
 
 def _check_key(key: str) -> None:
