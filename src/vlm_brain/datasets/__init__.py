@@ -3,5 +3,6 @@
 from vlm_brain.datasets.arrays import NpyDictDataset
 from vlm_brain.datasets.cache import ArrayCacheDataset
 from vlm_brain.datasets.fmri import FmriRunsDataset, RunFilesDataset
+from vlm_brain.datasets.optional import OptionalDataset
 
-__all__ = ["ArrayCacheDataset", "FmriRunsDataset", "NpyDictDataset", "RunFilesDataset"]
+__all__ = ["ArrayCacheDataset", "FmriRunsDataset", "NpyDictDataset", "OptionalDataset", "RunFilesDataset"]

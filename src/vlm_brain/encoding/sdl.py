@@ -16,11 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import logging
-import warnings
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.decomposition import DictionaryLearning
 from sklearn.utils.extmath import svd_flip
 
 from vlm_brain.encoding._validation import check_time_series
@@ -105,43 +102,126 @@ def fit_sparse_dictionary(
 
     Returns
     -------
-    SparseDictionary with atoms (T, k) and loadings (k, N).
+    SparseDictionary with atoms (T, k) and loadings (k, N), each atom oriented so that
+    its loadings sum to >= 0.
 
     Notes
     -----
-    Solver: batch ``DictionaryLearning`` with coordinate descent for both steps. On a
-    synthetic layer of T = 2700, N = 768, k = 64 it recovered the planted atoms (median
-    |r| 0.98) in 100 iterations, ~15 s on 2 CPU cores. ``MiniBatchDictionaryLearning``
+    Solver: the algorithm of scikit-learn's batch ``DictionaryLearning`` (SVD
+    initialisation, alternating lasso coding by coordinate descent warm-started from the
+    previous code, and block-coordinate dictionary updates projected on the unit ball,
+    stopping when the cost decreases by less than ``tol`` relative), with the coding step
+    vectorised over ANs (:func:`lasso_codes`). scikit-learn solves one lasso per AN in a
+    Python-level loop, which made it most of the encoding time; the result agrees with
+    scikit-learn's to solver tolerance (tested). ``MiniBatchDictionaryLearning``
     converged more slowly at this size (768 ANs are only a few mini-batches).
     """
     x = check_sdl_input(x, n_atoms).astype(np.float64)
     samples = x.T  # (N, T): one sample per AN, one feature per time point
     u, s, vt = _top_singular_vectors(samples, n_atoms)
-    model = DictionaryLearning(
-        code_init=u,
-        dict_init=s[:, None] * vt,
-        n_components=n_atoms,
-        alpha=alpha,
-        max_iter=max_iter,
-        fit_algorithm="cd",
-        transform_algorithm="lasso_cd",
-        transform_alpha=alpha,
-        random_state=random_state,
-    )
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
-        code = model.fit_transform(samples)  # (N, k), the code of the final iteration
-    if any(issubclass(w.category, ConvergenceWarning) for w in caught):
-        logger.debug("SDL: lasso steps stopped at their iteration limit (k=%d, alpha=%g)", n_atoms, alpha)
-    atoms, loadings = _unit_norm_atoms(model.components_.T, code.T)
+    code, dictionary, n_iter = _alternate(samples, u, s[:, None] * vt, alpha, max_iter, random_state)
+    atoms, loadings = _orient(*_unit_norm_atoms(dictionary.T, code.T))
     residual = np.linalg.norm(x - atoms @ loadings) / np.linalg.norm(x)
     return SparseDictionary(
         atoms=atoms.astype(np.float32),
         loadings=loadings.astype(np.float32),
         alpha=float(alpha),
         reconstruction_error=float(residual),
-        n_iter=int(model.n_iter_),
+        n_iter=n_iter,
     )
+
+
+def soft_threshold(z: np.ndarray, threshold: float) -> np.ndarray:
+    """sign(z) * max(|z| - threshold, 0), elementwise."""
+    return np.sign(z) * np.maximum(np.abs(z) - threshold, 0.0)
+
+
+def lasso_codes(
+    dictionary: np.ndarray,
+    samples: np.ndarray,
+    alpha: float,
+    init: np.ndarray | None = None,
+    max_iter: int = 1000,
+    tol: float = 1e-6,
+) -> np.ndarray:
+    """Lasso codes of many samples on one dictionary, by coordinate descent.
+
+    Solves, for every sample y_n independently, ``min_a 0.5 ||y_n - a D||^2 + alpha ||a||_1``
+    (scikit-learn's ``sparse_encode(algorithm="lasso_cd")`` objective), updating
+    coordinate j of all samples at once from the Gram matrix D D^T.
+
+    Parameters
+    ----------
+    dictionary : (k, F) atoms as rows.
+    samples : (n, F) samples as rows.
+    alpha : L1 penalty (>= 0).
+    init : (n, k) warm start, zeros if None.
+    max_iter : maximum passes over the k coordinates.
+    tol : stop when no code entry changed by more than ``tol`` times the largest |code|.
+
+    Returns
+    -------
+    code : (n, k) float64.
+    """
+    gram = dictionary @ dictionary.T  # (k, k)
+    cov = dictionary @ samples.T  # (k, n)
+    k = gram.shape[0]
+    code = np.zeros((k, samples.shape[0])) if init is None else np.array(init, dtype=np.float64).T.copy()
+    diag = np.diag(gram).copy()
+    for _ in range(max_iter):
+        largest_step = 0.0
+        for j in range(k):
+            if diag[j] <= 0:
+                code[j] = 0.0
+                continue
+            previous = code[j].copy()
+            rho = cov[j] - gram[j] @ code + diag[j] * previous
+            code[j] = soft_threshold(rho, alpha) / diag[j]
+            largest_step = max(largest_step, float(np.max(np.abs(code[j] - previous), initial=0.0)))
+        if largest_step <= tol * max(float(np.max(np.abs(code), initial=0.0)), np.finfo(float).tiny):
+            break
+    return code.T
+
+
+def _update_dictionary(
+    dictionary: np.ndarray, samples: np.ndarray, code: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """One block-coordinate pass over the atoms (rows of ``dictionary``, (k, F)).
+
+    Each atom minimises ||Y - code D||^2 with the others fixed, then is projected on the
+    unit ball. An atom no AN uses is replaced by a random sample plus 1% noise (as in
+    scikit-learn) so that it can be picked up again.
+    """
+    dictionary = dictionary.copy()
+    gram = code.T @ code  # (k, k)
+    cross = samples.T @ code  # (F, k)
+    for j in range(dictionary.shape[0]):
+        if gram[j, j] > 1e-6:
+            dictionary[j] += (cross[:, j] - gram[j] @ dictionary) / gram[j, j]
+        else:
+            sample = samples[rng.integers(len(samples))]
+            dictionary[j] = sample + rng.normal(0.0, 0.01 * (sample.std() or 1.0), size=sample.shape)
+            code[:, j] = 0.0
+        dictionary[j] /= max(np.linalg.norm(dictionary[j]), 1.0)
+    return dictionary
+
+
+def _alternate(
+    samples: np.ndarray, code: np.ndarray, dictionary: np.ndarray, alpha: float, max_iter: int,
+    random_state: int, tol: float = 1e-8,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Alternate lasso coding and dictionary updates; (code (n, k), dictionary (k, F), iterations)."""
+    rng = np.random.default_rng(random_state)
+    previous_cost = np.inf
+    n_iter = 0
+    for n_iter in range(1, max_iter + 1):
+        code = lasso_codes(dictionary, samples, alpha, init=code)
+        dictionary = _update_dictionary(dictionary, samples, code, rng)
+        cost = 0.5 * np.sum((samples - code @ dictionary) ** 2) + alpha * np.abs(code).sum()
+        if previous_cost - cost < tol * cost:
+            break
+        previous_cost = cost
+    return code, dictionary, n_iter
 
 
 def _top_singular_vectors(a: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -158,6 +238,16 @@ def _top_singular_vectors(a: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray
     u = (a @ vt.T) / np.where(s > 0, s, 1.0)
     u, vt = svd_flip(u, vt)
     return u, s, vt
+
+
+def _orient(atoms: np.ndarray, loadings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flip atoms (T, k) and their loadings (k, N) so that each atom's loadings sum to >= 0.
+
+    D A is unchanged; the convention gives atoms, and so BN polarity, a reproducible sign:
+    an atom rises when the ANs that (mostly) make it up rise.
+    """
+    flip = np.where(loadings.sum(axis=1) < 0, -1.0, 1.0)
+    return atoms * flip, loadings * flip[:, None]
 
 
 def _unit_norm_atoms(atoms: np.ndarray, loadings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
