@@ -1,7 +1,13 @@
-"""MLflow tracking: one MLflow run per `kedro run` that produces network scores."""
+"""MLflow tracking: one MLflow run per `kedro run` that produces results.
+
+Results: ``network_scores`` (metrics per layer and network), ``findings`` (headline
+statistics), ``report_html`` and its figures, ``validation_metrics`` (method
+validation). Each is logged when the pipeline that ran produced it.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 from pathlib import Path
@@ -13,6 +19,7 @@ from kedro.framework.hooks import hook_impl
 logger = logging.getLogger(__name__)
 
 METRICS = ("r_mean", "r_median", "frac_bn", "n_bn_pos", "n_bn_neg", "ceiling_mean")
+TRACKED = ("network_scores", "findings", "report_html", "validation_metrics")
 
 
 def run_parameters(params: dict[str, Any], env: str | None) -> dict[str, str]:
@@ -33,6 +40,25 @@ def run_parameters(params: dict[str, Any], env: str | None) -> dict[str, str]:
     return {k: str(v) for k, v in out.items() if v is not None}
 
 
+def flatten_numbers(tree: Any, prefix: str = "") -> dict[str, float]:
+    """Numeric leaves of a nested dict as ``{"a/b/c": value}`` (lists by index; bools skipped)."""
+    out: dict[str, float] = {}
+    items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list) else None
+    if items is None:
+        if isinstance(tree, int | float) and not isinstance(tree, bool):
+            out[prefix] = float(tree)
+        return out
+    for key, value in items:
+        name = f"{prefix}/{key}" if prefix else str(key)
+        out.update(flatten_numbers(value, _metric_key(name)))
+    return out
+
+
+def _metric_key(name: str) -> str:
+    """MLflow metric names allow alphanumerics, _ - . / and spaces; map the rest to _."""
+    return "".join(c if c.isalnum() or c in "_-./ " else "_" for c in name)
+
+
 def network_metrics(scores: pd.DataFrame) -> dict[str, float]:
     """``{layer_name}/{network}/{metric}`` (Cole-Anticevic) and ``.../yeo7.{network}/...``."""
     metrics = {}
@@ -46,7 +72,7 @@ def network_metrics(scores: pd.DataFrame) -> dict[str, float]:
 
 
 class MlflowHooks:
-    """Starts an MLflow run when a pipeline producing ``network_scores`` runs.
+    """Starts an MLflow run when a pipeline producing one of `TRACKED` runs.
 
     Settings come from ``conf/<env>/mlflow.yml`` (an embedded SQLite store by default:
     no server needed). Metrics are read back from the catalog after the pipeline, so
@@ -58,6 +84,7 @@ class MlflowHooks:
         self._params: dict[str, Any] = {}
         self._env: str | None = None
         self._active = False
+        self._outputs: set[str] = set()
 
     @hook_impl
     def after_context_created(self, context) -> None:
@@ -70,7 +97,8 @@ class MlflowHooks:
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline) -> None:
-        if not self._config.get("enabled", True) or "network_scores" not in pipeline.all_outputs():
+        self._outputs = set(pipeline.all_outputs()) & set(TRACKED)
+        if not self._config.get("enabled", True) or not self._outputs:
             return
         import mlflow
 
@@ -92,16 +120,41 @@ class MlflowHooks:
             return
         import mlflow
 
-        scores = catalog.load("network_scores")
-        metrics = network_metrics(scores)
+        metrics: dict[str, float] = {}
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            if "network_scores" in self._outputs:
+                scores = catalog.load("network_scores")
+                metrics.update(network_metrics(scores))
+                scores.to_csv(folder / "network_scores.csv", index=False)
+                mlflow.log_artifact(str(folder / "network_scores.csv"))
+            if "findings" in self._outputs:
+                findings = catalog.load("findings")
+                metrics.update({f"findings/{k}": v for k, v in flatten_numbers(
+                    {k: v for k, v in findings.items() if k != "provenance"}).items()})
+                (folder / "findings.json").write_text(json.dumps(findings, indent=2))
+                mlflow.log_artifact(str(folder / "findings.json"))
+            if "report_html" in self._outputs:
+                (folder / "report.html").write_text(catalog.load("report_html"), encoding="utf-8")
+                mlflow.log_artifact(str(folder / "report.html"))
+                figures = folder / "figures"
+                figures.mkdir()
+                for name, image in catalog.load("report_figures@png").items():
+                    (image() if callable(image) else image).save(figures / f"{Path(name).stem}.png")
+                mlflow.log_artifacts(str(figures), artifact_path="figures")
+            if "validation_metrics" in self._outputs:
+                table = catalog.load("validation_metrics")
+                table.to_csv(folder / "validation_metrics.csv", index=False)
+                mlflow.log_artifact(str(folder / "validation_metrics.csv"))
+                summary = catalog.load("validation_summary")
+                if summary:
+                    metrics.update({f"validation/{k}": v for k, v in flatten_numbers(summary).items()})
+                    (folder / "validation_summary.json").write_text(json.dumps(summary, indent=2))
+                    mlflow.log_artifact(str(folder / "validation_summary.json"))
         items = list(metrics.items())
         for start in range(0, len(items), 1000):
             mlflow.log_metrics(dict(items[start : start + 1000]))
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / "network_scores.csv"
-            scores.to_csv(out, index=False)
-            mlflow.log_artifact(str(out))
-        logger.info("MLflow: logged %d metrics and network_scores.csv", len(metrics))
+        logger.info("MLflow: logged %d metrics and the artifacts of %s", len(metrics), ", ".join(sorted(self._outputs)))
         mlflow.end_run()
         self._active = False
 

@@ -52,23 +52,26 @@ def _configure(project):
 
 
 def _planted_features(project, rng):
-    """ANs made from the demo's planted stimulus attributes (2 layers per model)."""
+    """ANs made from the demo's planted stimulus attributes (2 layers per stream)."""
     attrs = pd.read_parquet(project / "data/01_raw/demo/stimuli/attributes.parquet")
     visual = attrs.filter(like="visual_").to_numpy(float)
     text = attrs.filter(like="text_").to_numpy(float)
     version = Version(None, "2026-01-01T00.00.00.000Z")
     both = np.hstack([visual, text])
-    for model, stream, source in (("clip", "image", visual), ("vit", "image", visual), ("roberta", "text", text),
-                                  ("meter", "fusion_text_cross", both)):
+    streams = {"clip": (("image", visual), ("text", text)), "vit": (("image", visual),),
+               "roberta": (("text", text),), "meter": (("fusion_image_cross", both), ("fusion_text_cross", both))}
+    for model, sources in streams.items():
         layers = {}
-        for i in range(2):
-            mixing = rng.standard_normal((source.shape[1], 32))
-            layers[f"{model}.{stream}.L{i:02d}"] = source @ mixing + 0.1 * rng.standard_normal((len(source), 32))
+        for stream, source in sources:
+            for i in range(2):
+                mixing = rng.standard_normal((source.shape[1], 32))
+                layers[f"{model}.{stream}.L{i:02d}"] = source @ mixing + 0.1 * rng.standard_normal((len(source), 32))
         NpyDictDataset(f"data/04_feature/{model}_an_timeseries", version=version).save(layers)
 
 
 @pytest.mark.slow
-def test_encoding_run_tracks_metrics_in_mlflow_and_recovers_planted_networks(kedro_project):
+def test_encoding_to_report_tracks_mlflow_and_recovers_planted_networks(kedro_project):
+    """Encoding, then analyses and reporting, on features with a known answer."""
     import mlflow
 
     _configure(kedro_project)
@@ -79,9 +82,8 @@ def test_encoding_run_tracks_metrics_in_mlflow_and_recovers_planted_networks(ked
     scores_dir = kedro_project / "data/08_reporting/network_scores.parquet"
     version = sorted(scores_dir.iterdir())[-1]
     scores = pd.read_parquet(version / "network_scores.parquet")
-    assert set(scores.layer_name) == {"clip.image.L00", "clip.image.L01", "vit.image.L00",
-                                      "vit.image.L01", "roberta.text.L00", "roberta.text.L01",
-                                      "meter.fusion_text_cross.L00", "meter.fusion_text_cross.L01"}
+    assert set(scores.layer_name) == {f"{s}.L0{i}" for i in range(2) for s in (
+        "clip.image", "clip.text", "vit.image", "roberta.text", "meter.fusion_image_cross", "meter.fusion_text_cross")}
     ca = scores[scores.atlas == "ca_network"].set_index(["layer_name", "network"])
     # visual attributes drive Visual1 (planted), nothing drives Somatomotor
     assert ca.loc[("clip.image.L00", "Visual1"), "r_mean"] > ca.loc[("clip.image.L00", "Somatomotor"), "r_mean"] + 0.1
@@ -99,3 +101,59 @@ def test_encoding_run_tracks_metrics_in_mlflow_and_recovers_planted_networks(ked
     assert len([m for m in run.data.metrics if m.endswith("/r_mean")]) == len(scores)
     artifacts = [a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)]
     assert "network_scores.csv" in artifacts
+
+    # ---- analyses + reporting on the same outputs
+    run_kedro(kedro_project, "analyses")
+    run_kedro(kedro_project, "reporting")
+    check_report_outputs(kedro_project)
+    runs = mlflow.search_runs(experiment_names=["vlm-brain"])
+    assert len(runs) == 2
+    report_run = runs.sort_values("start_time").iloc[-1]
+    logged = [a.path for a in mlflow.MlflowClient().list_artifacts(report_run.run_id)]
+    assert {"findings.json", "report.html", "figures"} <= set(logged)
+    figures = [a.path for a in mlflow.MlflowClient().list_artifacts(report_run.run_id, "figures")]
+    assert "figures/network_r_heatmaps.png" in figures
+    assert report_run["metrics.findings/ground_truth/network_accuracy"] >= 0
+
+
+def check_report_outputs(project):
+    """report.html parses, embeds every figure written, and states the findings; findings.json agrees."""
+    import base64
+    import json
+    from html.parser import HTMLParser
+
+    findings = json.loads((project / "data/08_reporting/findings.json").read_text())
+    assert set(findings) >= {"provenance", "networks", "redundancy", "polarity", "architecture", "ground_truth"}
+    assert findings["provenance"]["random_weights"] == ["clip", "meter", "roberta", "vit"]
+    # planted truth: Visual1 and Language driven, Somatomotor not
+    truth = findings["ground_truth"]
+    assert truth["available"] and {"Visual1", "Language"} <= set(truth["recovered"])
+    assert "Somatomotor" not in truth["recovered"]
+    assert findings["architecture"]["pairs"]["CLIP towers"]["dice"]["n"] == 2
+    assert "clip.image vs vit.image" in findings["architecture"]["baselines"]
+
+    class Images(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.images, self.text = {}, []
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag == "img":
+                self.images[attrs["alt"]] = attrs["src"]
+
+        def handle_data(self, data):
+            self.text.append(data)
+
+    page = Images()
+    page.feed((project / "data/08_reporting/report.html").read_text(encoding="utf-8"))
+    written = {p.name for p in (project / "data/08_reporting/figures").glob("*.png")}
+    assert {"network_r_heatmaps.png", "surface_r.png", "surface_polarity.png", "redundancy_ablation.png",
+            "polarity_profiles.png", "architecture_overlap.png", "architecture_baselines.png"} <= written
+    assert set(page.images) == written
+    for src in page.images.values():
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    text = " ".join(page.text)
+    assert "RANDOM WEIGHTS" in text and "Recovered vs planted ground truth" in text
+    assert f"{truth['networks_agree']} of {truth['n_networks']} networks agree" in text

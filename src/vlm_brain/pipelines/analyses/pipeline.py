@@ -1,7 +1,31 @@
-"""analyses: not implemented yet; an empty pipeline so the DAG and registry are complete."""
+"""analyses: encoding results -> the four findings (tables + headline statistics)."""
 
-from kedro.pipeline import Pipeline
+from kedro.pipeline import Node, Pipeline
+
+from vlm_brain.pipelines.analyses import nodes
+from vlm_brain.pipelines.feature_extraction.pipeline import MODELS
+
+ENCODINGS = [f"{model}_encoding" for model in MODELS]
+ANS = [f"{model}_an_timeseries" for model in MODELS]
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    return Pipeline([])
+    params = "params:analyses"
+    return Pipeline(
+        [
+            Node(nodes.analyse_networks, ["network_scores", "grayordinate_labels", params, *ENCODINGS],
+                 ["network_findings", "networks_headline"], name="analyse_networks"),
+            Node(nodes.analyse_redundancy, [params, *ENCODINGS],
+                 ["redundancy_layers", "redundancy_atom_dice", "redundancy_headline"], name="analyse_redundancy"),
+            Node(nodes.ablate_layers, ["run_timeline", "fmri_group", params, "params:encoding", *ANS, *ENCODINGS],
+                 ["ablation_curves", "ablation_headline"], name="ablate_ans"),
+            Node(nodes.analyse_polarity, ["grayordinate_labels", params, *ENCODINGS],
+                 ["polarity_layers", "polarity_profiles", "polarity_headline"], name="analyse_polarity"),
+            Node(nodes.analyse_architecture, ["grayordinate_labels", params, *ENCODINGS],
+                 ["architecture_overlap", "baseline_comparison", "architecture_headline"],
+                 name="analyse_architecture"),
+            Node(nodes.compare_with_ground_truth, ["demo_ground_truth", "network_scores", params, *ENCODINGS],
+                 ["ground_truth_recovery", "ground_truth_headline"], name="compare_with_ground_truth"),
+        ],
+        tags="analyses",
+    )

@@ -1,7 +1,29 @@
-"""reporting: not implemented yet; an empty pipeline so the DAG and registry are complete."""
+"""reporting: findings.json, figures and the self-contained report.html."""
 
-from kedro.pipeline import Pipeline
+from kedro.pipeline import Node, Pipeline
+
+from vlm_brain.pipelines.analyses.pipeline import ENCODINGS
+from vlm_brain.pipelines.reporting import nodes
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    return Pipeline([])
+    params = "params:reporting"
+    return Pipeline(
+        [
+            Node(nodes.collect_findings,
+                 ["networks_headline", "redundancy_headline", "ablation_headline", "polarity_headline",
+                  "architecture_headline", "ground_truth_headline", "validation_summary", params,
+                  "params:demo", "params:feature_extraction", "params:encoding"],
+                 "findings", name="collect_findings"),
+            Node(nodes.make_figures,
+                 ["network_scores", "redundancy_atom_dice", "ablation_curves", "polarity_layers",
+                  "architecture_overlap", "baseline_comparison", params, *ENCODINGS],
+                 "report_figures@matplotlib", name="make_figures"),
+            Node(nodes.render_report,
+                 ["findings", "network_findings", "redundancy_layers", "polarity_profiles", "architecture_overlap",
+                  "baseline_comparison", "ground_truth_recovery", "report_figures@png", "validation_summary",
+                  params],
+                 "report_html", name="render_report"),
+        ],
+        tags="reporting",
+    )

@@ -1,0 +1,436 @@
+"""Nodes of the analyses pipeline: the study's four findings from the encoding results.
+
+Each analysis node returns a tidy table (for figures and further work) and a small dict
+of headline statistics, each with its uncertainty (bootstrap CI or test) and n.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from vlm_brain.analyses.architecture import stream_overlap
+from vlm_brain.analyses.overlap import dice, pairwise_dice
+from vlm_brain.analyses.polarity import bn_polarity, loading_signs, mirrored_profiles, polarity_by_network
+from vlm_brain.analyses.redundancy import ablation_curve, atom_bn_maps, layer_redundancy, normalized_auc
+from vlm_brain.analyses.stats import bootstrap_mean_ci, correlation_test, paired_difference
+from vlm_brain.encoding.temporal import prepare_regressors
+
+logger = logging.getLogger(__name__)
+
+ATLASES = ("ca_network", "yeo7")
+
+
+# --------------------------------------------------------------------------- helpers
+def plain(value: Any) -> Any:
+    """JSON-ready copy: numpy scalars and arrays to Python types, NaN and inf to None."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [plain(v) for v in value]
+    if isinstance(value, np.bool_ | bool):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return float(value) if np.isfinite(value) else None
+    return value
+
+
+def split_layer_name(layer_name: str) -> tuple[str, str, int]:
+    """``clip.image.L03`` -> ("clip", "image", 3)."""
+    model, stream, layer = layer_name.split(".")
+    return model, stream, int(layer.lstrip("L"))
+
+
+def iter_layers(encodings: tuple[dict, ...]) -> Iterator[tuple[str, dict]]:
+    """(layer_name, results) of every layer of every model, in name order."""
+    for encoding in encodings:
+        for layer_name in sorted(encoding):
+            yield layer_name, encoding[layer_name]
+
+
+def stream_layers(encodings: tuple[dict, ...]) -> dict[str, list[str]]:
+    """``{"clip.image": ["clip.image.L00", ...], ...}`` with layers in depth order."""
+    streams: dict[str, list[str]] = {}
+    for layer_name, _ in iter_layers(encodings):
+        model, stream, _ = split_layer_name(layer_name)
+        streams.setdefault(f"{model}.{stream}", []).append(layer_name)
+    return {s: sorted(names, key=lambda n: split_layer_name(n)[2]) for s, names in streams.items()}
+
+
+def find_layer(encodings: tuple[dict, ...], layer_name: str) -> dict:
+    for encoding in encodings:
+        if layer_name in encoding:
+            return encoding[layer_name]
+    raise KeyError(layer_name)
+
+
+def _ci_dict(values: np.ndarray, stats_params: dict[str, Any], name: str = "mean") -> dict[str, float]:
+    values = np.asarray(values, dtype=float)
+    finite = values[np.isfinite(values)]
+    low, high = bootstrap_mean_ci(finite, int(stats_params["n_boot"]), float(stats_params["ci"]),
+                                  int(stats_params["seed"]))
+    return {name: float(finite.mean()) if len(finite) else float("nan"), "ci_low": low, "ci_high": high,
+            "n": int(len(finite))}
+
+
+# --------------------------------------------------------------------------- 1. networks
+def analyse_networks(network_scores: pd.DataFrame, labels: pd.DataFrame, params: dict[str, Any],
+                     *encodings: dict) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Finding 1: which networks each stream predicts, at its best layer per network.
+
+    Table (one row per stream, atlas, network): best_layer, r_mean at that layer with a
+    bootstrap CI over the network's grayordinates, frac_bn, n_grayordinates, rank
+    within the stream. Headline: per stream, the top networks (Cole-Anticevic), and the
+    networks with a BN fraction >= ``predicted_frac_bn`` in any stream.
+    """
+    stats_params = params["stats"]
+    scores = network_scores.assign(stream_label=network_scores.model + "." + network_scores.stream)
+    best = scores.loc[scores.groupby(["stream_label", "atlas", "network"]).r_mean.idxmax()]
+    rows = []
+    for row in best.itertuples():
+        r = np.asarray(find_layer(encodings, row.layer_name)["r"])[labels[row.atlas].to_numpy() == row.network]
+        ci = _ci_dict(r, stats_params, "r_mean")
+        rows.append({"model": row.model, "stream": row.stream, "stream_label": row.stream_label,
+                     "atlas": row.atlas, "network": row.network, "best_layer": int(row.layer),
+                     "best_layer_name": row.layer_name, "r_mean": row.r_mean, "r_ci_low": ci["ci_low"],
+                     "r_ci_high": ci["ci_high"], "frac_bn": row.frac_bn, "n_grayordinates": int(row.n_grayordinates)})
+    table = pd.DataFrame(rows)
+    table["rank"] = table.groupby(["stream_label", "atlas"]).r_mean.rank(ascending=False, method="first").astype(int)
+    table = table.sort_values(["stream_label", "atlas", "rank"]).reset_index(drop=True)
+
+    threshold = float(params["predicted_frac_bn"])
+    ca = table[table.atlas == "ca_network"]
+    headline = {
+        "top_networks": {
+            stream: [{"network": r.network, "layer": r.best_layer_name, "r_mean": r.r_mean,
+                      "ci_low": r.r_ci_low, "ci_high": r.r_ci_high, "frac_bn": r.frac_bn, "n": r.n_grayordinates}
+                     for r in group.nsmallest(int(params["top_n"]), "rank").itertuples()]
+            for stream, group in ca.groupby("stream_label")
+        },
+        "predicted_networks": sorted(ca[ca.frac_bn >= threshold].network.unique().tolist()),
+        "unpredicted_networks": sorted(set(ca.network) - set(ca[ca.frac_bn >= threshold].network)),
+        "predicted_frac_bn": threshold,
+        "n_layers": int(scores.layer_name.nunique()),
+        "n_grayordinates": int(len(labels)),
+        "uncertainty": "95% percentile bootstrap over the network's grayordinates (ignores spatial autocorrelation)",
+    }
+    logger.info("networks: predicted (BN fraction >= %.2f in some stream): %s", threshold,
+                ", ".join(headline["predicted_networks"]) or "none")
+    return table, plain(headline)
+
+
+# --------------------------------------------------------------------------- 2. redundancy
+def analyse_redundancy(params: dict[str, Any], *encodings: dict
+                       ) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[str, Any]]:
+    """Finding 2, BN and AN side: atom-map Dice, multi-atom BNs, AN support, per layer.
+
+    Returns the per-layer table, the (k, k) atom Dice matrix of each stream's layer with
+    the most BNs, and headlines (per stream, the mean over layers with a bootstrap CI).
+    """
+    rows = []
+    for layer_name, res in iter_layers(encodings):
+        model, stream, layer = split_layer_name(layer_name)
+        rows.append({"model": model, "stream": stream, "stream_label": f"{model}.{stream}", "layer": layer,
+                     "layer_name": layer_name,
+                     **layer_redundancy(np.asarray(res["bn"]), np.asarray(res["atom_pos"]),
+                                        np.asarray(res["atom_neg"]), np.asarray(res["loadings"]))})
+    table = pd.DataFrame(rows)
+    matrices = {}
+    for stream, group in table.groupby("stream_label"):
+        layer_name = group.loc[group.n_bn.idxmax(), "layer_name"]
+        res = find_layer(encodings, layer_name)
+        matrices[layer_name] = pairwise_dice(atom_bn_maps(res["atom_pos"], res["atom_neg"])).astype(np.float32)
+    stats_params = params["stats"]
+    headline = {
+        "per_stream": {
+            stream: {metric: _ci_dict(group[metric], stats_params)
+                     for metric in ("atom_dice_mean", "multi_atom_fraction", "an_support_mean",
+                                    "an_multi_atom_fraction")}
+            for stream, group in table.groupby("stream_label")
+        },
+        "overall": {metric: _ci_dict(table[metric], stats_params)
+                    for metric in ("atom_dice_mean", "multi_atom_fraction", "an_multi_atom_fraction")},
+        "uncertainty": "95% bootstrap over layers",
+    }
+    overall = headline["overall"]["multi_atom_fraction"]
+    logger.info("redundancy: %.2f of BNs with a significant atom have >= 2 (mean over %d layers)",
+                overall["mean"], overall["n"])
+    return table, matrices, plain(headline)
+
+
+def ablate_layers(run_timeline: pd.DataFrame, fmri_group: dict[str, np.ndarray], params: dict[str, Any],
+                  encoding_params: dict[str, Any], *ans_and_encodings: dict) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Finding 2, fault tolerance: ablation curves of each stream's layer with the most BNs.
+
+    ``ans_and_encodings``: the AN time series of every model, then their encodings (same
+    order). Targets are the layer's BNs (at most ``max_targets``, drawn at random).
+    """
+    half = len(ans_and_encodings) // 2
+    ans, encodings = ans_and_encodings[:half], ans_and_encodings[half:]
+    cfg, enc = params["ablation"], encoding_params
+    y_all = np.asarray(fmri_group["bold"], dtype=np.float32)
+    runs_full, keep = run_timeline["run"].to_numpy(), run_timeline["keep"].to_numpy()
+    rng = np.random.default_rng(int(cfg["seed"]))
+    curves = []
+    for stream, names in stream_layers(encodings).items():
+        n_bn = {name: int(np.sum(find_layer(encodings, name)["bn"])) for name in names}
+        layer_name = max(names, key=lambda n: n_bn[n])
+        if n_bn[layer_name] < int(cfg["min_bns"]):
+            logger.info("ablation: %s skipped (best layer has %d BNs < %d)", stream, n_bn[layer_name], cfg["min_bns"])
+            continue
+        res = find_layer(encodings, layer_name)
+        bns = np.flatnonzero(np.asarray(res["bn"]))
+        if len(bns) > int(cfg["max_targets"]):
+            bns = np.sort(rng.choice(bns, size=int(cfg["max_targets"]), replace=False))
+        x, runs = prepare_regressors(np.asarray(find_layer(ans, layer_name)), runs_full, keep, float(enc["tr"]))
+        logger.info("ablation: %s (%d BNs, %d targets, %d fractions x %d repeats)", layer_name, n_bn[layer_name],
+                    len(bns), len(cfg["fractions"]), cfg["n_repeats"])
+        curve = ablation_curve(x, y_all[:, bns], runs, np.asarray(res["loadings"]), cfg["fractions"],
+                               int(cfg["n_repeats"]), enc["alphas"], int(cfg["seed"]), enc["backend"])
+        curves.append(curve.assign(stream_label=stream, layer_name=layer_name, n_targets=len(bns)))
+    table = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(
+        columns=["condition", "fraction", "repeat", "n_ans_kept", "r_mean", "stream_label", "layer_name", "n_targets"])
+    headline = {"per_layer": {}, "uncertainty": "95% bootstrap over random ablation draws"}
+    for layer_name, group in table.groupby("layer_name"):
+        intact = group[(group.condition == "ablation") & (group.fraction == 0)].r_mean.mean()
+        aucs = []
+        for repeat in sorted(group[group.fraction > 0].repeat.unique()):
+            g = group[(group.condition == "ablation") & ((group.repeat == repeat) & (group.fraction > 0))]
+            aucs.append(normalized_auc([0.0, *g.fraction], [intact, *g.r_mean]))
+        control = group[group.condition == "shuffled control"].r_mean
+        headline["per_layer"][layer_name] = {
+            "auc": _ci_dict(np.asarray(aucs), params["stats"]), "r_intact": float(intact),
+            "r_control_mean": float(control.mean()),
+            "r_at_max_fraction": float(group[(group.condition == "ablation")
+                                             & (group.fraction == group.fraction.max())].r_mean.mean()),
+            "max_fraction": float(group.fraction.max()), "n_targets": int(group.n_targets.iloc[0]),
+        }
+    aucs = [v["auc"]["mean"] for v in headline["per_layer"].values()]
+    headline["auc_all_layers"] = _ci_dict(np.asarray(aucs), params["stats"])
+    headline["auc_reference"] = "1 = no loss; 0.5 = linear decline to r = 0 at the largest fraction"
+    return table, plain(headline)
+
+
+# --------------------------------------------------------------------------- 3. polarity
+def analyse_polarity(labels: pd.DataFrame, params: dict[str, Any], *encodings: dict
+                     ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Finding 3: positive vs negative BNs per layer and network, and their mirroring.
+
+    Returns the per (layer, atlas, network) counts and summed |t| (plus network "all"),
+    the across-layer correlation of positive and negative profiles per (stream, atlas,
+    network) and headlines.
+    """
+    rows, signs = [], []
+    for layer_name, res in iter_layers(encodings):
+        model, stream, layer = split_layer_name(layer_name)
+        sign, strength = bn_polarity(res["bn"], res["atom_t"], res["atom_pos"], res["atom_neg"])
+        base = {"model": model, "stream": stream, "stream_label": f"{model}.{stream}", "layer": layer,
+                "layer_name": layer_name}
+        for atlas in ATLASES:
+            by_net = polarity_by_network(sign, strength, labels[atlas])
+            by_net = by_net[by_net.network != "none"]
+            rows += [{**base, "atlas": atlas, **r} for r in by_net.to_dict("records")]
+        rows.append({**base, "atlas": "all", "network": "all", "n_grayordinates": len(sign),
+                     "n_pos": int((sign > 0).sum()), "n_neg": int((sign < 0).sum()),
+                     "t_pos_sum": float(strength[sign > 0].sum()), "t_neg_sum": float(strength[sign < 0].sum())})
+        signs.append({**base, **loading_signs(res["loadings"])})
+    table = pd.DataFrame(rows)
+    profiles = mirrored_profiles(table, ["stream_label", "atlas", "network"])
+    loadings = pd.DataFrame(signs)
+    stats_params = params["stats"]
+    totals = profiles[profiles.network == "all"]
+    nets = profiles[(profiles.atlas == "ca_network") & profiles.r.notna()]
+    headline = {
+        "all_bns": {r.stream_label: {"r": r.r, "p": r.p, "n": int(r.n)} for r in totals.itertuples()},
+        "network_profiles": {"mean_r": _ci_dict(nets.r, stats_params),
+                             "frac_mirrored": float(np.mean(nets.r < 0)) if len(nets) else float("nan"),
+                             "n_profiles": int(len(nets))},
+        "bn_counts": {s: {"n_pos": int(g.n_pos.sum()), "n_neg": int(g.n_neg.sum())}
+                      for s, g in table[table.network == "all"].groupby("stream_label")},
+        "loading_frac_positive": _ci_dict(loadings.frac_positive, stats_params),
+        "loading_frac_bipolar_atoms": _ci_dict(loadings.frac_bipolar_atoms, stats_params),
+        "definition": ("r: Pearson correlation across layers of the positive and negative BN counts "
+                       "(mirrored trends: r < 0); p from the t distribution, n = layers"),
+    }
+    table = table.merge(loadings[["layer_name", "frac_positive", "frac_bipolar_atoms"]], on="layer_name")
+    return table, profiles, plain(headline)
+
+
+# --------------------------------------------------------------------------- 4. architecture
+def _best_layer(encodings: tuple[dict, ...], names: list[str], mask: np.ndarray) -> str:
+    return max(names, key=lambda n: float(np.mean(np.asarray(find_layer(encodings, n)["r"])[mask])))
+
+
+def analyse_architecture(labels: pd.DataFrame, params: dict[str, Any], *encodings: dict
+                         ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Finding 4: image vs text BN overlap per layer, specificity, VLMs vs unimodal baselines.
+
+    Overlap table (pair, layer): Dice of the two streams' BN maps, BN counts, mean
+    |modality specificity| and the correlation of their network BN-fraction profiles.
+    Baseline table (comparison, network): paired difference in r per grayordinate
+    between the VLM stream's and the baseline's best layers (best = highest mean r over
+    the compared networks), bootstrap CI and Wilcoxon test.
+    """
+    cfg, stats_params = params["architecture"], params["stats"]
+    streams = stream_layers(encodings)
+    networks = labels["ca_network"].to_numpy()
+    rows = []
+    for pair, (image_stream, text_stream) in cfg["pairs"].items():
+        if image_stream not in streams or text_stream not in streams:
+            logger.warning("architecture: pair %r skipped (%s or %s not encoded)", pair, image_stream, text_stream)
+            continue
+        image = {split_layer_name(n)[2]: n for n in streams[image_stream]}
+        text = {split_layer_name(n)[2]: n for n in streams[text_stream]}
+        shared = sorted(set(image) & set(text))
+        for layer in shared:
+            a, b = find_layer(encodings, image[layer]), find_layer(encodings, text[layer])
+            bn_a, bn_b = np.asarray(a["bn"], bool), np.asarray(b["bn"], bool)
+            nets = [n for n in np.unique(networks) if n != "none"]
+            frac_a = [bn_a[networks == n].mean() for n in nets]
+            frac_b = [bn_b[networks == n].mean() for n in nets]
+            rows.append({"pair": pair, "image_stream": image_stream, "text_stream": text_stream, "layer": layer,
+                         "depth": shared.index(layer) / max(len(shared) - 1, 1),
+                         **stream_overlap(bn_a, bn_b, np.asarray(a["r"]), np.asarray(b["r"])),
+                         "profile_r": correlation_test(frac_a, frac_b)["r"]})
+    overlap = pd.DataFrame(rows)
+
+    target_networks = list(cfg["baseline_networks"])
+    mask = np.isin(networks, target_networks)
+    comparisons = []
+    for spec in cfg["baselines"]:
+        vlm, base = spec["vlm"], spec["baseline"]
+        if vlm not in streams or base not in streams:
+            logger.warning("architecture: %s vs %s skipped (not encoded)", vlm, base)
+            continue
+        vlm_layer, base_layer = _best_layer(encodings, streams[vlm], mask), _best_layer(encodings, streams[base], mask)
+        r_vlm = np.asarray(find_layer(encodings, vlm_layer)["r"], dtype=float)
+        r_base = np.asarray(find_layer(encodings, base_layer)["r"], dtype=float)
+        for network in [*target_networks, "all compared"]:
+            sel = mask if network == "all compared" else networks == network
+            comparisons.append({"comparison": f"{vlm} vs {base}", "vlm": vlm, "baseline": base,
+                                "network": network, "vlm_layer": vlm_layer, "baseline_layer": base_layer,
+                                **paired_difference(r_vlm[sel], r_base[sel], int(stats_params["n_boot"]),
+                                                    float(stats_params["ci"]), int(stats_params["seed"]))})
+    baselines = pd.DataFrame(comparisons)
+
+    headline: dict[str, Any] = {"pairs": {}, "baselines": {}}
+    for pair, group in overlap.groupby("pair", sort=False) if len(overlap) else []:
+        headline["pairs"][pair] = {"dice": _ci_dict(group.dice, stats_params),
+                                   "specificity": _ci_dict(group.specificity, stats_params)}
+    contrast = cfg.get("contrast")
+    if contrast and len(overlap) and set(contrast) <= set(overlap.pair):
+        a = overlap[overlap.pair == contrast[0]].dice.dropna().to_numpy()
+        b = overlap[overlap.pair == contrast[1]].dice.dropna().to_numpy()
+        headline["contrast"] = {"pairs": list(contrast), **_difference_of_means(a, b, stats_params)}
+    for row in baselines[baselines.network == "all compared"].itertuples() if len(baselines) else []:
+        headline["baselines"][row.comparison] = {"networks": target_networks, "mean_diff": row.mean_diff,
+                                                 "ci_low": row.ci_low, "ci_high": row.ci_high, "p": row.p,
+                                                 "n": row.n, "vlm_layer": row.vlm_layer,
+                                                 "baseline_layer": row.baseline_layer}
+    headline["definitions"] = {
+        "dice": "Dice of the image- and text-stream BN maps at the same layer; CI: bootstrap over layers",
+        "specificity": "mean |(r_image - r_text) / (r_image + r_text)| over BNs of either stream (r < 0 -> 0)",
+        "baselines": "mean over grayordinates of r(VLM best layer) - r(baseline best layer); Wilcoxon signed-rank",
+    }
+    return overlap, baselines, plain(headline)
+
+
+def _difference_of_means(a: np.ndarray, b: np.ndarray, stats_params: dict[str, Any]) -> dict[str, float]:
+    """Difference of two independent means with a bootstrap CI and a Mann-Whitney test."""
+    from scipy.stats import mannwhitneyu
+
+    rng = np.random.default_rng(int(stats_params["seed"]))
+    if len(a) < 2 or len(b) < 2:
+        return {"diff": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "p": float("nan"),
+                "n": [int(len(a)), int(len(b))]}
+    n_boot = int(stats_params["n_boot"])
+    diffs = (a[rng.integers(0, len(a), (n_boot, len(a)))].mean(axis=1)
+             - b[rng.integers(0, len(b), (n_boot, len(b)))].mean(axis=1))
+    tail = (1 - float(stats_params["ci"])) / 2 * 100
+    low, high = np.percentile(diffs, [tail, 100 - tail])
+    return {"diff": float(a.mean() - b.mean()), "ci_low": float(low), "ci_high": float(high),
+            "p": float(mannwhitneyu(a, b).pvalue), "n": [int(len(a)), int(len(b))]}
+
+
+# --------------------------------------------------------------------------- ground truth
+def compare_with_ground_truth(ground_truth: pd.DataFrame | None, network_scores: pd.DataFrame,
+                              params: dict[str, Any], *encodings: dict) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Recovered vs planted truth, for data with a known answer (the demo); empty otherwise.
+
+    ``ground_truth``: per grayordinate ``network``, ``driven``, ``modality`` (visual,
+    text, both, none) and ``sign`` (+1, -1, 0), or None when the data has none.
+
+    Table, per network: planted driven fraction and modality, the best BN fraction of
+    any stream (and of image and text streams), and whether it counts as recovered (BN
+    fraction >= ``recovered_frac_bn``). Headline: network-level agreement (accuracy,
+    correlation of planted vs recovered fractions), and grayordinate-level sensitivity,
+    specificity and FDR of the BNs of each stream's best layer.
+    """
+    if ground_truth is None or len(ground_truth) == 0:
+        return pd.DataFrame({"network": pd.Series(dtype=str)}), {"available": False}
+    threshold = float(params["recovered_frac_bn"])
+    ca = network_scores[network_scores.atlas == "ca_network"]
+    image = ca[ca.stream == "image"]  # single-modality streams (fusion streams see both inputs)
+    text = ca[ca.stream == "text"]
+    rows = []
+    for network, truth in ground_truth.groupby("network"):
+        planted = float(truth.driven.mean())
+        modalities = sorted(set(truth.modality[truth.driven]) - {"none"})
+        best = ca[ca.network == network]
+        rows.append({"network": network, "planted_frac": planted, "planted_modality": "+".join(modalities) or "none",
+                     "planted_signs": "/".join(sorted({"+" if s > 0 else "-" for s in truth.sign[truth.driven]})),
+                     "best_frac_bn": float(best.frac_bn.max()) if len(best) else float("nan"),
+                     "best_layer": best.loc[best.frac_bn.idxmax(), "layer_name"] if len(best) else "",
+                     "image_frac_bn": float(image[image.network == network].frac_bn.max()),
+                     "text_frac_bn": float(text[text.network == network].frac_bn.max())})
+    table = pd.DataFrame(rows)
+    table["planted_driven"] = table.planted_frac > 0
+    table["recovered"] = table.best_frac_bn >= threshold
+    table["agrees"] = table.planted_driven == table.recovered
+
+    driven = ground_truth.sort_values("grayordinate").driven.to_numpy()
+    per_stream = {}
+    for stream, names in stream_layers(encodings).items():
+        best_name = max(names, key=lambda n: int(np.sum(find_layer(encodings, n)["bn"])))
+        bn = np.asarray(find_layer(encodings, best_name)["bn"], bool)
+        if len(bn) != len(driven):
+            raise ValueError(f"ground truth has {len(driven)} grayordinates but {best_name} has {len(bn)}")
+        per_stream[stream] = {"layer": best_name, **detection_rates(bn, driven)}
+    modality = {}
+    for kind in ("visual", "text"):
+        nets = table[table.planted_modality == kind]
+        modality[kind] = {"networks": nets.network.tolist(),
+                          "image_frac_bn_mean": float(nets.image_frac_bn.mean()) if len(nets) else float("nan"),
+                          "text_frac_bn_mean": float(nets.text_frac_bn.mean()) if len(nets) else float("nan")}
+    agreement = correlation_test(table.planted_frac, table.best_frac_bn)
+    headline = {
+        "available": True,
+        "recovered_frac_bn": threshold,
+        "networks_agree": int(table.agrees.sum()), "n_networks": int(len(table)),
+        "network_accuracy": float(table.agrees.mean()),
+        "planted_vs_recovered_fraction": agreement,
+        "planted_driven": sorted(table.network[table.planted_driven]),
+        "recovered": sorted(table.network[table.recovered]),
+        "missed": sorted(table.network[table.planted_driven & ~table.recovered]),
+        "false_networks": sorted(table.network[~table.planted_driven & table.recovered]),
+        "grayordinates": per_stream,
+        "modality": modality,
+    }
+    logger.info("ground truth: %d/%d networks agree (planted vs recovered BN fraction r = %.2f)",
+                headline["networks_agree"], headline["n_networks"], agreement["r"])
+    return table, plain(headline)
+
+
+def detection_rates(found: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Sensitivity, specificity and false-discovery rate of a boolean detection map, with counts."""
+    found, truth = np.asarray(found, bool), np.asarray(truth, bool)
+    tp, fp = int((found & truth).sum()), int((found & ~truth).sum())
+    return {"sensitivity": tp / max(int(truth.sum()), 1), "specificity": 1 - fp / max(int((~truth).sum()), 1),
+            "fdr": fp / max(tp + fp, 1), "n_found": tp + fp, "n_true": int(truth.sum()),
+            "dice": dice(found, truth)}

@@ -1,0 +1,339 @@
+"""Nodes of the reporting pipeline: findings.json, figures and report.html."""
+
+from __future__ import annotations
+
+import io
+import logging
+from datetime import datetime, timezone
+from importlib.metadata import version
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from vlm_brain import reporting as rp
+from vlm_brain.pipelines.analyses.nodes import find_layer, plain, stream_layers
+from vlm_brain.reporting.html import Section
+
+logger = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- provenance
+def describe_weights(models: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Per model, where its weights come from, e.g. ``random (seed 0)`` or ``pretrained: openai``."""
+    out = {}
+    for name, spec in models.items():
+        if spec.get("weights", "random") == "random":
+            out[name] = f"RANDOM (seed {spec.get('seed', 0)})"
+        else:
+            source = spec.get("checkpoint") or spec.get("pretrained") or spec.get("source") or "hub cache"
+            out[name] = f"pretrained: {source}"
+    return out
+
+
+def provenance(params: dict[str, Any], demo: dict[str, Any], features: dict[str, Any],
+               encoding: dict[str, Any]) -> dict[str, Any]:
+    """What ran on which data with which weights and settings."""
+    weights = describe_weights(features.get("models", {}))
+    sdl = encoding.get("sdl", {})
+    return {
+        "data": ("demo: simulated fMRI with a planted ground truth" if demo.get("enabled")
+                 else "real fMRI"),
+        "data_root": params.get("data_root"),
+        "runs": {run: int(n) for run, n in features.get("runs", {}).items()},
+        "tr_s": features.get("tr"),
+        "weights": weights,
+        "random_weights": sorted(m for m, w in weights.items() if w.startswith("RANDOM")),
+        "encoding": {"target": encoding.get("target"), "sdl_atoms": sdl.get("n_atoms"), "sdl_lambda": sdl.get("alpha"),
+                     "sdl_max_iter": sdl.get("max_iter"), "ridge_alphas": encoding.get("alphas"),
+                     "cv": "leave-one-run-out", "n_null": encoding.get("n_null"), "fdr_q": encoding.get("q")},
+        "vlm_brain_version": version("vlm-brain"),
+        "generated_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+
+def collect_findings(networks: dict, redundancy: dict, ablation: dict, polarity: dict, architecture: dict,
+                     ground_truth: dict, validation: dict | None, params: dict[str, Any], demo: dict[str, Any],
+                     features: dict[str, Any], encoding: dict[str, Any]) -> dict[str, Any]:
+    """findings.json: provenance and the headline statistics of the four findings."""
+    return plain({
+        "provenance": provenance(params, demo, features, encoding),
+        "networks": networks,
+        "redundancy": {**redundancy, "ablation": ablation},
+        "polarity": polarity,
+        "architecture": architecture,
+        "ground_truth": ground_truth,
+        "validation": validation,
+    })
+
+
+# --------------------------------------------------------------------------- figures
+def _stream_table(scores: pd.DataFrame, atlas: str = "ca_network") -> pd.DataFrame:
+    table = scores[scores.atlas == atlas]
+    return table.assign(stream_label=table.model + "." + table.stream)
+
+
+def make_figures(network_scores: pd.DataFrame, redundancy_atom_dice: dict[str, np.ndarray],
+                 ablation: pd.DataFrame, polarity: pd.DataFrame, overlap: pd.DataFrame, baselines: pd.DataFrame,
+                 params: dict[str, Any], *encodings: dict) -> dict[str, Figure]:
+    """Every figure of the report, by file name (``*.png``)."""
+    scores = _stream_table(network_scores)
+    figures: dict[str, Figure] = {
+        "network_r_heatmaps.png": rp.network_layer_heatmaps(scores, value="r_mean", title="Mean held-out r"),
+        "network_bn_heatmaps.png": rp.network_layer_heatmaps(scores, value="frac_bn", title="Fraction of BNs"),
+        "network_layer_profiles.png": rp.layer_profiles(scores, value="frac_bn"),
+    }
+    if redundancy_atom_dice:
+        figures["redundancy_atom_dice.png"] = rp.dice_matrices(
+            {name: np.asarray(m) for name, m in sorted(redundancy_atom_dice.items())})
+    if len(ablation):
+        summary = (ablation.groupby(["layer_name", "condition", "fraction"]).r_mean
+                   .agg(r_mean="mean", r_low="min", r_high="max").reset_index())
+        figures["redundancy_ablation.png"] = rp.ablation_curves(summary)
+    totals = polarity[polarity.network == "all"]
+    figures["polarity_profiles.png"] = rp.polarity_profiles(totals[["stream_label", "layer", "n_pos", "n_neg"]])
+    if len(overlap):
+        figures["architecture_overlap.png"] = rp.overlap_curves(overlap)
+    if len(baselines):
+        figures["architecture_baselines.png"] = rp.baseline_comparison(
+            baselines[baselines.network != "all compared"])
+
+    streams = stream_layers(encodings)
+    chosen = [s for s in params["surface_streams"] if s in streams]
+    best = {s: max(streams[s], key=lambda n: int(np.sum(find_layer(encodings, n)["bn"]))) for s in chosen}
+    if best:
+        figures["surface_r.png"] = rp.surface_maps_figure(
+            {f"{name}: r": np.asarray(find_layer(encodings, name)["r"]) for name in best.values()},
+            colorbar_label="held-out Pearson r")
+        from vlm_brain.analyses.polarity import bn_polarity
+
+        signs = {}
+        for name in best.values():
+            res = find_layer(encodings, name)
+            signs[f"{name}: BN polarity"] = bn_polarity(res["bn"], res["atom_t"], res["atom_pos"], res["atom_neg"])[0]
+        figures["surface_polarity.png"] = rp.polarity_maps_figure(signs)
+    logger.info("reporting: %d figures", len(figures))
+    return figures
+
+
+# --------------------------------------------------------------------------- report
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _ci(stat: dict[str, Any], key: str = "mean", digits: int = 2) -> str:
+    """``0.42 (95% CI 0.40-0.44, n = 12)``."""
+    return (f"{_fmt(stat.get(key), digits)} (95% CI {_fmt(stat.get('ci_low'), digits)} to "
+            f"{_fmt(stat.get('ci_high'), digits)}, n = {stat.get('n')})")
+
+
+def _p(p: Any) -> str:
+    if p is None:
+        return "p = n/a"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def _summary_section(findings: dict) -> Section:
+    """One sentence per finding, with its main number."""
+    net, red, pol, arch = (findings[k] for k in ("networks", "redundancy", "polarity", "architecture"))
+    lines = [f"1. Network prediction: {len(net['predicted_networks'])} of "
+             f"{len(net['predicted_networks']) + len(net['unpredicted_networks'])} Cole-Anticevic networks are "
+             f"predicted (BN fraction >= {net['predicted_frac_bn']:.0%}) by at least one stream; "
+             f"not predicted: {', '.join(net['unpredicted_networks']) or 'none'}."]
+    multi = red["overall"]["multi_atom_fraction"]
+    auc = red["ablation"].get("auc_all_layers", {})
+    lines.append(f"2. Redundancy: {_ci(multi)} of BNs with a significant atom are driven by >= 2 atoms; "
+                 f"ablation AUC {_ci(auc)} (1 = prediction unchanged when ANs are removed).")
+    mirrored = [v["r"] for v in pol["all_bns"].values() if v["r"] is not None]
+    lines.append(f"3. Polarity: positive and negative BN counts are anti-correlated across layers in "
+                 f"{sum(r < 0 for r in mirrored)} of {len(mirrored)} streams (mirrored trends); mean network-"
+                 f"profile r {_ci(pol['network_profiles']['mean_r'])}.")
+    if "contrast" in arch:
+        c = arch["contrast"]
+        lines.append(f"4. Architecture: image/text BN overlap (Dice) differs by {_fmt(c['diff'])} between "
+                     f"{c['pairs'][0]} and {c['pairs'][1]} (95% CI {_fmt(c['ci_low'])} to {_fmt(c['ci_high'])}, "
+                     f"{_p(c['p'])}).")
+    gt = findings["ground_truth"]
+    if gt.get("available"):
+        lines.append(f"Ground truth (demo): {gt['networks_agree']} of {gt['n_networks']} networks recovered as "
+                     f"planted.")
+    return Section("Summary", lines)
+
+
+def _networks_section(findings: dict, network_findings: pd.DataFrame) -> Section:
+    h = findings["networks"]
+    paragraphs = [
+        f"A network counts as predicted when at least {h['predicted_frac_bn']:.0%} of its grayordinates are BNs "
+        f"(significant held-out prediction, circular-shift null, BH-FDR) at some layer of some stream. "
+        f"Predicted: {', '.join(h['predicted_networks']) or 'none'}. "
+        f"Not predicted: {', '.join(h['unpredicted_networks']) or 'none'}.",
+    ]
+    for stream, top in h["top_networks"].items():
+        items = "; ".join(f"{t['network']} r = {_fmt(t['r_mean'], 3)} (95% CI {_fmt(t['ci_low'], 3)} to "
+                          f"{_fmt(t['ci_high'], 3)}, n = {t['n']}, BN fraction {_fmt(t['frac_bn'])}, {t['layer']})"
+                          for t in top)
+        paragraphs.append(f"{stream} predicts best: {items}.")
+    paragraphs.append(f"Intervals: {h['uncertainty']}.")
+    top = network_findings[(network_findings.atlas == "ca_network") & (network_findings["rank"] <= 3)]
+    table = top[["stream_label", "rank", "network", "best_layer", "r_mean", "r_ci_low", "r_ci_high", "frac_bn",
+                 "n_grayordinates"]].reset_index(drop=True)
+    return Section("Finding 1: artificial neurons predict brain networks", paragraphs,
+                   [("Top three Cole-Anticevic networks per stream (at each network's best layer)", table)],
+                   ["network_r_heatmaps.png", "network_bn_heatmaps.png", "network_layer_profiles.png", "surface_r.png"])
+
+
+def _redundancy_section(findings: dict, redundancy_layers: pd.DataFrame) -> Section:
+    h = findings["redundancy"]
+    o = h["overall"]
+    paragraphs = [
+        f"BN side: on average over layers, {_ci(o['multi_atom_fraction'])} of the BNs with a significant atom "
+        f"are driven by two or more atoms; the mean pairwise Dice overlap of the atoms' BN maps is "
+        f"{_ci(o['atom_dice_mean'])}.",
+        f"AN side: {_ci(o['an_multi_atom_fraction'])} of the ANs that load on an atom load on two or more.",
+    ]
+    ab = h["ablation"]
+    if ab.get("per_layer"):
+        parts = [f"{name}: AUC {_ci(v['auc'])}, r {_fmt(v['r_intact'], 3)} intact, "
+                 f"{_fmt(v['r_at_max_fraction'], 3)} with {v['max_fraction']:.0%} of ANs removed, "
+                 f"{_fmt(v['r_control_mean'], 3)} in the shuffled control"
+                 for name, v in ab["per_layer"].items()]
+        paragraphs.append("Fault tolerance (random ANs removed, atoms re-estimated from the survivors, ridge "
+                          f"refitted, held-out r of the layer's BNs; {ab['auc_reference']}): " + "; ".join(parts)
+                          + f". Over streams: AUC {_ci(ab['auc_all_layers'])}.")
+    cols = ["stream_label", "atom_dice_mean", "multi_atom_fraction", "an_support_mean", "an_multi_atom_fraction"]
+    table = redundancy_layers[cols].groupby("stream_label").mean().reset_index()
+    return Section("Finding 2: functional redundancy", paragraphs,
+                   [("Mean over layers per stream", table)], ["redundancy_atom_dice.png", "redundancy_ablation.png"])
+
+
+def _polarity_section(findings: dict, profiles: pd.DataFrame) -> Section:
+    h = findings["polarity"]
+    parts = [f"{s}: r = {_fmt(v['r'])} ({_p(v['p'])}, n = {v['n']} layers)" for s, v in h["all_bns"].items()]
+    np_ = h["network_profiles"]
+    paragraphs = [
+        "Each BN takes the sign of its strongest significant atom (atoms are oriented so that their AN loadings "
+        "sum to >= 0). Across layers, the counts of positive and negative BNs correlate as follows (mirrored "
+        "trends give r < 0): " + "; ".join(parts) + ".",
+        f"Per stream and network, {_fmt(np_['frac_mirrored'])} of the {np_['n_profiles']} defined profiles are "
+        f"mirrored; mean r {_ci(np_['mean_r'])}.",
+        f"AN loadings: {_ci(h['loading_frac_positive'])} of non-zero loadings are positive; "
+        f"{_ci(h['loading_frac_bipolar_atoms'])} of atoms mix positive and negative loadings.",
+    ]
+    table = profiles[profiles.network == "all"][["stream_label", "r", "p", "n"]].reset_index(drop=True)
+    return Section("Finding 3: polarity", paragraphs, [("Positive vs negative BN profiles across layers", table)],
+                   ["polarity_profiles.png", "surface_polarity.png"])
+
+
+def _architecture_section(findings: dict, overlap: pd.DataFrame, baselines: pd.DataFrame) -> Section:
+    h = findings["architecture"]
+    paragraphs = [f"{pair}: Dice of image- and text-stream BN maps {_ci(v['dice'])}; modality specificity "
+                  f"{_ci(v['specificity'])}." for pair, v in h["pairs"].items()]
+    if "contrast" in h:
+        c = h["contrast"]
+        paragraphs.append(f"{c['pairs'][0]} minus {c['pairs'][1]}: difference in mean Dice {_fmt(c['diff'])} "
+                          f"(95% CI {_fmt(c['ci_low'])} to {_fmt(c['ci_high'])}, Mann-Whitney {_p(c['p'])}, "
+                          f"n = {c['n'][0]} and {c['n'][1]} layers). The study expects CLIP's towers to overlap "
+                          "little and METER's fusion to overlap a lot.")
+    for comparison, v in h["baselines"].items():
+        paragraphs.append(f"{comparison} in {', '.join(v['networks'])}: mean r difference {_fmt(v['mean_diff'], 3)} "
+                          f"(95% CI {_fmt(v['ci_low'], 3)} to {_fmt(v['ci_high'], 3)}, Wilcoxon {_p(v['p'])}, "
+                          f"n = {v['n']} grayordinates; {v['vlm_layer']} vs {v['baseline_layer']}).")
+    tables = []
+    if len(baselines):
+        tables.append(("VLM minus unimodal baseline, per network (paired over grayordinates)",
+                       baselines[["comparison", "network", "mean_diff", "ci_low", "ci_high", "p", "n"]]
+                       .reset_index(drop=True)))
+    return Section("Finding 4: architecture", paragraphs, tables,
+                   [f for f, ok in (("architecture_overlap.png", len(overlap)),
+                                    ("architecture_baselines.png", len(baselines))) if ok])
+
+
+def _ground_truth_section(findings: dict, recovery: pd.DataFrame) -> Section | None:
+    h = findings["ground_truth"]
+    if not h.get("available"):
+        return None
+    agreement = h["planted_vs_recovered_fraction"]
+    paragraphs = [
+        f"The demo data were simulated with a known answer. {h['networks_agree']} of {h['n_networks']} networks "
+        f"agree with it (planted driven vs recovered, BN fraction >= {h['recovered_frac_bn']:.0%} at the best "
+        f"layer of any stream). Planted driven fraction vs recovered BN fraction across networks: "
+        f"r = {_fmt(agreement['r'])} ({_p(agreement['p'])}, n = {agreement['n']}).",
+        f"Missed: {', '.join(h['missed']) or 'none'}. Recovered without a planted driver: "
+        f"{', '.join(h['false_networks']) or 'none'}.",
+    ]
+    for kind, v in h["modality"].items():
+        paragraphs.append(f"Networks driven by {kind} content ({', '.join(v['networks'])}): best BN fraction "
+                          f"{_fmt(v['image_frac_bn_mean'])} in image-only streams vs "
+                          f"{_fmt(v['text_frac_bn_mean'])} in text-only streams.")
+    rates = "; ".join(f"{s} ({v['layer']}): sensitivity {_fmt(v['sensitivity'])}, specificity "
+                      f"{_fmt(v['specificity'])}, FDR {_fmt(v['fdr'])} (n = {v['n_found']} BNs)"
+                      for s, v in h["grayordinates"].items())
+    paragraphs.append("Grayordinate level, layer with the most BNs per stream against planted driven "
+                      f"grayordinates: {rates}. Each planted driver is one stimulus attribute; a stream recovers "
+                      "the grayordinates of the attributes its ANs carry, so sensitivity differs between streams "
+                      "(the demo's captions describe the scenes, so text streams also carry visual attributes).")
+    return Section("Recovered vs planted ground truth (demo)", paragraphs,
+                   [("Per network: planted vs recovered", recovery)], [])
+
+
+def _validation_section(validation: dict | None, figures: dict[str, bytes]) -> Section | None:
+    if not validation:
+        return None
+    paragraphs = [str(line) for line in validation.get("summary_lines", [])] or [
+        "Results of `kedro run --pipeline validation` (see validation_summary.json)."]
+    names = [n for n in ("validation_power.png",) if n in figures]
+    return Section("Method validation (simulations with a planted truth)", paragraphs, [], names)
+
+
+def render_report(findings: dict, network_findings: pd.DataFrame, redundancy_layers: pd.DataFrame,
+                  polarity_profiles: pd.DataFrame, overlap: pd.DataFrame, baselines: pd.DataFrame,
+                  recovery: pd.DataFrame, figures: dict[str, Any], validation: dict | None,
+                  params: dict[str, Any]) -> str:
+    """report.html: one self-contained page stating each finding with its numbers."""
+    pngs = {(name if name.endswith(".png") else f"{name}.png"): _png_bytes(image) for name, image in figures.items()}
+    prov = findings["provenance"]
+    banner = []
+    if prov["random_weights"]:
+        banner.append(f"RANDOM WEIGHTS ({', '.join(prov['random_weights'])}): these numbers test the pipeline, "
+                      "not the models.")
+    if prov["data"].startswith("demo"):
+        banner.append("SIMULATED DATA: the demo dataset, not fMRI of people.")
+    meta = {"data": prov["data"], "data root": str(prov["data_root"]),
+            "runs": ", ".join(f"{r} ({n} TRs)" for r, n in prov["runs"].items()),
+            **{f"weights: {m}": w for m, w in prov["weights"].items()},
+            **{f"encoding: {k}": str(v) for k, v in prov["encoding"].items()},
+            "vlm-brain": prov["vlm_brain_version"], "generated (UTC)": prov["generated_utc"]}
+    sections = [s for s in (
+        _summary_section(findings),
+        _networks_section(findings, network_findings),
+        _redundancy_section(findings, redundancy_layers),
+        _polarity_section(findings, polarity_profiles),
+        _architecture_section(findings, overlap, baselines),
+        _ground_truth_section(findings, recovery),
+        _validation_section(validation, pngs),
+    ) if s is not None]
+    for section in sections:
+        missing = [name for name in section.figures if name not in pngs]
+        if missing:
+            logger.warning("report: figures %s of section %r were not made; left out", missing, section.title)
+            section.figures = [name for name in section.figures if name in pngs]
+    used = {name for s in sections for name in s.figures}
+    html = rp.render_report(params["title"], sections, {k: v for k, v in pngs.items() if k in used},
+                            banner=" ".join(banner) or None, meta=meta)
+    logger.info("report: %d sections, %d figures, %.1f kB", len(sections), len(used), len(html) / 1024)
+    return html
+
+
+def _png_bytes(image: Any) -> bytes:
+    """PNG bytes of a loaded figure (a PIL image, or a loader of one, as PartitionedDataset gives)."""
+    image = image() if callable(image) else image
+    if isinstance(image, bytes):
+        return image
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
