@@ -157,3 +157,13 @@ def check_report_outputs(project):
     text = " ".join(page.text)
     assert "RANDOM WEIGHTS" in text and "Recovered vs planted ground truth" in text
     assert f"{truth['networks_agree']} of {truth['n_networks']} networks agree" in text
+
+
+def test_flatten_numbers_for_mlflow():
+    from vlm_brain.tracking import flatten_numbers
+
+    tree = {"networks": {"top": [{"r_mean": 0.3, "network": "Visual1"}], "ok": True},
+            "architecture": {"pairs": {"CLIP towers": {"dice": {"mean": 0.5, "n": 12}}}}, "none": None}
+    assert flatten_numbers(tree) == {"networks/top/0/r_mean": 0.3,
+                                     "architecture/pairs/CLIP towers/dice/mean": 0.5,
+                                     "architecture/pairs/CLIP towers/dice/n": 12.0}

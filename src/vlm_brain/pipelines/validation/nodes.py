@@ -1,0 +1,244 @@
+"""Nodes of the validation pipeline (thin wrappers over vlm_brain.validation)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from vlm_brain.validation.run import ValidationSettings, run_grid, settings_dict
+
+logger = logging.getLogger(__name__)
+
+#: metrics summarised per condition (mean, min, max over seeds)
+SUMMARY_METRICS = (
+    "sensitivity", "specificity", "fdr", "sign_accuracy", "dice", "overlap_planted",
+    "overlap_recovered", "overlap_error", "separation", "p_below_q", "p_below_001", "n_bn", "n_planted",
+    "driver_cross_r2", "r_planted", "r_other", "seconds",
+)
+
+
+def _settings(params: dict[str, Any]) -> ValidationSettings:
+    flat = dict(params)
+    sdl = flat.pop("sdl", {}) or {}
+    flat.update({"n_atoms": sdl.get("n_atoms", 16), "sdl_alpha": sdl.get("alpha", 1.0),
+                 "sdl_max_iter": sdl.get("max_iter", 5)})
+    return ValidationSettings.from_params(flat)
+
+
+def _seeds(params: dict[str, Any]) -> list[int]:
+    n_seeds = int(params.get("n_seeds", 3))
+    if n_seeds < 1:
+        raise ValueError(f"validation.n_seeds must be >= 1, got {n_seeds}")
+    first = int(params.get("seed", 0))
+    return list(range(first, first + n_seeds))
+
+
+def _layer(ans: dict[str, np.ndarray], name: str, key: str) -> np.ndarray:
+    if name not in ans:
+        raise ValueError(f"validation.{key}={name!r} is not a layer of the AN features; "
+                         f"available: {sorted(ans)}")
+    return np.asarray(ans[name], dtype=np.float32)
+
+
+def simulate_and_recover(
+    an_timeseries: dict[str, np.ndarray], run_timeline: pd.DataFrame, params: dict[str, Any]
+) -> pd.DataFrame:
+    """Plant a truth on one image and one text layer, recover it with `encode_layer`.
+
+    One row per (condition, snr, n_trs, seed); see `vlm_brain.validation.run.run_condition`
+    for the columns (plus ``image_layer`` and ``text_layer``).
+    """
+    image = _layer(an_timeseries, params["image_layer"], "image_layer")
+    text = _layer(an_timeseries, params["text_layer"], "text_layer")
+    for name, layer in ((params["image_layer"], image), (params["text_layer"], text)):
+        if len(layer) != len(run_timeline):
+            raise ValueError(f"{name}: {len(layer)} TRs of ANs but the run timeline has {len(run_timeline)}")
+    settings = _settings(params)
+    snrs = [float(s) for s in params["snrs"]]
+    if not snrs or min(snrs) <= 0:
+        raise ValueError(f"validation.snrs must be a non-empty list of positive numbers, got {snrs}")
+    n_trs = [None if n is None else int(n) for n in params["n_trs"]]
+    table = run_grid(image, text, run_timeline["run"].to_numpy(), run_timeline["keep"].to_numpy(bool),
+                     float(params["tr"]), snrs=snrs, n_trs=n_trs, seeds=_seeds(params),
+                     null=bool(params.get("include_null", True)), settings=settings)
+    table.insert(0, "image_layer", params["image_layer"])
+    table.insert(1, "text_layer", params["text_layer"])
+    logger.info("validation: %d rows, %.0f s of simulation and encoding", len(table), table.seconds.sum())
+    return table
+
+
+# --------------------------------------------------------------------------- summary
+def _json_number(value: Any) -> Any:
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer, int)):
+        return int(value)
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _stats(values: pd.Series) -> dict[str, Any]:
+    values = values.astype(float)
+    finite = values[np.isfinite(values)]
+    if finite.empty:
+        return {"mean": None, "min": None, "max": None}
+    return {"mean": _json_number(finite.mean()), "min": _json_number(finite.min()),
+            "max": _json_number(finite.max())}
+
+
+def _check(description: str, where: dict[str, Any], value: float, threshold: float,
+           comparison: str, n: int) -> dict[str, Any]:
+    if not math.isfinite(value):
+        passed = False
+    else:
+        passed = value >= threshold if comparison == ">=" else value <= threshold
+    return {"description": description, "where": where, "value": _json_number(value),
+            "threshold": _json_number(threshold), "comparison": comparison, "n": int(n),
+            "passed": bool(passed)}
+
+
+def summarise_validation(metrics: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]:
+    """Per condition the mean / min / max over seeds, and the stated criteria.
+
+    Schema::
+
+        {"image_layer", "text_layer", "q", "n_rows", "seeds": [...],
+         "settings": {...ValidationSettings, "snrs", "n_trs"},
+         "criteria": {"sensitivity_min", "sign_accuracy_min", "fdr_tolerance",
+                      "overlap_tolerance"},
+         "conditions": [{"condition": "signal" | "null", "snr", "n_trs", "n_kept",
+                         "n_seeds", "<metric>": {"mean", "min", "max"}, ...}],
+         "checks": {"<name>": {"description", "where", "value", "threshold",
+                               "comparison", "n", "passed"}},
+         "passed": bool, "runtime_s": float}
+
+    Checks: at the highest SNR and longest data, mean sensitivity >= sensitivity_min,
+    mean sign accuracy >= sign_accuracy_min and |mean recovered - planted image/text
+    overlap| <= overlap_tolerance; over every pure-noise row (all lengths and seeds) and
+    over every signal row, mean observed FDR <= q + fdr_tolerance. NaN is written null.
+    """
+    criteria = params.get("criteria", {})
+    q = float(params["q"])
+    rows = []
+    for (condition, snr, n_trs), group in metrics.groupby(["condition", "snr", "n_trs"], sort=True):
+        entry = {"condition": condition, "snr": _json_number(snr), "n_trs": int(n_trs),
+                 "n_kept": _json_number(group.n_kept.mean()), "n_seeds": int(group.seed.nunique())}
+        entry.update({m: _stats(group[m]) for m in SUMMARY_METRICS if m in group})
+        rows.append(entry)
+
+    signal = metrics[metrics.condition == "signal"]
+    null = metrics[metrics.condition == "null"]
+    checks = {}
+    if len(signal):
+        top = signal[(signal.snr == signal.snr.max()) & (signal.n_trs == signal.n_trs.max())]
+        where = {"condition": "signal", "snr": _json_number(top.snr.iloc[0]), "n_trs": int(top.n_trs.iloc[0])}
+        checks["sensitivity_high_snr"] = _check(
+            "mean sensitivity (planted grayordinates recovered as BNs) at the highest SNR and longest data",
+            where, float(top.sensitivity.mean()), float(criteria.get("sensitivity_min", 0.9)), ">=", len(top))
+        checks["sign_accuracy_high_snr"] = _check(
+            "mean sign accuracy (layer_polarity = planted sign) of true-positive BNs at the highest SNR",
+            where, float(top.sign_accuracy.mean()), float(criteria.get("sign_accuracy_min", 0.95)), ">=", len(top))
+        checks["overlap_high_snr"] = _check(
+            "|mean recovered - planted| Dice of the image vs text BN maps at the highest SNR",
+            where, float(np.abs(top.overlap_recovered.mean() - top.overlap_planted.mean())),
+            float(criteria.get("overlap_tolerance", 0.1)), "<=", len(top))
+        checks["fdr_signal"] = _check(
+            "mean observed FDR (BNs where nothing was planted / BNs) over every signal condition",
+            {"condition": "signal"}, float(signal.fdr.mean()), q + float(criteria.get("fdr_tolerance", 0.05)),
+            "<=", len(signal))
+    if len(null):
+        checks["fdr_null"] = _check(
+            "mean observed FDR over the pure-noise conditions (features independent of the BOLD)",
+            {"condition": "null"}, float(null.fdr.mean()), q + float(criteria.get("fdr_tolerance", 0.05)),
+            "<=", len(null))
+    summary = {
+        "image_layer": str(metrics.image_layer.iloc[0]) if "image_layer" in metrics and len(metrics) else None,
+        "text_layer": str(metrics.text_layer.iloc[0]) if "text_layer" in metrics and len(metrics) else None,
+        "q": q,
+        "n_rows": int(len(metrics)),
+        "seeds": sorted(int(s) for s in metrics.seed.unique()),
+        "settings": {**settings_dict(_settings(params)), "snrs": [float(s) for s in params["snrs"]],
+                     "n_trs": [None if n is None else int(n) for n in params["n_trs"]]},
+        "criteria": {"sensitivity_min": float(criteria.get("sensitivity_min", 0.9)),
+                     "sign_accuracy_min": float(criteria.get("sign_accuracy_min", 0.95)),
+                     "fdr_tolerance": float(criteria.get("fdr_tolerance", 0.05)),
+                     "overlap_tolerance": float(criteria.get("overlap_tolerance", 0.1))},
+        "conditions": rows,
+        "checks": checks,
+        "passed": bool(checks) and all(c["passed"] for c in checks.values()),
+        "runtime_s": _json_number(metrics.seconds.sum()) if "seconds" in metrics else None,
+    }
+    for name, check in checks.items():
+        logger.info("validation check %s: %s %s %s -> %s", name, check["value"], check["comparison"],
+                    check["threshold"], "pass" if check["passed"] else "FAIL")
+    return summary
+
+
+# --------------------------------------------------------------------------- figure
+def _mean_range(group: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    stats = group.groupby("snr")[metric].agg(["mean", "min", "max"]).sort_index()
+    x = stats.index.to_numpy(float)
+    return x, stats["mean"].to_numpy(), (stats["mean"] - stats["min"]).to_numpy(), \
+        (stats["max"] - stats["mean"]).to_numpy()
+
+
+def plot_validation_power(metrics: pd.DataFrame, params: dict[str, Any]) -> Figure:
+    """Sensitivity, observed FDR and recovered image/text overlap against SNR.
+
+    One line per data length (TRs per run), mean over seeds with min-max error bars;
+    the FDR panel has a dashed line at q and the pure-noise conditions at the left
+    ("noise"); the overlap panel a dashed line at the planted overlap.
+    """
+    q = float(params["q"])
+    signal = metrics[metrics.condition == "signal"]
+    null = metrics[metrics.condition == "null"]
+    lengths = sorted(metrics.n_trs.unique())
+    colors = [f"C{i}" for i in range(len(lengths))]
+    fig = Figure(figsize=(14, 4.6), layout="constrained")
+    axes = fig.subplots(1, 3)
+    snrs = sorted(signal.snr.unique()) if len(signal) else [1.0]
+    noise_x = min(snrs) / 3
+
+    for color, n in zip(colors, lengths, strict=True):
+        rows = signal[signal.n_trs == n]
+        kept = int(round(metrics[metrics.n_trs == n].n_kept.mean()))
+        label = f"{n} TRs/run ({kept} fitted TRs)"
+        if len(rows):
+            for ax, metric in zip(axes, ("sensitivity", "fdr", "overlap_recovered"), strict=True):
+                x, mean, low, high = _mean_range(rows, metric)
+                ax.errorbar(x, mean, yerr=[low, high], marker="o", color=color, capsize=3, label=label)
+        nulls = null[null.n_trs == n]
+        if len(nulls):
+            axes[1].errorbar([noise_x], [nulls.fdr.mean()], yerr=[[nulls.fdr.mean() - nulls.fdr.min()],
+                                                                   [nulls.fdr.max() - nulls.fdr.mean()]],
+                             marker="s", color=color, capsize=3, linestyle="none")
+
+    n_seeds = metrics.seed.nunique()
+    axes[0].set(title="Sensitivity (planted BNs recovered)", ylabel="sensitivity", ylim=(-0.02, 1.02))
+    axes[0].axhline(float(params.get("criteria", {}).get("sensitivity_min", 0.9)), color="grey",
+                    linestyle=":", linewidth=1, label="criterion")
+    axes[1].axhline(q, color="black", linestyle="--", linewidth=1.2, label=f"nominal q = {q:g}")
+    axes[1].set(title="Observed FDR (false BNs / BNs)", ylabel="observed FDR",
+                ylim=(-0.01, max(0.2, 1.1 * float(metrics.fdr.max()) if len(metrics) else 0.2)))
+    if len(signal):
+        planted = float(signal.overlap_planted.mean())
+        axes[2].axhline(planted, color="black", linestyle="--", linewidth=1.2, label=f"planted = {planted:.2f}")
+    axes[2].set(title="Image/text BN overlap (Dice)", ylabel="recovered Dice(image BNs, text BNs)",
+                ylim=(-0.02, 1.02))
+    for i, ax in enumerate(axes):
+        ax.set_xscale("log")
+        ticks = ([noise_x] if i == 1 and len(null) else []) + list(snrs)
+        ax.set_xticks(ticks, (["noise"] if i == 1 and len(null) else []) + [f"{s:g}" for s in snrs])
+        ax.minorticks_off()
+        ax.set_xlabel("SNR (signal / noise variance)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+    layers = f"{metrics.image_layer.iloc[0]} + {metrics.text_layer.iloc[0]}" if "image_layer" in metrics and len(metrics) else ""
+    fig.suptitle(f"Validation on planted truth ({layers}; {int(params.get('n_targets', 0))} grayordinates, "
+                 f"{n_seeds} seeds, mean and min-max)", fontsize=12)
+    return fig
