@@ -238,7 +238,7 @@ def surface_maps_figure(
     cortex = _check_maps(maps)
     norm = _shared_norm(list(cortex.values()), vmax, symmetric)
     cmap = colormaps[cmap] if isinstance(cmap, str) else cmap
-    fig, rows = _new_figure(list(cortex), right_in=0.9)
+    fig, rows = _new_figure(list(cortex), right_in=1.2)
     for values, axes in zip(cortex.values(), rows, strict=True):
         vertices = cortex_to_vertices(values)
         for ax, hemi in zip(axes, HEMISPHERES, strict=True):
@@ -246,7 +246,7 @@ def surface_maps_figure(
             faces = _face_values(vertices[hemi], mesh.faces, np.mean)
             _draw_hemisphere(ax, hemi, _face_colors(faces, mesh.background, cmap, norm))
     height = min(0.6, 2.0 / fig.get_figheight())
-    cax = fig.add_axes((1 - 0.75 / fig.get_figwidth(), 0.5 - height / 2, 0.12 /
+    cax = fig.add_axes((1 - 1.05 / fig.get_figwidth(), 0.5 - height / 2, 0.12 /
                         fig.get_figwidth(), height))
     fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=cax, label=colorbar_label)
     return fig
