@@ -11,8 +11,9 @@ EXPECTED = {"feature_extraction", "fmri_preprocessing", "encoding", "analyses", 
 
 
 def test_registry_has_the_five_pipelines_and_default_runs_them_all():
+    """`kedro run` runs the five study pipelines; `validation` runs on demand only."""
     pipelines = register_pipelines()
-    assert set(pipelines) == EXPECTED | {"__default__"}
+    assert set(pipelines) == EXPECTED | {"__default__", "validation"}
     all_nodes = {n.name for name in EXPECTED for n in pipelines[name].nodes}
     assert {n.name for n in pipelines["__default__"].nodes} == all_nodes
     assert "clean_fmri_runs" in all_nodes

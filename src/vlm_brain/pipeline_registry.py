@@ -10,6 +10,7 @@ from vlm_brain.pipelines import (
     feature_extraction,
     fmri_preprocessing,
     reporting,
+    validation,
 )
 
 PIPELINES = {
@@ -18,11 +19,18 @@ PIPELINES = {
     "encoding": encoding,
     "analyses": analyses,
     "reporting": reporting,
+    "validation": validation,
 }
+
+#: run on demand only (``kedro run --pipeline validation``), not by a plain ``kedro run``
+NOT_IN_DEFAULT = ("validation",)
 
 
 def register_pipelines() -> dict[str, Pipeline]:
-    """Every pipeline by name; ``__default__`` (``kedro run``) runs them all."""
+    """Every pipeline by name; ``__default__`` (``kedro run``) runs all but the
+    on-demand ones (`NOT_IN_DEFAULT`: the method validation)."""
     pipelines = {name: module.create_pipeline() for name, module in PIPELINES.items()}
-    pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
+    pipelines["__default__"] = sum(
+        (p for name, p in pipelines.items() if name not in NOT_IN_DEFAULT), Pipeline([])
+    )
     return pipelines

@@ -142,7 +142,7 @@ def lasso_codes(
     alpha: float,
     init: np.ndarray | None = None,
     max_iter: int = 1000,
-    tol: float = 1e-6,
+    tol: float = 1e-4,
 ) -> np.ndarray:
     """Lasso codes of many samples on one dictionary, by coordinate descent.
 

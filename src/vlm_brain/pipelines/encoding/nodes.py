@@ -44,17 +44,50 @@ def encode_model_layers(
     logger.info("%s: encoding %d layers (k=%d atoms, lambda=%g, %d nulls, q=%g) against %d grayordinates x %d TRs",
                 name, len(layers), sdl["n_atoms"], sdl["alpha"], params["n_null"], params["q"], y.shape[1], y.shape[0])
 
-    def one(layer: str, i: int) -> dict[str, np.ndarray]:
-        logger.info("encoding %s (%d/%d)", layer, i, len(layers))
-        return encode_layer(
-            np.asarray(ans[layer]), y, runs, keep, float(params["tr"]),
-            n_atoms=int(sdl["n_atoms"]), sdl_alpha=float(sdl["alpha"]), sdl_max_iter=int(sdl["max_iter"]),
-            alphas=np.asarray(params["alphas"], dtype=float), n_null=int(params["n_null"]), q=float(params["q"]),
-            seed=int(params["seed"]), backend=params["backend"], target_batch_size=int(params["target_batch_size"]),
-            raw_model=bool(params.get("raw_an_model", False)),
-        )
+    settings = dict(
+        n_atoms=int(sdl["n_atoms"]), sdl_alpha=float(sdl["alpha"]), sdl_max_iter=int(sdl["max_iter"]),
+        alphas=np.asarray(params["alphas"], dtype=float), n_null=int(params["n_null"]), q=float(params["q"]),
+        seed=int(params["seed"]), backend=params["backend"], target_batch_size=int(params["target_batch_size"]),
+        raw_model=bool(params.get("raw_an_model", False)),
+    )
+    tr = float(params["tr"])
+    n_jobs = int(params.get("n_jobs", 1))
+    if n_jobs == 1:
+        def one(layer: str, i: int) -> dict[str, np.ndarray]:
+            logger.info("encoding %s (%d/%d)", layer, i, len(layers))
+            return encode_layer(np.asarray(ans[layer]), y, runs, keep, tr, **settings)
 
-    return {layer: (lambda layer=layer, i=i: one(layer, i)) for i, layer in enumerate(layers, start=1)}
+        return {layer: (lambda layer=layer, i=i: one(layer, i)) for i, layer in enumerate(layers, start=1)}
+    return _parallel_entries(name, layers, ans, y, runs, keep, tr, settings, n_jobs)
+
+
+def _encode_named(layer: str, *args, **kwargs) -> tuple[str, dict[str, np.ndarray]]:
+    return layer, encode_layer(*args, **kwargs)
+
+
+def _parallel_entries(name, layers, ans, y, runs, keep, tr, settings, n_jobs):
+    """Lazy entries backed by `n_jobs` worker processes (joblib), results in layer order.
+
+    Workers get one BLAS thread each and the fMRI as a shared memory map; the entries
+    are read in order while saving, so at most the results not yet saved (a few layers)
+    are held in memory.
+    """
+    from joblib import Parallel, delayed
+
+    logger.info("%s: %d layers in %d parallel processes", name, len(layers), n_jobs)
+    results = Parallel(n_jobs=n_jobs, return_as="generator", max_nbytes="1M")(
+        delayed(_encode_named)(layer, np.asarray(ans[layer]), y, runs, keep, tr, **settings) for layer in layers
+    )
+    done: dict[str, dict[str, np.ndarray]] = {}
+
+    def get(layer: str, i: int) -> dict[str, np.ndarray]:
+        while layer not in done:
+            finished, result = next(results)
+            done[finished] = result
+        logger.info("encoded %s (%d/%d)", layer, i, len(layers))
+        return done.pop(layer)
+
+    return {layer: (lambda layer=layer, i=i: get(layer, i)) for i, layer in enumerate(layers, start=1)}
 
 
 def make_encoder(name: str) -> Callable[..., dict]:

@@ -114,13 +114,16 @@ def summarise_validation(metrics: pd.DataFrame, params: dict[str, Any]) -> dict[
          "conditions": [{"condition": "signal" | "null", "snr", "n_trs", "n_kept",
                          "n_seeds", "<metric>": {"mean", "min", "max"}, ...}],
          "checks": {"<name>": {"description", "where", "value", "threshold",
-                               "comparison", "n", "passed"}},
+                               "comparison", "n", "passed"}},  # + overlap: driver_cross_r2
          "passed": bool, "runtime_s": float}
 
     Checks: at the highest SNR and longest data, mean sensitivity >= sensitivity_min,
     mean sign accuracy >= sign_accuracy_min and |mean recovered - planted image/text
-    overlap| <= overlap_tolerance; over every pure-noise row (all lengths and seeds) and
-    over every signal row, mean observed FDR <= q + fdr_tolerance. NaN is written null.
+    overlap| <= overlap_tolerance (with ``driver_cross_r2``, the share of each layer's
+    drivers the other layer's atoms explain: correlated streams inflate the recovered
+    overlap); mean observed FDR <= q + fdr_tolerance over every pure-noise row (all
+    lengths and seeds) and in the worst signal condition (mean over seeds). NaN is
+    written null.
     """
     criteria = params.get("criteria", {})
     q = float(params["q"])
@@ -147,10 +150,14 @@ def summarise_validation(metrics: pd.DataFrame, params: dict[str, Any]) -> dict[
             "|mean recovered - planted| Dice of the image vs text BN maps at the highest SNR",
             where, float(np.abs(top.overlap_recovered.mean() - top.overlap_planted.mean())),
             float(criteria.get("overlap_tolerance", 0.1)), "<=", len(top))
+        checks["overlap_high_snr"]["driver_cross_r2"] = _json_number(top.driver_cross_r2.mean())
+        by_condition = signal.groupby(["snr", "n_trs"]).fdr.mean()
+        worst_snr, worst_n = by_condition.idxmax()
         checks["fdr_signal"] = _check(
-            "mean observed FDR (BNs where nothing was planted / BNs) over every signal condition",
-            {"condition": "signal"}, float(signal.fdr.mean()), q + float(criteria.get("fdr_tolerance", 0.05)),
-            "<=", len(signal))
+            "worst signal condition's mean observed FDR over seeds (BNs where nothing was planted / BNs)",
+            {"condition": "signal", "snr": _json_number(worst_snr), "n_trs": int(worst_n)},
+            float(by_condition.max()), q + float(criteria.get("fdr_tolerance", 0.05)), "<=",
+            int(((signal.snr == worst_snr) & (signal.n_trs == worst_n)).sum()))
     if len(null):
         checks["fdr_null"] = _check(
             "mean observed FDR over the pure-noise conditions (features independent of the BOLD)",
@@ -204,7 +211,7 @@ def plot_validation_power(metrics: pd.DataFrame, params: dict[str, Any]) -> Figu
     snrs = sorted(signal.snr.unique()) if len(signal) else [1.0]
     noise_x = min(snrs) / 3
 
-    for color, n in zip(colors, lengths, strict=True):
+    for i, (color, n) in enumerate(zip(colors, lengths, strict=True)):
         rows = signal[signal.n_trs == n]
         kept = int(round(metrics[metrics.n_trs == n].n_kept.mean()))
         label = f"{n} TRs/run ({kept} fitted TRs)"
@@ -214,7 +221,8 @@ def plot_validation_power(metrics: pd.DataFrame, params: dict[str, Any]) -> Figu
                 ax.errorbar(x, mean, yerr=[low, high], marker="o", color=color, capsize=3, label=label)
         nulls = null[null.n_trs == n]
         if len(nulls):
-            axes[1].errorbar([noise_x], [nulls.fdr.mean()], yerr=[[nulls.fdr.mean() - nulls.fdr.min()],
+            dodge = noise_x * 1.12 ** (i - (len(lengths) - 1) / 2)  # side by side, not on top
+            axes[1].errorbar([dodge], [nulls.fdr.mean()], yerr=[[nulls.fdr.mean() - nulls.fdr.min()],
                                                                    [nulls.fdr.max() - nulls.fdr.mean()]],
                              marker="s", color=color, capsize=3, linestyle="none")
 

@@ -1,0 +1,27 @@
+"""Method validation: plant a known truth on real AN features and recover it.
+
+- `simulate`: BOLD simulated from one image-stream and one text-stream layer with a
+  planted mapping (which grayordinates each stream drives, with which sign, how much
+  the two driven sets overlap), canonical HRF, AR(1) noise at a chosen SNR.
+- `metrics`: sensitivity, specificity, observed FDR, sign accuracy, Dice, recovered vs
+  planted image/text overlap and image/text separation.
+- `run`: one condition (SNR, data length, seed, or pure noise) through the real
+  `vlm_brain.encoding.layer.encode_layer`, and a grid of conditions as a tidy table.
+
+Plain numpy; no Kedro imports (the `validation` pipeline wraps this module).
+"""
+
+from vlm_brain.validation.metrics import condition_metrics
+from vlm_brain.validation.run import ValidationSettings, run_condition, run_grid
+from vlm_brain.validation.simulate import PlantedTruth, SimulatedBold, crop_runs, simulate_bold
+
+__all__ = [
+    "PlantedTruth",
+    "SimulatedBold",
+    "ValidationSettings",
+    "condition_metrics",
+    "crop_runs",
+    "run_condition",
+    "run_grid",
+    "simulate_bold",
+]
