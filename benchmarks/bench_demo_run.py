@@ -4,6 +4,8 @@ Clones the current commit into a temporary folder (nothing under data/ is reused
 demo dataset is generated as on a user's first run), links this checkout's .venv, and
 runs either the whole default pipeline once (``--whole``, what ``make demo`` does) or
 each pipeline in turn (the same work, with a per-stage time). Prints a JSON summary.
+The clone runs with this checkout's installed package (an editable install points at
+this checkout's src/), so commit or stash local changes to measure exactly a commit.
 
     .venv/bin/python benchmarks/bench_demo_run.py            # per stage
     .venv/bin/python benchmarks/bench_demo_run.py --whole    # one `kedro run`

@@ -68,14 +68,15 @@ def kedro_project(tmp_path, monkeypatch):
     return tmp_path
 
 
-def run_kedro(project: Path, pipeline: str, env: str | None = None, params: dict | None = None):
-    """Run a pipeline in-process like `kedro run --pipeline ... --env ...`."""
+def run_kedro(project: Path, pipeline: str, env: str | None = None, params: dict | None = None, **run_kwargs):
+    """Run a pipeline in-process like `kedro run --pipeline ... --env ...` (``run_kwargs``:
+    e.g. ``from_nodes=[...]``, as `KedroSession.run` takes them)."""
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
     bootstrap_project(project)
     with KedroSession.create(project_path=project, env=env, runtime_params=params) as session:
-        return session.run(pipeline_names=[pipeline])
+        return session.run(pipeline_names=[pipeline], **run_kwargs)
 
 
 def edit_yaml(path: Path, update) -> None:

@@ -33,4 +33,9 @@ def register_pipelines() -> dict[str, Pipeline]:
     pipelines["__default__"] = sum(
         (p for name, p in pipelines.items() if name not in NOT_IN_DEFAULT), Pipeline([])
     )
+    # the validation simulates from the features: it brings the nodes that make them, so
+    # it also runs on a fresh clone (the AN cache makes them instant once computed)
+    validation_inputs = pipelines["validation"].inputs() - {i for i in pipelines["validation"].inputs()
+                                                              if i.startswith("params:")}
+    pipelines["validation"] = pipelines["__default__"].to_outputs(*validation_inputs) + pipelines["validation"]
     return pipelines
