@@ -151,6 +151,11 @@ class MlflowHooks:
                     metrics.update({f"validation/{k}": v for k, v in flatten_numbers(summary).items()})
                     (folder / "validation_summary.json").write_text(json.dumps(summary, indent=2))
                     mlflow.log_artifact(str(folder / "validation_summary.json"))
+                # the power figure is written next to the report's figures (catalog: validation_power)
+                figure = catalog.load("report_figures@png").get("validation_power")
+                if figure is not None:
+                    (figure() if callable(figure) else figure).save(folder / "validation_power.png")
+                    mlflow.log_artifact(str(folder / "validation_power.png"))
         items = list(metrics.items())
         for start in range(0, len(items), 1000):
             mlflow.log_metrics(dict(items[start : start + 1000]))

@@ -121,3 +121,13 @@ def test_validation_run_writes_the_table_summary_and_figure(kedro_project):
 
     png = imread(reporting / "figures/validation_power.png")
     assert png.shape[0] >= 500 and png.shape[1] >= 1500
+
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{kedro_project / 'mlruns/mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["vlm-brain"])
+    assert len(runs) == 1 and runs.status.iloc[0] == "FINISHED"
+    logged = {a.path for a in mlflow.MlflowClient().list_artifacts(runs.run_id.iloc[0])}
+    assert {"validation_metrics.csv", "validation_summary.json", "validation_power.png"} <= logged
+    value = summary["checks"]["sensitivity_high_snr"]["value"]
+    assert runs["metrics.validation/checks/sensitivity_high_snr/value"].iloc[0] == pytest.approx(value)
