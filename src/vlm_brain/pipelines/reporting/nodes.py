@@ -173,11 +173,10 @@ def _networks_section(findings: dict, network_findings: pd.DataFrame) -> Section
         f"Predicted: {', '.join(h['predicted_networks']) or 'none'}. "
         f"Not predicted: {', '.join(h['unpredicted_networks']) or 'none'}.",
     ]
-    for stream, top in h["top_networks"].items():
-        items = "; ".join(f"{t['network']} r = {_fmt(t['r_mean'], 3)} (95% CI {_fmt(t['ci_low'], 3)} to "
-                          f"{_fmt(t['ci_high'], 3)}, n = {t['n']}, BN fraction {_fmt(t['frac_bn'])}, {t['layer']})"
-                          for t in top)
-        paragraphs.append(f"{stream} predicts best: {items}.")
+    best = "; ".join(f"{stream}: {t['network']} (r = {_fmt(t['r_mean'], 3)}, 95% CI {_fmt(t['ci_low'], 3)} to "
+                     f"{_fmt(t['ci_high'], 3)}, n = {t['n']}, BN fraction {_fmt(t['frac_bn'])}, {t['layer']})"
+                     for stream, top in h["top_networks"].items() for t in top[:1])
+    paragraphs.append(f"Best-predicted network of each stream: {best}. The table lists the top three.")
     paragraphs.append(f"Intervals: {h['uncertainty']}.")
     top = network_findings[(network_findings.atlas == "ca_network") & (network_findings["rank"] <= 3)]
     table = top[["stream_label", "rank", "network", "best_layer", "r_mean", "r_ci_low", "r_ci_high", "frac_bn",
@@ -197,18 +196,22 @@ def _redundancy_section(findings: dict, redundancy_layers: pd.DataFrame) -> Sect
         f"AN side: {_ci(o['an_multi_atom_fraction'])} of the ANs that load on an atom load on two or more.",
     ]
     ab = h["ablation"]
+    tables = []
     if ab.get("per_layer"):
-        parts = [f"{name}: AUC {_ci(v['auc'])}, r {_fmt(v['r_intact'], 3)} intact, "
-                 f"{_fmt(v['r_at_max_fraction'], 3)} with {v['max_fraction']:.0%} of ANs removed, "
-                 f"{_fmt(v['r_control_mean'], 3)} in the shuffled control"
-                 for name, v in ab["per_layer"].items()]
-        paragraphs.append("Fault tolerance (random ANs removed, atoms re-estimated from the survivors, ridge "
-                          f"refitted, held-out r of the layer's BNs; {ab['auc_reference']}): " + "; ".join(parts)
-                          + f". Over streams: AUC {_ci(ab['auc_all_layers'])}.")
+        paragraphs.append(
+            "Fault tolerance: random ANs of each stream's layer with the most BNs are removed, the atoms are "
+            "re-estimated from the surviving ANs, the ridge is refitted and held-out r of the layer's BNs is "
+            f"measured again ({ab['auc_reference']}). Over streams the area under the curve is "
+            f"{_ci(ab['auc_all_layers'])}; the shuffled control (BOLD shifted by half a run) shows chance level.")
+        tables.append(("Ablation per layer (AUC: 95% bootstrap over random draws)", pd.DataFrame([
+            {"layer": name, "AUC": v["auc"]["mean"], "AUC ci_low": v["auc"]["ci_low"],
+             "AUC ci_high": v["auc"]["ci_high"], "draws": v["auc"]["n"], "r intact": v["r_intact"],
+             f"r, {v['max_fraction']:.0%} removed": v["r_at_max_fraction"], "r shuffled control": v["r_control_mean"],
+             "BNs re-predicted": v["n_targets"]} for name, v in ab["per_layer"].items()])))
     cols = ["stream_label", "atom_dice_mean", "multi_atom_fraction", "an_support_mean", "an_multi_atom_fraction"]
-    table = redundancy_layers[cols].groupby("stream_label").mean().reset_index()
-    return Section("Finding 2: functional redundancy", paragraphs,
-                   [("Mean over layers per stream", table)], ["redundancy_atom_dice.png", "redundancy_ablation.png"])
+    tables.insert(0, ("Mean over layers per stream", redundancy_layers[cols].groupby("stream_label").mean().reset_index()))
+    return Section("Finding 2: functional redundancy", paragraphs, tables,
+                   ["redundancy_atom_dice.png", "redundancy_ablation.png"])
 
 
 def _polarity_section(findings: dict, profiles: pd.DataFrame) -> Section:
