@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from vlm_brain.analyses.stats import correlation_test
+from vlm_brain.encoding.layer import layer_polarity
 
 
 def bn_polarity(bn: np.ndarray, atom_t: np.ndarray, atom_pos: np.ndarray,
@@ -21,14 +22,11 @@ def bn_polarity(bn: np.ndarray, atom_t: np.ndarray, atom_pos: np.ndarray,
     that its loadings sum to >= 0, so a positive BN rises with the ANs that make up its
     atom.
     """
-    atom_t = np.asarray(atom_t, dtype=np.float64)
+    sign = layer_polarity(np.asarray(bn, dtype=bool), np.asarray(atom_t), np.asarray(atom_pos, bool),
+                          np.asarray(atom_neg, bool))
     significant = np.asarray(atom_pos, bool) | np.asarray(atom_neg, bool)
-    score = np.where(significant, np.abs(atom_t), -np.inf)
-    best = np.argmax(score, axis=0)
-    columns = np.arange(atom_t.shape[1])
-    has = significant.any(axis=0) & np.asarray(bn, dtype=bool)
-    sign = np.where(has, np.sign(atom_t[best, columns]), 0).astype(np.int8)
-    strength = np.where(has, np.abs(atom_t[best, columns]), 0.0)
+    strongest = np.where(significant, np.abs(np.asarray(atom_t, dtype=np.float64)), 0.0).max(axis=0)
+    strength = np.where(sign != 0, strongest, 0.0)
     return sign, strength
 
 

@@ -29,7 +29,9 @@ def encode_model_layers(
 ) -> dict[str, Callable[[], dict[str, np.ndarray]]]:
     """Per layer of one model, a lazy entry computed by :func:`encode_layer` while saving.
 
-    One layer's results are in memory at a time, whatever the number of layers.
+    Entries are computed while the dataset saves them, so memory holds one layer's
+    results at a time (a few with ``n_jobs`` > 1 worker processes), whatever the number
+    of layers.
     """
     y = _target(fmri_group, params)
     runs = run_timeline["run"].to_numpy()

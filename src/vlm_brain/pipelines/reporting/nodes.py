@@ -13,6 +13,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from vlm_brain import reporting as rp
+from vlm_brain.analyses.polarity import bn_polarity
 from vlm_brain.pipelines.analyses.nodes import find_layer, plain, stream_layers
 from vlm_brain.reporting.html import Section
 
@@ -106,8 +107,6 @@ def make_figures(network_scores: pd.DataFrame, redundancy_atom_dice: dict[str, n
         figures["surface_r.png"] = rp.surface_maps_figure(
             {f"{name}: r": np.asarray(find_layer(encodings, name)["r"]) for name in best.values()},
             colorbar_label="held-out Pearson r")
-        from vlm_brain.analyses.polarity import bn_polarity
-
         signs = {}
         for name in best.values():
             res = find_layer(encodings, name)
