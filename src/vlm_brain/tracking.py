@@ -31,7 +31,8 @@ def run_parameters(params: dict[str, Any], env: str | None) -> dict[str, str]:
            "cv": "leave-one-run-out", "target": enc.get("target"),
            "sdl.k": enc.get("sdl", {}).get("n_atoms"), "sdl.lambda": enc.get("sdl", {}).get("alpha"),
            "sdl.max_iter": enc.get("sdl", {}).get("max_iter"), "ridge.alphas": enc.get("alphas"),
-           "ridge.backend": enc.get("backend"), "null.n": enc.get("n_null"), "fdr.q": enc.get("q")}
+           "ridge.backend": enc.get("backend"), "null.n": enc.get("n_null"), "null.method": enc.get("null_method", "refit"),
+           "null.n_refit": enc.get("n_refit"), "fdr.q": enc.get("q")}
     for name, spec in fe.get("models", {}).items():
         weights = spec.get("weights", "random")
         source = spec.get("pretrained") or spec.get("source") or spec.get("architecture") or spec.get("checkpoint")
@@ -71,6 +72,18 @@ def network_metrics(scores: pd.DataFrame) -> dict[str, float]:
     return metrics
 
 
+def absolute_sqlite_uri(uri: str) -> str:
+    """``sqlite:///relative/path.db`` made absolute against the working directory.
+
+    MLflow caches stores by URI, so a relative one would keep writing to the database of
+    the first project a process used.
+    """
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
+        return prefix + str(Path(uri[len(prefix):]).resolve())
+    return uri
+
+
 class MlflowHooks:
     """Starts an MLflow run when a pipeline producing one of `TRACKED` runs.
 
@@ -102,7 +115,7 @@ class MlflowHooks:
             return
         import mlflow
 
-        mlflow.set_tracking_uri(self._config.get("tracking_uri", "sqlite:///mlruns/mlflow.db"))
+        mlflow.set_tracking_uri(absolute_sqlite_uri(self._config.get("tracking_uri", "sqlite:///mlruns/mlflow.db")))
         name = self._config.get("experiment", "vlm-brain")
         if mlflow.get_experiment_by_name(name) is None:
             artifacts = Path(self._config.get("artifact_root", "mlruns/artifacts")).resolve()

@@ -178,3 +178,53 @@ def test_fdr_bh_known_case_and_errors():
         fdr_bh(p, 1.5)
     with pytest.raises(ValueError, match="differ in shape"):
         circular_shift_test(np.zeros((10, 2)), np.zeros((10, 3)), np.zeros(10))
+
+
+def _noise_cv(seed: int, n_targets: int = 1500):
+    """Leave-one-run-out SDL encoding of pure AR(1) noise (features independent of y)."""
+    sim = simulate_layer(n_runs=4, run_length=80, n_ans=60, n_atoms=6, n_targets=10, random_state=seed)
+    x, runs = prepare_regressors(sim.features, sim.runs, sim.keep, sim.tr)
+    y = zscore_per_run(ar1(len(runs), n_targets, 0.3, np.random.default_rng(100 + seed), runs), runs)
+    cv = cross_validate_encoding(x, y, runs, sdl_regressors(n_atoms=6, max_iter=10),
+                                 alphas=[1.0, 10.0, 100.0, 1000.0], keep_regressors=True)
+    return cv, y, runs
+
+
+def test_refit_null_without_shifts_reproduces_the_cross_validated_r(monkeypatch):
+    """The refit null recomputes every fold's ridge; with all offsets 0 it must give cv.r."""
+    from vlm_brain.encoding import significance
+
+    cv, y, runs = _noise_cv(0, n_targets=300)
+    monkeypatch.setattr(significance, "circular_shift_offsets",
+                        lambda runs, n, seed: np.zeros((n, 4), dtype=np.int64))
+    zero = significance.refit_shift_null(cv.fold_regressors, y, runs, cv.best_alphas, n_draws=2, max_targets=100)
+    assert len(zero.targets) == 100 and np.all(np.diff(zero.targets) > 0)
+    np.testing.assert_allclose(zero.null_r[0], cv.r[zero.targets], atol=1e-6)
+
+
+def test_refit_null_is_calibrated_where_prediction_shifts_are_not():
+    """Leave-one-run-out predictions of pure noise: p <= 0.01 must happen ~1% of the time.
+
+    Shifting each run's predictions alone ignores that each fold was fitted on the other
+    runs' data and rejects too often; the pooled refit null does not (4 x 1,500 tests).
+    """
+    from vlm_brain.encoding.significance import refit_shift_null
+
+    shift_only, refit = [], []
+    for seed in range(4):
+        cv, y, runs = _noise_cv(seed)
+        null = refit_shift_null(cv.fold_regressors, y, runs, cv.best_alphas, n_draws=200, random_state=seed)
+        shift_only.append(circular_shift_test(cv.predictions, y, runs, random_state=seed).p_values)
+        refit.append(circular_shift_test(cv.predictions, y, runs, random_state=seed, refit_null=null).p_values)
+    shift_only, refit = np.concatenate(shift_only), np.concatenate(refit)
+    assert np.mean(refit <= 0.01) <= 0.013 and np.mean(refit <= 0.05) <= 0.06
+    assert np.mean(shift_only <= 0.01) > np.mean(refit <= 0.01)
+    assert 0.3 < np.mean(refit <= 0.5) < 0.6  # not degenerate
+
+
+def test_refit_null_rejects_bad_folds():
+    from vlm_brain.encoding.significance import refit_shift_null
+
+    cv, y, runs = _noise_cv(0, n_targets=50)
+    with pytest.raises(ValueError, match="one leave-one-run-out fold per run"):
+        refit_shift_null(cv.fold_regressors[:3], y, runs, cv.best_alphas)

@@ -167,3 +167,12 @@ def test_flatten_numbers_for_mlflow():
     assert flatten_numbers(tree) == {"networks/top/0/r_mean": 0.3,
                                      "architecture/pairs/CLIP towers/dice/mean": 0.5,
                                      "architecture/pairs/CLIP towers/dice/n": 12.0}
+
+
+def test_relative_sqlite_uri_is_made_absolute(tmp_path, monkeypatch):
+    from vlm_brain.tracking import absolute_sqlite_uri
+
+    monkeypatch.chdir(tmp_path)
+    assert absolute_sqlite_uri("sqlite:///mlruns/mlflow.db") == f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    assert absolute_sqlite_uri("sqlite:////data/m.db") == "sqlite:////data/m.db"
+    assert absolute_sqlite_uri("http://localhost:5000") == "http://localhost:5000"

@@ -10,7 +10,7 @@ import numpy as np
 from vlm_brain.encoding.ridge import (standardize_train, cross_validate_encoding, fit_full,
                                       raw_regressors, sdl_regressors)
 from vlm_brain.encoding.sdl import atom_timecourses, fit_sparse_dictionary
-from vlm_brain.encoding.significance import atom_maps, circular_shift_test
+from vlm_brain.encoding.significance import atom_maps, circular_shift_test, refit_shift_null
 from vlm_brain.encoding.temporal import prepare_regressors
 
 logger = logging.getLogger(__name__)
@@ -32,6 +32,9 @@ def encode_layer(
     backend: str = "numpy",
     target_batch_size: int = 4096,
     raw_model: bool = False,
+    null_method: str = "refit",
+    n_refit: int = 200,
+    refit_targets: int = 2000,
 ) -> dict[str, np.ndarray]:
     """Everything the study measures for one layer.
 
@@ -39,6 +42,11 @@ def encode_layer(
         ans: (T_full, N) AN time series of all TRs of all runs (timeline order).
         y: (T_kept, G) fMRI of the kept TRs, cleaned and z-scored per run.
         runs_full, keep: (T_full,) run label and kept-for-fitting flag per TR.
+        null_method: "refit" (default): p-values against the pooled refit null of
+            `refit_shift_null` (``n_refit`` draws on at most ``refit_targets``
+            grayordinates), scaled per grayordinate by its prediction-shift null;
+            "shift": the prediction-shift null alone (too narrow with leave-one-run-out
+            predictions; kept for comparison).
 
     Returns:
         ``r`` (G,) held-out Pearson r of the atom model (leave-one-run-out, SDL fitted
@@ -56,10 +64,15 @@ def encode_layer(
     kwargs = {"backend": backend, "target_batch_size": target_batch_size}
     if alphas is not None:
         kwargs["alphas"] = alphas
+    if null_method not in ("refit", "shift"):
+        raise ValueError(f"null_method must be 'refit' or 'shift', got {null_method!r}")
     cv = cross_validate_encoding(
-        x, y, runs, sdl_regressors(n_atoms, sdl_alpha, seed, max_iter=sdl_max_iter), **kwargs
+        x, y, runs, sdl_regressors(n_atoms, sdl_alpha, seed, max_iter=sdl_max_iter),
+        keep_regressors=null_method == "refit", **kwargs
     )
-    test = circular_shift_test(cv.predictions, y, runs, n_null=n_null, q=q, random_state=seed)
+    refit = (refit_shift_null(cv.fold_regressors, y, runs, cv.best_alphas, n_refit, refit_targets, seed)
+             if null_method == "refit" else None)
+    test = circular_shift_test(cv.predictions, y, runs, n_null=n_null, q=q, random_state=seed, refit_null=refit)
     varying = np.ptp(x, axis=0) > 0
     dictionary = fit_sparse_dictionary(x[:, varying], n_atoms, sdl_alpha, seed, max_iter=sdl_max_iter)
     loadings = np.zeros((n_atoms, x.shape[1]), dtype=np.float32)

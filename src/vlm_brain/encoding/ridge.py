@@ -197,6 +197,9 @@ class EncodingResult:
     held_out_runs : (n_folds,) run label held out by each fold.
     coefficients : per fold (n_regressors, G) ridge weights, only if requested.
     backend : himalaya backend actually used.
+    fold_regressors : per fold (r_train, r_test), the regressors the factory built for
+        the training rows (runs in order) and the held-out run, only if requested (for
+        `vlm_brain.encoding.significance.refit_shift_null`).
     """
 
     predictions: np.ndarray
@@ -205,6 +208,7 @@ class EncodingResult:
     held_out_runs: np.ndarray
     coefficients: list[np.ndarray] | None
     backend: str
+    fold_regressors: list[tuple[np.ndarray, np.ndarray]] | None = None
 
 
 def cross_validate_encoding(
@@ -217,6 +221,7 @@ def cross_validate_encoding(
     target_batch_size: int = 4096,
     inner_cv: str | int = "runs",
     keep_coefficients: bool = False,
+    keep_regressors: bool = False,
 ) -> EncodingResult:
     """Leave-one-run-out ridge encoding with per-target alpha.
 
@@ -233,6 +238,7 @@ def cross_validate_encoding(
         ``n_alphas * n_val * batch`` predictions in memory at a time.
     inner_cv : "runs" (leave one training run out) or an int (contiguous blocks).
     keep_coefficients : also return each fold's (n_regressors, G) weights.
+    keep_regressors : also return each fold's (r_train, r_test) regressors.
 
     Returns
     -------
@@ -252,10 +258,13 @@ def cross_validate_encoding(
     predictions = np.zeros((n_samples, n_targets), dtype=dtype)
     best_alphas = np.empty((len(folds), n_targets), dtype=np.float64)
     coefficients = [] if keep_coefficients else None
+    fold_regressors = [] if keep_regressors else None
     with use_backend(backend) as bk:
         for fold, (train, test) in enumerate(folds):
             r_train, r_test = make_regressors(features[train], features[test], runs[train])
             r_train, r_test = _check_fold_regressors(r_train, r_test, train, test, dtype)
+            if keep_regressors:
+                fold_regressors.append((r_train, r_test))
             splits = inner_splits(runs[train], inner_cv)
             if keep_coefficients:
                 fold_coef = np.empty((r_train.shape[1], n_targets), dtype=dtype)
@@ -276,6 +285,7 @@ def cross_validate_encoding(
         held_out_runs=np.array([runs[test[0]] for _, test in folds]),
         coefficients=coefficients,
         backend=backend,
+        fold_regressors=fold_regressors,
     )
 
 

@@ -51,6 +51,8 @@ def encode_model_layers(
         alphas=np.asarray(params["alphas"], dtype=float), n_null=int(params["n_null"]), q=float(params["q"]),
         seed=int(params["seed"]), backend=params["backend"], target_batch_size=int(params["target_batch_size"]),
         raw_model=bool(params.get("raw_an_model", False)),
+        null_method=params.get("null_method", "refit"), n_refit=int(params.get("n_refit", 200)),
+        refit_targets=int(params.get("refit_targets", 2000)),
     )
     tr = float(params["tr"])
     n_jobs = int(params.get("n_jobs", 1))
