@@ -301,11 +301,10 @@ def _validation_section(validation: dict | None, figures: dict[str, bytes]) -> S
                           f"{_fmt(c['value'], 3)} {c['comparison']} {_fmt(c['threshold'], 3)} (n = {c['n']}).")
     if "fdr_signal" in checks and not checks["fdr_signal"]["passed"]:
         paragraphs.append(
-            "Known limitation: with signal present, grayordinates without a planted driver pass the "
-            "circular-shift test more often than q allows. The held-out prediction of each run comes from a model "
-            "fitted on the other runs, so the per-run contributions to the pooled r are positively correlated "
-            "under the null, which independent shifts of each run do not reproduce: the null is too narrow in "
-            "its tail. Treat BNs at low SNR as less certain than q says.")
+            "With signal present, grayordinates without a planted driver passed the BN test more often than q "
+            "allows: treat BNs, at low SNR especially, as less certain than q says. The prediction-shift null "
+            "alone (encoding.null_method: shift) is known to do this with leave-one-run-out predictions; the "
+            "default refit null corrects it.")
     overlap = checks.get("overlap_high_snr")
     if overlap and not overlap["passed"] and overlap.get("driver_cross_r2") is not None:
         paragraphs.append(
