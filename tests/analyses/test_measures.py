@@ -117,3 +117,13 @@ def test_correlation_test_edge_cases():
     assert correlation_test([1, 2, 3, 4], [2, 4, 6, 8])["r"] == pytest.approx(1.0)
     assert np.isnan(correlation_test([1, 1, 1], [1, 2, 3])["r"])
     assert correlation_test([1, 2, np.nan, 4, 5], [1, 2, 3, 4, 6])["n"] == 4
+
+
+def test_difference_of_means_of_independent_samples():
+    from vlm_brain.analyses.stats import difference_of_means
+
+    rng = np.random.default_rng(2)
+    out = difference_of_means(rng.normal(0.8, 0.05, 12), rng.normal(0.5, 0.05, 6), n_boot=500)
+    assert out["ci_low"] < out["diff"] < out["ci_high"] and 0.25 < out["diff"] < 0.35
+    assert out["ci_low"] > 0.2 and out["p"] < 0.01 and out["n"] == [12, 6]
+    assert np.isnan(difference_of_means([1.0], [1.0, 2.0])["diff"])

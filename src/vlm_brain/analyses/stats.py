@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from scipy import stats
 
@@ -59,3 +61,24 @@ def correlation_test(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
         return {"r": float("nan"), "p": float("nan"), "n": int(len(x))}
     result = stats.pearsonr(x, y)
     return {"r": float(result.statistic), "p": float(result.pvalue), "n": int(len(x))}
+
+
+def difference_of_means(
+    a: np.ndarray, b: np.ndarray, n_boot: int = 1000, ci: float = 0.95, seed: int = 0
+) -> dict[str, Any]:
+    """Mean of a minus mean of b (independent samples): bootstrap interval and Mann-Whitney p.
+
+    Returns diff, ci_low, ci_high, p (two-sided) and n = [len(a), len(b)]; NaN when
+    either sample has fewer than 2 values.
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    n = [int(len(a)), int(len(b))]
+    if min(n) < 2:
+        return {"diff": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "p": float("nan"), "n": n}
+    rng = np.random.default_rng(seed)
+    diffs = (a[rng.integers(0, len(a), (n_boot, len(a)))].mean(axis=1)
+             - b[rng.integers(0, len(b), (n_boot, len(b)))].mean(axis=1))
+    tail = (1 - ci) / 2 * 100
+    low, high = np.percentile(diffs, [tail, 100 - tail])
+    return {"diff": float(a.mean() - b.mean()), "ci_low": float(low), "ci_high": float(high),
+            "p": float(stats.mannwhitneyu(a, b).pvalue), "n": n}

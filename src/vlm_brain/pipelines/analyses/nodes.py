@@ -17,8 +17,10 @@ from vlm_brain.analyses.architecture import stream_overlap
 from vlm_brain.analyses.overlap import dice, pairwise_dice
 from vlm_brain.analyses.polarity import bn_polarity, loading_signs, mirrored_profiles, polarity_by_network
 from vlm_brain.analyses.redundancy import ablation_curve, atom_bn_maps, layer_redundancy, normalized_auc
-from vlm_brain.analyses.stats import bootstrap_mean_ci, correlation_test, paired_difference
+from vlm_brain.analyses.stats import (bootstrap_mean_ci, correlation_test, difference_of_means,
+                                     paired_difference)
 from vlm_brain.encoding.temporal import prepare_regressors
+from vlm_brain.validation.metrics import observed_fdr, sensitivity, specificity
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +63,13 @@ def stream_layers(encodings: tuple[dict, ...]) -> dict[str, list[str]]:
         model, stream, _ = split_layer_name(layer_name)
         streams.setdefault(f"{model}.{stream}", []).append(layer_name)
     return {s: sorted(names, key=lambda n: split_layer_name(n)[2]) for s, names in streams.items()}
+
+
+def layer_with_most_bns(encodings: tuple[dict, ...], names: list[str]) -> tuple[str, int]:
+    """Of the layers `names`, the one with the most BNs, and its BN count."""
+    counts = {name: int(np.sum(find_layer(encodings, name)["bn"])) for name in names}
+    best = max(names, key=counts.__getitem__)
+    return best, counts[best]
 
 
 def find_layer(encodings: tuple[dict, ...], layer_name: str) -> dict:
@@ -179,17 +188,16 @@ def ablate_layers(run_timeline: pd.DataFrame, fmri_group: dict[str, np.ndarray],
     rng = np.random.default_rng(int(cfg["seed"]))
     curves = []
     for stream, names in stream_layers(encodings).items():
-        n_bn = {name: int(np.sum(find_layer(encodings, name)["bn"])) for name in names}
-        layer_name = max(names, key=lambda n: n_bn[n])
-        if n_bn[layer_name] < int(cfg["min_bns"]):
-            logger.info("ablation: %s skipped (best layer has %d BNs < %d)", stream, n_bn[layer_name], cfg["min_bns"])
+        layer_name, n_bn = layer_with_most_bns(encodings, names)
+        if n_bn < int(cfg["min_bns"]):
+            logger.info("ablation: %s skipped (best layer has %d BNs < %d)", stream, n_bn, cfg["min_bns"])
             continue
         res = find_layer(encodings, layer_name)
         bns = np.flatnonzero(np.asarray(res["bn"]))
         if len(bns) > int(cfg["max_targets"]):
             bns = np.sort(rng.choice(bns, size=int(cfg["max_targets"]), replace=False))
         x, runs = prepare_regressors(np.asarray(find_layer(ans, layer_name)), runs_full, keep, float(enc["tr"]))
-        logger.info("ablation: %s (%d BNs, %d targets, %d fractions x %d repeats)", layer_name, n_bn[layer_name],
+        logger.info("ablation: %s (%d BNs, %d targets, %d fractions x %d repeats)", layer_name, n_bn,
                     len(bns), len(cfg["fractions"]), cfg["n_repeats"])
         curve = ablation_curve(x, y_all[:, bns], runs, np.asarray(res["loadings"]), cfg["fractions"],
                                int(cfg["n_repeats"]), enc["alphas"], int(cfg["seed"]), enc["backend"])
@@ -327,7 +335,8 @@ def analyse_architecture(labels: pd.DataFrame, params: dict[str, Any], *encoding
     if contrast and len(overlap) and set(contrast) <= set(overlap.pair):
         a = overlap[overlap.pair == contrast[0]].dice.dropna().to_numpy()
         b = overlap[overlap.pair == contrast[1]].dice.dropna().to_numpy()
-        headline["contrast"] = {"pairs": list(contrast), **_difference_of_means(a, b, stats_params)}
+        headline["contrast"] = {"pairs": list(contrast), **difference_of_means(
+            a, b, int(stats_params["n_boot"]), float(stats_params["ci"]), int(stats_params["seed"]))}
     for row in baselines[baselines.network == "all compared"].itertuples() if len(baselines) else []:
         headline["baselines"][row.comparison] = {"networks": target_networks, "mean_diff": row.mean_diff,
                                                  "ci_low": row.ci_low, "ci_high": row.ci_high, "p": row.p,
@@ -339,23 +348,6 @@ def analyse_architecture(labels: pd.DataFrame, params: dict[str, Any], *encoding
         "baselines": "mean over grayordinates of r(VLM best layer) - r(baseline best layer); Wilcoxon signed-rank",
     }
     return overlap, baselines, plain(headline)
-
-
-def _difference_of_means(a: np.ndarray, b: np.ndarray, stats_params: dict[str, Any]) -> dict[str, float]:
-    """Difference of two independent means with a bootstrap CI and a Mann-Whitney test."""
-    from scipy.stats import mannwhitneyu
-
-    rng = np.random.default_rng(int(stats_params["seed"]))
-    if len(a) < 2 or len(b) < 2:
-        return {"diff": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "p": float("nan"),
-                "n": [int(len(a)), int(len(b))]}
-    n_boot = int(stats_params["n_boot"])
-    diffs = (a[rng.integers(0, len(a), (n_boot, len(a)))].mean(axis=1)
-             - b[rng.integers(0, len(b), (n_boot, len(b)))].mean(axis=1))
-    tail = (1 - float(stats_params["ci"])) / 2 * 100
-    low, high = np.percentile(diffs, [tail, 100 - tail])
-    return {"diff": float(a.mean() - b.mean()), "ci_low": float(low), "ci_high": float(high),
-            "p": float(mannwhitneyu(a, b).pvalue), "n": [int(len(a)), int(len(b))]}
 
 
 # --------------------------------------------------------------------------- ground truth
@@ -397,7 +389,7 @@ def compare_with_ground_truth(ground_truth: pd.DataFrame | None, network_scores:
     driven = ground_truth.sort_values("grayordinate").driven.to_numpy()
     per_stream = {}
     for stream, names in stream_layers(encodings).items():
-        best_name = max(names, key=lambda n: int(np.sum(find_layer(encodings, n)["bn"])))
+        best_name, _ = layer_with_most_bns(encodings, names)
         bn = np.asarray(find_layer(encodings, best_name)["bn"], bool)
         if len(bn) != len(driven):
             raise ValueError(f"ground truth has {len(driven)} grayordinates but {best_name} has {len(bn)}")
@@ -430,7 +422,6 @@ def compare_with_ground_truth(ground_truth: pd.DataFrame | None, network_scores:
 def detection_rates(found: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     """Sensitivity, specificity and false-discovery rate of a boolean detection map, with counts."""
     found, truth = np.asarray(found, bool), np.asarray(truth, bool)
-    tp, fp = int((found & truth).sum()), int((found & ~truth).sum())
-    return {"sensitivity": tp / max(int(truth.sum()), 1), "specificity": 1 - fp / max(int((~truth).sum()), 1),
-            "fdr": fp / max(tp + fp, 1), "n_found": tp + fp, "n_true": int(truth.sum()),
+    return {"sensitivity": sensitivity(found, truth), "specificity": specificity(found, ~truth),
+            "fdr": observed_fdr(found, ~truth), "n_found": int(found.sum()), "n_true": int(truth.sum()),
             "dice": dice(found, truth)}

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 
 from vlm_brain import reporting as rp
 from vlm_brain.analyses.polarity import bn_polarity
-from vlm_brain.pipelines.analyses.nodes import find_layer, plain, stream_layers
+from vlm_brain.pipelines.analyses.nodes import find_layer, layer_with_most_bns, plain, stream_layers
 from vlm_brain.reporting.html import Section
 
 logger = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ def make_figures(network_scores: pd.DataFrame, redundancy_atom_dice: dict[str, n
 
     streams = stream_layers(encodings)
     chosen = [s for s in params["surface_streams"] if s in streams]
-    best = {s: max(streams[s], key=lambda n: int(np.sum(find_layer(encodings, n)["bn"]))) for s in chosen}
+    best = {s: layer_with_most_bns(encodings, streams[s])[0] for s in chosen}
     if best:
         figures["surface_r.png"] = rp.surface_maps_figure(
             {f"{name}: r": np.asarray(find_layer(encodings, name)["r"]) for name in best.values()},
