@@ -85,7 +85,7 @@ def test_lasso_codes_match_scikit_learn():
     """The vectorised coordinate descent solves scikit-learn's lasso_cd problem."""
     from sklearn.decomposition import sparse_encode
 
-    from vlm_brain.encoding.sdl import lasso_codes
+    from vlm_brain.encoding._kernels import lasso_codes
 
     rng = np.random.default_rng(3)
     dictionary = rng.standard_normal((12, 80))
@@ -101,11 +101,13 @@ def test_dictionary_matches_scikit_learn(layer):
     """Same initialisation and iterations as scikit-learn's DictionaryLearning: same cost."""
     from sklearn.decomposition import DictionaryLearning
 
-    from vlm_brain.encoding.sdl import _top_singular_vectors
+    from sklearn.utils.extmath import svd_flip
 
     x = layer[1][:, :120].astype(np.float64)
     ours = fit_sparse_dictionary(x, n_atoms=6, alpha=1.0, max_iter=10)
-    u, s, vt = _top_singular_vectors(x.T, 6)
+    u, s, vt = np.linalg.svd(x.T, full_matrices=False)
+    u, vt = svd_flip(u[:, :6], vt[:6])
+    s = s[:6]
     model = DictionaryLearning(n_components=6, alpha=1.0, max_iter=10, fit_algorithm="cd",
                                transform_algorithm="lasso_cd", code_init=u, dict_init=s[:, None] * vt,
                                tol=1e-8, random_state=0)
@@ -129,3 +131,19 @@ def test_atoms_are_oriented_by_their_loadings(layer):
     assert np.all(a.loadings.sum(axis=1) >= 0) and np.all(b.loadings.sum(axis=1) >= 0)
     np.testing.assert_allclose(a.atoms @ a.loadings, -(b.atoms @ b.loadings), atol=1e-3)
     np.testing.assert_allclose(a.atoms, -b.atoms, atol=1e-3)
+
+
+def test_loadings_from_the_gram_matrix_alone(layer):
+    """A fold's SDL from the sum of its training runs' Gram blocks = SDL on its rows."""
+    from vlm_brain.encoding.sdl import fit_sparse_loadings
+
+    _, x, runs = layer
+    x = x.astype(np.float64)
+    train = runs != 0
+    direct = fit_sparse_dictionary(x[train], n_atoms=5, alpha=1.0, random_state=2, max_iter=30)
+    gram = sum(x[runs == r].T @ x[runs == r] for r in (1, 2, 3))
+    loadings = fit_sparse_loadings(gram, n_atoms=5, alpha=1.0, random_state=2, max_iter=30,
+                                   n_samples=int(train.sum()))
+    np.testing.assert_allclose(loadings, direct.loadings, atol=1e-4)
+    with pytest.raises(ValueError, match="constant"):
+        fit_sparse_loadings(np.diag([1.0, 0.0, 2.0]), n_atoms=2)

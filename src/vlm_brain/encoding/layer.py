@@ -1,19 +1,45 @@
-"""Encode one layer end to end: SDL atoms -> CV ridge -> null -> atom maps."""
+"""Encode one layer end to end: SDL atoms -> CV ridge -> null -> atom maps.
+
+All of it runs on sufficient statistics (`vlm_brain.encoding.engine`): the data are
+read once per batch of grayordinates and multiplied with the stacked designs of the
+leave-one-run-out folds and of the full refit.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+import time
+from dataclasses import dataclass
 
 import numpy as np
+from scipy import special, stats
 
-from vlm_brain.encoding.ridge import (standardize_train, cross_validate_encoding, fit_full,
-                                      raw_regressors, sdl_regressors)
-from vlm_brain.encoding.sdl import atom_timecourses, fit_sparse_dictionary
-from vlm_brain.encoding.significance import atom_maps, circular_shift_test, refit_shift_null
+from vlm_brain.encoding._validation import check_time_series, run_slices
+from vlm_brain.encoding.engine import (
+    Design,
+    block_stats,
+    centred_lagged_grams,
+    cross_validated_scores,
+    hac_t,
+    residual_lag_sums,
+    ridge_weights_eigen,
+    select_alphas,
+)
+from vlm_brain.encoding.ridge import (
+    DEFAULT_ALPHAS,
+    _check_alphas,
+    cross_validate_encoding,
+    raw_regressors,
+    resolve_backend,
+    standardize_train,
+)
+from vlm_brain.encoding.sdl import atom_timecourses, fit_sparse_dictionary, fit_sparse_loadings
+from vlm_brain.encoding.significance import fdr_bh
 from vlm_brain.encoding.temporal import prepare_regressors
 
 logger = logging.getLogger(__name__)
+
+NULL_METHODS = ("refit", "shift")
 
 
 def encode_layer(
@@ -26,15 +52,15 @@ def encode_layer(
     sdl_alpha: float = 1.0,
     sdl_max_iter: int = 100,
     alphas: np.ndarray | None = None,
-    n_null: int = 1000,
     q: float = 0.05,
     seed: int = 0,
     backend: str = "numpy",
-    target_batch_size: int = 4096,
+    target_batch_size: int = 8192,
     raw_model: bool = False,
     null_method: str = "refit",
-    n_refit: int = 200,
-    refit_targets: int = 2000,
+    n_refit: int = 100,
+    refit_targets: int = 500,
+    max_lag: int = 20,
 ) -> dict[str, np.ndarray]:
     """Everything the study measures for one layer.
 
@@ -42,55 +68,250 @@ def encode_layer(
         ans: (T_full, N) AN time series of all TRs of all runs (timeline order).
         y: (T_kept, G) fMRI of the kept TRs, cleaned and z-scored per run.
         runs_full, keep: (T_full,) run label and kept-for-fitting flag per TR.
-        null_method: "refit" (default): p-values against the pooled refit null of
-            `refit_shift_null` (``n_refit`` draws on at most ``refit_targets``
-            grayordinates), scaled per grayordinate by its prediction-shift null;
-            "shift": the prediction-shift null alone (too narrow with leave-one-run-out
-            predictions; kept for comparison).
+        null_method: how held-out r becomes a p-value. Both standardise r by the
+            spread of r over circular shifts of each run's predictions (computed, not
+            sampled: lag-window products up to ``max_lag``). "refit" (default) then
+            calibrates the standardised statistic against the whole model refitted on
+            stimuli shifted circularly in every run (``n_refit`` draws on
+            ``refit_targets`` grayordinates, alpha re-selected each time) and reads p
+            from the Gaussian with the null's mean and sd; "shift" reads p from the
+            standard Gaussian (too liberal with leave-one-run-out predictions; kept for
+            comparison).
+        max_lag: lag window (TRs) of the HAC t-maps and of the shift spread.
 
     Returns:
         ``r`` (G,) held-out Pearson r of the atom model (leave-one-run-out, SDL fitted
-        on the training runs only); ``p`` (G,) circular-shift p-values; ``bn`` (G,)
-        BH-FDR discoveries at q (the layer's BNs); ``alpha`` (G,) median chosen ridge
-        alpha over folds; ``atoms`` (T_kept, k) and ``loadings`` (k, N) of the SDL
-        refitted on all runs, ``reconstruction_error`` (1,); ``atom_t``, ``atom_pos``,
-        ``atom_neg`` (k, G): t maps of the full refit and their significant positive /
-        negative grayordinates; with ``raw_model``, ``raw_r`` (G,) of all N ANs as
-        regressors.
+        on the training runs only); ``p`` (G,) p-values (continuous, no resolution
+        floor); ``bn`` (G,) BH-FDR discoveries at q (the layer's BNs); ``alpha`` (G,)
+        median chosen ridge alpha over folds; ``atoms`` (T_kept, k) and ``loadings``
+        (k, N) of the SDL refitted on all runs, ``reconstruction_error`` (1,);
+        ``atom_t``, ``atom_pos``, ``atom_neg`` (k, G): HAC t maps of the full refit
+        and their significant positive / negative grayordinates; ``null_calibration``
+        (4,): mean and sd of the refit null of the standardised r, and its observed
+        tail frequencies beyond the Gaussian's 1% and 0.1% points relative to those
+        levels (1 = Gaussian tail); with ``raw_model``, ``raw_r`` (G,) of all N ANs as
+        regressors (himalaya RidgeCV).
     """
+    if null_method not in NULL_METHODS:
+        raise ValueError(f"null_method must be one of {NULL_METHODS}, got {null_method!r}")
+    if not 0 < q < 1:
+        raise ValueError(f"q must be in (0, 1), got {q}")
+    if max_lag < 0:
+        raise ValueError(f"max_lag must be >= 0, got {max_lag}")
+    alphas = _check_alphas(DEFAULT_ALPHAS if alphas is None else alphas)
+    backend = resolve_backend(backend)
+    y = check_time_series(y, "y")
     x, runs = prepare_regressors(ans, runs_full, keep, tr)
     if len(x) != len(y):
         raise ValueError(f"features have {len(x)} kept TRs but the fMRI has {len(y)}; timelines differ")
-    kwargs = {"backend": backend, "target_batch_size": target_batch_size}
-    if alphas is not None:
-        kwargs["alphas"] = alphas
-    if null_method not in ("refit", "shift"):
-        raise ValueError(f"null_method must be 'refit' or 'shift', got {null_method!r}")
-    cv = cross_validate_encoding(
-        x, y, runs, sdl_regressors(n_atoms, sdl_alpha, seed, max_iter=sdl_max_iter),
-        keep_regressors=null_method == "refit", **kwargs
-    )
-    refit = (refit_shift_null(cv.fold_regressors, y, runs, cv.best_alphas, n_refit, refit_targets, seed)
-             if null_method == "refit" else None)
-    test = circular_shift_test(cv.predictions, y, runs, n_null=n_null, q=q, random_state=seed, refit_null=refit)
-    varying = np.ptp(x, axis=0) > 0
-    dictionary = fit_sparse_dictionary(x[:, varying], n_atoms, sdl_alpha, seed, max_iter=sdl_max_iter)
-    loadings = np.zeros((n_atoms, x.shape[1]), dtype=np.float32)
-    loadings[:, varying] = dictionary.loadings
-    regressors, _ = standardize_train(atom_timecourses(x, loadings), x[:0, :n_atoms])
-    full = fit_full(regressors, y, runs, **kwargs)
-    maps = atom_maps(regressors, y, runs, full.coefficients, full.best_alphas, q=q,
-                     target_batch_size=target_batch_size)
+    slices = run_slices(runs)
+    if len(slices) < 3:
+        raise ValueError(f"leave-one-run-out with an inner split needs >= 3 runs, got {len(slices)}")
+    started = time.perf_counter()
+    layer = LayerDesigns.fit(x, slices, n_atoms, sdl_alpha, sdl_max_iter, seed, max_lag)
+    logger.debug("SDL of %d folds and the full refit: %.1f s", len(slices), time.perf_counter() - started)
+    matmul = _matmul(backend)
+    fit = _fit_targets(layer, y, slices, alphas, max_lag, target_batch_size, matmul)
+    z = np.divide(fit.r - fit.mean, fit.sd, out=np.full(fit.r.shape, -np.inf), where=fit.sd > 0)
+    calibration = np.array([0.0, 1.0, np.nan, np.nan])
+    if null_method == "refit":
+        z_null = refit_null(layer, y, slices, alphas, fit, n_refit, refit_targets, seed, target_batch_size, matmul)
+        calibration = gaussian_calibration(z_null)
+    p = stats.norm.sf((z - calibration[0]) / calibration[1])
+    t_p = 2.0 * special.stdtr(fit.dof[None, :], -np.abs(fit.atom_t))
+    significant = np.stack([fdr_bh(row, q) for row in t_p])
     out = {
-        "r": cv.r, "p": test.p_values, "bn": test.significant,
-        "alpha": np.median(cv.best_alphas, axis=0),
-        "atoms": dictionary.atoms, "loadings": loadings,
-        "reconstruction_error": np.array([dictionary.reconstruction_error]),
-        "atom_t": maps.t, "atom_pos": maps.positive, "atom_neg": maps.negative,
+        "r": fit.r, "p": p, "bn": fdr_bh(p, q),
+        "alpha": np.median(alphas[fit.alpha_index], axis=0),
+        "atoms": layer.atoms, "loadings": layer.loadings,
+        "reconstruction_error": np.array([layer.reconstruction_error]),
+        "atom_t": fit.atom_t.astype(np.float32), "atom_pos": significant & (fit.atom_t > 0),
+        "atom_neg": significant & (fit.atom_t < 0), "null_calibration": calibration,
     }
     if raw_model:
-        out["raw_r"] = cross_validate_encoding(x, y, runs, raw_regressors(), **kwargs).r
+        out["raw_r"] = cross_validate_encoding(x, y, runs, raw_regressors(), alphas=alphas, backend=backend,
+                                               target_batch_size=target_batch_size).r
+    logger.debug("layer encoded in %.1f s", time.perf_counter() - started)
     return out
+
+
+@dataclass
+class LayerDesigns:
+    """The regressors of every leave-one-run-out fold and of the full refit of one layer.
+
+    Attributes
+    ----------
+    stacked : (T, (R + 1) k) float32, fold f's standardised atom time courses for all
+        rows (fold f's SDL is fitted on the runs other than f), then the full refit's.
+    folds : R `Design` of the folds; full : the full refit's `Design`.
+    lagged : per fold (L + 1, k, k) lagged Gram matrices of its held-out run.
+    atoms (T, k), loadings (k, N), reconstruction_error : the full refit's SDL.
+    """
+
+    stacked: np.ndarray
+    folds: list[Design]
+    full: Design
+    lagged: list[np.ndarray]
+    atoms: np.ndarray
+    loadings: np.ndarray
+    reconstruction_error: float
+
+    @property
+    def full_regressors(self) -> np.ndarray:
+        return self.stacked[:, self.full.columns]
+
+    @classmethod
+    def fit(cls, x: np.ndarray, slices: list[slice], n_atoms: int, sdl_alpha: float, sdl_max_iter: int,
+            seed: int, max_lag: int) -> LayerDesigns:
+        """SDL per fold from the sum of its training runs' AN Gram blocks, then the full SDL."""
+        x64 = np.asarray(x, dtype=np.float64)
+        grams = [x64[s].T @ x64[s] for s in slices]
+        sums = [x64[s].sum(axis=0) for s in slices]
+        designs = []
+        for f in range(len(slices)):
+            train = [r for r in range(len(slices)) if r != f]
+            n_train = sum(slices[r].stop - slices[r].start for r in train)
+            gram = sum(grams[r] for r in train)
+            total = sum(sums[r] for r in train)
+            varying = np.diag(gram) - total**2 / n_train > 1e-9 * np.maximum(np.diag(gram), 1e-300)
+            if varying.sum() < n_atoms:
+                raise ValueError(f"fold holding out run {f}: only {int(varying.sum())} ANs vary over the training "
+                                 f"runs, fewer than n_atoms={n_atoms}")
+            loadings = np.zeros((n_atoms, x.shape[1]), dtype=np.float32)
+            loadings[:, varying] = fit_sparse_loadings(gram[np.ix_(varying, varying)], n_atoms, sdl_alpha, seed,
+                                                       sdl_max_iter, n_samples=n_train)
+            timecourses = atom_timecourses(x, loadings)
+            train_rows = np.concatenate([np.arange(slices[r].start, slices[r].stop) for r in train])
+            mean = timecourses[train_rows].mean(axis=0, dtype=np.float64)
+            std = timecourses[train_rows].std(axis=0, dtype=np.float64)
+            std[std == 0] = np.inf
+            designs.append(((timecourses - mean) / std).astype(np.float32))
+        varying = np.ptp(x, axis=0) > 0
+        dictionary = fit_sparse_dictionary(x[:, varying], n_atoms, sdl_alpha, seed, max_iter=sdl_max_iter)
+        loadings = np.zeros((n_atoms, x.shape[1]), dtype=np.float32)
+        loadings[:, varying] = dictionary.loadings
+        full, _ = standardize_train(atom_timecourses(x, loadings), x[:0, :n_atoms])
+        designs.append(np.asarray(full, dtype=np.float32))
+        stacked = np.hstack(designs)
+        columns = [slice(i * n_atoms, (i + 1) * n_atoms) for i in range(len(designs))]
+        built = [Design.from_regressors(d, slices, c) for d, c in zip(designs, columns, strict=True)]
+        lagged = [centred_lagged_grams(designs[f][s], max_lag) for f, s in enumerate(slices)]
+        return cls(stacked=stacked, folds=built[:-1], full=built[-1], lagged=lagged, atoms=dictionary.atoms,
+                   loadings=loadings, reconstruction_error=dictionary.reconstruction_error)
+
+
+@dataclass
+class TargetFit:
+    """Per-target results of `_fit_targets` (G = all grayordinates)."""
+
+    r: np.ndarray
+    mean: np.ndarray
+    sd: np.ndarray
+    alpha_index: np.ndarray
+    atom_t: np.ndarray
+    dof: np.ndarray
+
+
+def _fit_targets(layer: LayerDesigns, y, slices, alphas, max_lag, batch_size, matmul) -> TargetFit:
+    """Cross-validated r, its shift spread, and the full refit's HAC t, batch by batch of targets."""
+    n_targets = y.shape[1]
+    k = layer.full.width
+    out = TargetFit(r=np.empty(n_targets), mean=np.empty(n_targets), sd=np.empty(n_targets),
+                    alpha_index=np.empty((len(slices), n_targets), dtype=np.int64),
+                    atom_t=np.empty((k, n_targets)), dof=np.empty(n_targets))
+    batches = _batches(n_targets, batch_size)
+    for i, cols in enumerate(batches, start=1):
+        y_batch = y[:, cols]
+        stats_ = block_stats(layer.stacked, y_batch, slices, matmul)
+        chosen = alphas[select_alphas(layer.full, stats_, range(len(slices)), alphas)]
+        cross = stats_.cross[:, layer.full.columns].sum(axis=0)
+        v, w = ridge_weights_eigen(layer.full.grams.sum(axis=0), cross, chosen)
+        coefficients = v @ w
+        residual_lags = residual_lag_sums(y_batch, layer.full_regressors, coefficients, slices, max_lag, matmul)
+        scores = cross_validated_scores(layer.folds, stats_, alphas, layer.lagged, residual_lags)
+        out.r[cols], out.mean[cols], out.sd[cols] = scores.r, scores.mean, scores.sd
+        out.alpha_index[:, cols] = scores.alpha_index
+        out.atom_t[:, cols], out.dof[cols] = hac_t(layer.full_regressors, slices, coefficients, chosen,
+                                                   residual_lags, max_lag)
+        if len(batches) > 1:
+            logger.debug("targets %d-%d done (batch %d/%d)", cols.start, cols.stop, i, len(batches))
+    return out
+
+
+def refit_null(layer: LayerDesigns, y, slices, alphas, fit: TargetFit, n_draws: int, max_targets: int, seed: int,
+               batch_size: int, matmul) -> np.ndarray:
+    """Standardised r of the whole cross-validated model refitted on shifted stimuli.
+
+    For each draw every run's stimulus is shifted circularly by its own random offset,
+    in every fold, for training and held-out runs alike; alphas are re-selected and the
+    pooled r recomputed. Shifting run r's stimulus by s leaves its Gram blocks as they
+    are and turns X_r'Y_r into X_r' roll(Y_r, -s), so a draw is the same computation on
+    shifted data columns. Each draw's r of grayordinate g is standardised like the
+    observed one, by g's shift mean and spread.
+
+    Returns
+    -------
+    z_null : (n_draws * n,) standardised null statistics over ``n`` <= ``max_targets``
+        grayordinates with a non-zero spread (a seeded random subset).
+    """
+    if n_draws < 1 or max_targets < 1:
+        raise ValueError(f"n_refit and refit_targets must be >= 1, got {n_draws} and {max_targets}")
+    rng = np.random.default_rng(seed)
+    usable = np.flatnonzero(fit.sd > 0)
+    if usable.size == 0:
+        raise ValueError("no grayordinate has a non-constant signal: the refit null cannot be computed")
+    targets = np.sort(rng.choice(usable, size=min(max_targets, usable.size), replace=False))
+    y_sub = np.asarray(y[:, targets])
+    lengths = np.array([s.stop - s.start for s in slices])
+    offsets = np.random.default_rng(seed + 1).integers(0, lengths, size=(n_draws, len(slices)))
+    fold_columns = slice(0, layer.full.columns.start)
+    stacked = layer.stacked[:, fold_columns]
+    draws_per_batch = max(1, batch_size // len(targets))
+    z_null = []
+    for start in range(0, n_draws, draws_per_batch):
+        chunk = offsets[start:start + draws_per_batch]
+        shifted = np.concatenate([np.concatenate([np.roll(y_sub[s], -shift[j], axis=0)
+                                                  for j, s in enumerate(slices)]) for shift in chunk], axis=1)
+        scores = cross_validated_scores(layer.folds, block_stats(stacked, shifted, slices, matmul), alphas)
+        r = scores.r.reshape(len(chunk), len(targets))
+        z_null.append(((r - fit.mean[targets]) / fit.sd[targets]).ravel())
+    return np.concatenate(z_null)
+
+
+def gaussian_calibration(z_null: np.ndarray) -> np.ndarray:
+    """(mean, sd, tail ratio at 1 %, tail ratio at 0.1 %) of a null sample of a standardised statistic.
+
+    A tail ratio is the null's observed frequency beyond the fitted Gaussian's upper
+    1 % (0.1 %) point divided by 0.01 (0.001): 1 for a Gaussian tail, > 1 where the
+    Gaussian p-values would be too small.
+    """
+    z_null = np.asarray(z_null, dtype=np.float64)
+    z_null = z_null[np.isfinite(z_null)]
+    if z_null.size < 100:
+        raise ValueError(f"the refit null has {z_null.size} finite values; need >= 100 (raise n_refit / refit_targets)")
+    mean, sd = float(z_null.mean()), float(z_null.std())
+    ratios = [float(np.mean(z_null > mean + sd * stats.norm.isf(level)) / level) for level in (0.01, 0.001)]
+    return np.array([mean, sd, *ratios])
+
+
+def _batches(n: int, size: int) -> list[slice]:
+    if size < 1:
+        raise ValueError(f"target_batch_size must be >= 1, got {size}")
+    return [slice(s, min(s + size, n)) for s in range(0, n, size)]
+
+
+def _matmul(backend: str):
+    """a @ b on the himalaya backend (numpy in, numpy out), or numpy's for "numpy"."""
+    if backend == "numpy":
+        return None
+    import importlib
+
+    bk = importlib.import_module(f"himalaya.backend.{backend}")  # the module, not himalaya's global state
+
+    def matmul(a, b):
+        return bk.to_numpy(bk.matmul(bk.asarray(a), bk.asarray(b)))
+
+    return matmul
 
 
 def layer_polarity(bn: np.ndarray, atom_t: np.ndarray, atom_pos: np.ndarray, atom_neg: np.ndarray) -> np.ndarray:

@@ -20,6 +20,8 @@ import logging
 import numpy as np
 from sklearn.utils.extmath import svd_flip
 
+from vlm_brain.encoding._kernels import lasso_codes, lasso_codes_gram, update_atoms
+
 from vlm_brain.encoding._validation import check_time_series
 
 logger = logging.getLogger(__name__)
@@ -110,81 +112,92 @@ def fit_sparse_dictionary(
     Solver: the algorithm of scikit-learn's batch ``DictionaryLearning`` (SVD
     initialisation, alternating lasso coding by coordinate descent warm-started from the
     previous code, and block-coordinate dictionary updates projected on the unit ball,
-    stopping when the cost decreases by less than ``tol`` relative), with the coding step
-    vectorised over ANs (:func:`lasso_codes`). scikit-learn solves one lasso per AN in a
-    Python-level loop, which made it most of the encoding time; the result agrees with
-    scikit-learn's to solver tolerance (tested). ``MiniBatchDictionaryLearning``
-    converged more slowly at this size (768 ANs are only a few mini-batches).
+    stopping when the cost decreases by less than ``tol`` relative), run in the
+    r <= N dimensional span of the data (:func:`fit_sparse_loadings`) with a compiled
+    coding step; its objective matches scikit-learn's to solver tolerance (tested).
     """
     x = check_sdl_input(x, n_atoms).astype(np.float64)
-    samples = x.T  # (N, T): one sample per AN, one feature per time point
-    u, s, vt = _top_singular_vectors(samples, n_atoms)
-    code, dictionary, n_iter = _alternate(samples, u, s[:, None] * vt, alpha, max_iter, random_state)
-    atoms, loadings = _orient(*_unit_norm_atoms(dictionary.T, code.T))
+    fit = _fit_from_gram(x.T @ x, n_atoms, alpha, random_state, max_iter, n_samples=len(x))
+    # atoms in time: D = U D_red with U = X W / sqrt(lambda), the data's left singular vectors
+    atoms = x @ ((fit.basis / np.sqrt(fit.energy)) @ fit.dictionary.T)
+    loadings = fit.code.T
+    atoms, loadings = _orient(*_unit_norm_atoms(atoms, loadings))
     residual = np.linalg.norm(x - atoms @ loadings) / np.linalg.norm(x)
     return SparseDictionary(
         atoms=atoms.astype(np.float32),
         loadings=loadings.astype(np.float32),
         alpha=float(alpha),
         reconstruction_error=float(residual),
-        n_iter=n_iter,
+        n_iter=fit.n_iter,
     )
 
 
-def soft_threshold(z: np.ndarray, threshold: float) -> np.ndarray:
-    """sign(z) * max(|z| - threshold, 0), elementwise."""
-    return np.sign(z) * np.maximum(np.abs(z) - threshold, 0.0)
-
-
-def lasso_codes(
-    dictionary: np.ndarray,
-    samples: np.ndarray,
-    alpha: float,
-    init: np.ndarray | None = None,
-    max_iter: int = 1000,
-    tol: float = 1e-4,
+def fit_sparse_loadings(
+    gram: np.ndarray, n_atoms: int = 64, alpha: float = 1.0, random_state: int = 0, max_iter: int = 100,
+    n_samples: int | None = None,
 ) -> np.ndarray:
-    """Lasso codes of many samples on one dictionary, by coordinate descent.
+    """The loadings `fit_sparse_dictionary` learns, from the AN Gram matrix X^T X alone.
 
-    Solves, for every sample y_n independently, ``min_a 0.5 ||y_n - a D||^2 + alpha ||a||_1``
-    (scikit-learn's ``sparse_encode(algorithm="lasso_cd")`` objective), updating
-    coordinate j of all samples at once from the Gram matrix D D^T.
+    SDL only sees the data through its Gram matrix: with X = U S W^T, every atom stays in
+    the span of U (SVD initialisation, dictionary updates, unit-ball projection), so
+    the problem is solved exactly on the r x N matrix S W^T instead of the T x N one,
+    and a fold's dictionary needs only the sum of its training runs' Gram blocks.
 
     Parameters
     ----------
-    dictionary : (k, F) atoms as rows.
-    samples : (n, F) samples as rows.
-    alpha : L1 penalty (>= 0).
-    init : (n, k) warm start, zeros if None.
-    max_iter : maximum passes over the k coordinates.
-    tol : stop when no code entry changed by more than ``tol`` times the largest |code|.
+    gram : (N, N) X^T X of the training rows (no constant AN: every diagonal entry > 0).
+    n_samples : T of those rows (scales the noise of re-initialised atoms only).
 
     Returns
     -------
-    code : (n, k) float64.
+    loadings : (k, N) float32, unit-norm atoms, oriented as in `fit_sparse_dictionary`.
     """
-    gram = dictionary @ dictionary.T  # (k, k)
-    cov = dictionary @ samples.T  # (k, n)
-    k = gram.shape[0]
-    code = np.zeros((k, samples.shape[0])) if init is None else np.array(init, dtype=np.float64).T.copy()
-    diag = np.diag(gram).copy()
-    for _ in range(max_iter):
-        largest_step = 0.0
-        for j in range(k):
-            if diag[j] <= 0:
-                code[j] = 0.0
-                continue
-            previous = code[j].copy()
-            rho = cov[j] - gram[j] @ code + diag[j] * previous
-            code[j] = soft_threshold(rho, alpha) / diag[j]
-            largest_step = max(largest_step, float(np.max(np.abs(code[j] - previous), initial=0.0)))
-        if largest_step <= tol * max(float(np.max(np.abs(code), initial=0.0)), np.finfo(float).tiny):
-            break
-    return code.T
+    gram = np.asarray(gram, dtype=np.float64)
+    if gram.ndim != 2 or gram.shape[0] != gram.shape[1]:
+        raise ValueError(f"gram must be a square (N, N) matrix, got shape {gram.shape}")
+    if np.any(np.diag(gram) <= 0):
+        raise ValueError(f"gram has {int(np.sum(np.diag(gram) <= 0))} constant (all-zero) ANs; drop them first")
+    if not 1 <= n_atoms <= gram.shape[0]:
+        raise ValueError(f"n_atoms={n_atoms} must be between 1 and the number of ANs ({gram.shape[0]})")
+    fit = _fit_from_gram(gram, n_atoms, alpha, random_state, max_iter, n_samples=n_samples)
+    norms = np.linalg.norm(fit.dictionary, axis=1)  # = norms of the time-domain atoms
+    loadings = fit.code.T * np.where(norms > 0, norms, 1.0)[:, None]
+    flip = np.where(loadings.sum(axis=1) < 0, -1.0, 1.0)
+    return (loadings * flip[:, None]).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class _ReducedFit:
+    code: np.ndarray  # (N, k)
+    dictionary: np.ndarray  # (k, r) atoms in the basis of the data's left singular vectors
+    basis: np.ndarray  # (N, r) right singular vectors W
+    energy: np.ndarray  # (r,) squared singular values
+    n_iter: int
+
+
+def _fit_from_gram(gram, n_atoms, alpha, random_state, max_iter, n_samples=None) -> _ReducedFit:
+    energy, basis = np.linalg.eigh(gram)
+    order = np.argsort(energy)[::-1]
+    energy = np.clip(energy[order], 0.0, None)
+    n_kept = max(n_atoms, int(np.sum(energy > 1e-12 * energy[0])))
+    energy, basis = energy[:n_kept], basis[:, order[:n_kept]]
+    energy = np.where(energy > 0, energy, np.finfo(float).tiny)
+    samples = basis * np.sqrt(energy)  # (N, r): each AN in the span of the data
+    # scikit-learn's SVD initialisation: code = top-k left singular vectors of the
+    # samples, dictionary = singular values x right singular vectors (here unit vectors)
+    u = basis[:, :n_atoms].copy()
+    vt = np.eye(n_kept)[:n_atoms]
+    u, vt = svd_flip(u, vt)
+    dictionary = np.sqrt(energy[:n_atoms])[:, None] * vt
+    noise_scale = 1.0 / np.sqrt(n_samples or n_kept)
+    code, dictionary, n_iter = _alternate(samples, u, dictionary, alpha, max_iter, random_state, noise_scale)
+    return _ReducedFit(code=code, dictionary=dictionary, basis=basis, energy=energy, n_iter=n_iter)
+
 
 
 def _update_dictionary(
-    dictionary: np.ndarray, samples: np.ndarray, code: np.ndarray, rng: np.random.Generator
+    dictionary: np.ndarray, samples: np.ndarray, code: np.ndarray, rng: np.random.Generator,
+    noise_scale: float,
 ) -> np.ndarray:
     """One block-coordinate pass over the atoms (rows of ``dictionary``, (k, F)).
 
@@ -192,52 +205,49 @@ def _update_dictionary(
     unit ball. An atom no AN uses is replaced by a random sample plus 1% noise (as in
     scikit-learn) so that it can be picked up again.
     """
-    dictionary = dictionary.copy()
+    dictionary = np.array(dictionary, dtype=np.float64, order="C")
     gram = code.T @ code  # (k, k)
-    cross = samples.T @ code  # (F, k)
-    for j in range(dictionary.shape[0]):
-        if gram[j, j] > 1e-6:
-            dictionary[j] += (cross[:, j] - gram[j] @ dictionary) / gram[j, j]
-        else:
-            sample = samples[rng.integers(len(samples))]
-            dictionary[j] = sample + rng.normal(0.0, 0.01 * (sample.std() or 1.0), size=sample.shape)
-            code[:, j] = 0.0
-        dictionary[j] /= max(np.linalg.norm(dictionary[j]), 1.0)
+    cross = np.ascontiguousarray((samples.T @ code).T)  # (k, F)
+    dead = np.flatnonzero(np.diag(gram) <= 1e-6)
+    for j in dead:  # drawn in atom order, before the pass (they do not depend on it)
+        sample = samples[rng.integers(len(samples))]
+        scale = 0.01 * (np.linalg.norm(sample) * noise_scale or 1.0)
+        cross[j] = sample + rng.normal(0.0, scale, size=sample.shape)
+        code[:, j] = 0.0
+    update_atoms(dictionary, np.ascontiguousarray(gram), cross, np.isin(np.arange(len(gram)), dead))
     return dictionary
 
 
 def _alternate(
     samples: np.ndarray, code: np.ndarray, dictionary: np.ndarray, alpha: float, max_iter: int,
-    random_state: int, tol: float = 1e-8,
+    random_state: int, noise_scale: float, tol: float = 1e-8,
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """Alternate lasso coding and dictionary updates; (code (n, k), dictionary (k, F), iterations)."""
+    """Alternate lasso coding and dictionary updates; (code (n, k), dictionary (k, F), iterations).
+
+    The cost 0.5 ||Y - C D||^2 + alpha |C|_1 is evaluated from Gram matrices, and the
+    correlations D Y^T it needs are the next coding step's input.
+    """
     rng = np.random.default_rng(random_state)
+    samples = np.ascontiguousarray(samples)
+    sq_norm = float(np.sum(samples**2))
     previous_cost = np.inf
     n_iter = 0
+    cov = dictionary @ samples.T
     for n_iter in range(1, max_iter + 1):
-        code = lasso_codes(dictionary, samples, alpha, init=code)
-        dictionary = _update_dictionary(dictionary, samples, code, rng)
-        cost = 0.5 * np.sum((samples - code @ dictionary) ** 2) + alpha * np.abs(code).sum()
+        code = lasso_codes_gram(dictionary @ dictionary.T, cov, alpha, init=code)
+        dictionary = _update_dictionary(dictionary, samples, code, rng, noise_scale)
+        cov = dictionary @ samples.T  # (k, n)
+        fit = sq_norm - 2.0 * np.sum(cov.T * code) + np.sum((code.T @ code) * (dictionary @ dictionary.T))
+        cost = 0.5 * max(fit, 0.0) + alpha * np.abs(code).sum()
         if previous_cost - cost < tol * cost:
             break
         previous_cost = cost
     return code, dictionary, n_iter
 
 
-def _top_singular_vectors(a: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Top-k SVD of a (n, T) matrix from the eigendecomposition of its (T, T) Gram matrix.
-
-    This is scikit-learn's SVD initialisation of DictionaryLearning (same vectors up to
-    the sign convention of ``svd_flip``), computed on the small Gram matrix: LAPACK's
-    SVD of the ill-conditioned AN matrices of real layers takes seconds on few cores.
-    """
-    values, vectors = np.linalg.eigh(a.T @ a)
-    order = np.argsort(values)[::-1][:k]
-    s = np.sqrt(np.clip(values[order], 0, None))
-    vt = vectors[:, order].T
-    u = (a @ vt.T) / np.where(s > 0, s, 1.0)
-    u, vt = svd_flip(u, vt)
-    return u, s, vt
+def sdl_objective(x: np.ndarray, atoms: np.ndarray, loadings: np.ndarray, alpha: float) -> float:
+    """0.5 ||X - D A||_F^2 + alpha ||A||_1 with unit-norm atoms D (T, k), loadings A (k, N)."""
+    return float(0.5 * np.sum((x - atoms @ loadings) ** 2) + alpha * np.abs(loadings).sum())
 
 
 def _orient(atoms: np.ndarray, loadings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,159 @@
+"""Compiled inner loops of the encoding engine (numba), each with a plain-numpy twin.
+
+The twins (``*_reference``) state what the kernels compute and are what the tests
+compare them with; the kernels exist because these loops are sequential or
+bandwidth-bound and numpy would allocate a temporary per step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def _lag_sums(series_t, starts, stops, max_lag, out):  # pragma: no cover - compiled
+    n_series = series_t.shape[0]
+    n_runs = starts.shape[0]
+    for g in prange(n_series):
+        s = series_t[g]
+        for r in range(n_runs):
+            a = starts[r]
+            n = stops[r] - a
+            for lag in range(min(max_lag + 1, n)):
+                acc = 0.0
+                for t in range(a, a + n - lag):
+                    acc += s[t] * s[t + lag]
+                out[r, lag, g] = acc
+
+
+def lag_sums(series_t: np.ndarray, starts: np.ndarray, stops: np.ndarray, max_lag: int) -> np.ndarray:
+    """Within-run lagged products sum_t s_t s_{t+l}, l = 0..max_lag, of many series.
+
+    Parameters
+    ----------
+    series_t : (G, T) float32 or float64, one series per row (C-contiguous).
+    starts, stops : (n_runs,) row bounds of the contiguous runs along T.
+    max_lag : largest lag; lags >= a run's length contribute 0.
+
+    Returns
+    -------
+    sums : (n_runs, max_lag + 1, G) float64.
+    """
+    series_t = np.ascontiguousarray(series_t)
+    out = np.zeros((len(starts), max_lag + 1, series_t.shape[0]))
+    _lag_sums(series_t, np.asarray(starts, np.int64), np.asarray(stops, np.int64), int(max_lag), out)
+    return out
+
+
+def lag_sums_reference(series_t: np.ndarray, starts, stops, max_lag: int) -> np.ndarray:
+    """`lag_sums` in plain numpy (float64)."""
+    s = np.asarray(series_t, dtype=np.float64)
+    out = np.zeros((len(starts), max_lag + 1, s.shape[0]))
+    for r, (a, b) in enumerate(zip(starts, stops, strict=True)):
+        block = s[:, a:b]
+        for lag in range(min(max_lag + 1, b - a)):
+            out[r, lag] = (block[:, : b - a - lag] * block[:, lag:]).sum(axis=1)
+    return out
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _lasso_cd(gram, cov, alpha, code, q_all, max_iter, tol):  # pragma: no cover - compiled
+    k, n = cov.shape
+    for i in prange(n):
+        c = code[:, i].copy()
+        q = q_all[:, i].copy()  # q = G c, kept up to date
+        for _ in range(max_iter):
+            largest_step = 0.0
+            largest = 0.0
+            for j in range(k):
+                d = gram[j, j]
+                old = c[j]
+                if d <= 0.0:
+                    new = 0.0
+                else:
+                    rho = cov[j, i] - q[j] + d * old
+                    if rho > alpha:
+                        new = (rho - alpha) / d
+                    elif rho < -alpha:
+                        new = (rho + alpha) / d
+                    else:
+                        new = 0.0
+                step = new - old
+                if step != 0.0:
+                    c[j] = new
+                    for m in range(k):
+                        q[m] += gram[m, j] * step
+                    if abs(step) > largest_step:
+                        largest_step = abs(step)
+                if abs(new) > largest:
+                    largest = abs(new)
+            if largest_step <= tol * max(largest, 1e-300):
+                break
+        code[:, i] = c
+
+
+def lasso_codes(dictionary: np.ndarray, samples: np.ndarray, alpha: float, init: np.ndarray | None = None,
+                max_iter: int = 1000, tol: float = 1e-4) -> np.ndarray:
+    """Lasso codes of many samples on one dictionary, by coordinate descent.
+
+    Solves, for every sample y_n independently, ``min_a 0.5 ||y_n - a D||^2 + alpha ||a||_1``
+    (scikit-learn's ``sparse_encode(algorithm="lasso_cd")`` objective) from the Gram
+    matrix D D^T and the correlations D y_n; each sample stops when no coordinate moved
+    by more than ``tol`` times its largest |code|.
+
+    Parameters
+    ----------
+    dictionary : (k, F) atoms as rows.
+    samples : (n, F) samples as rows.
+    alpha : L1 penalty (>= 0).
+    init : (n, k) warm start, zeros if None.
+
+    Returns
+    -------
+    code : (n, k) float64.
+    """
+    dictionary = np.asarray(dictionary, dtype=np.float64)
+    gram = dictionary @ dictionary.T
+    cov = dictionary @ np.asarray(samples, dtype=np.float64).T
+    return lasso_codes_gram(gram, cov, alpha, init, max_iter, tol)
+
+
+def lasso_codes_gram(gram: np.ndarray, cov: np.ndarray, alpha: float, init: np.ndarray | None = None,
+                     max_iter: int = 1000, tol: float = 1e-4) -> np.ndarray:
+    """`lasso_codes` from gram = D D^T (k, k) and cov = D Y^T (k, n); returns (n, k)."""
+    gram = np.ascontiguousarray(gram, dtype=np.float64)
+    cov = np.ascontiguousarray(cov, dtype=np.float64)
+    code = (np.zeros(cov.shape) if init is None else np.array(np.asarray(init, dtype=np.float64).T, order="C"))
+    _lasso_cd(gram, cov, float(alpha), code, gram @ code, int(max_iter), float(tol))
+    return code.T
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def update_atoms(dictionary, gram, cross, replace):  # pragma: no cover - compiled
+    """Block-coordinate pass of SDL's dictionary update, in place.
+
+    dictionary (k, F); gram = C^T C (k, k); cross = (Y^T C)^T (k, F); atom j with
+    ``replace[j]`` takes ``cross[j]`` as is (a re-initialisation). Each atom then is
+    projected on the unit ball.
+    """
+    k, f = dictionary.shape
+    for j in range(k):
+        if replace[j]:
+            for t in range(f):
+                dictionary[j, t] = cross[j, t]
+        else:
+            d = gram[j, j]
+            acc = cross[j].copy()
+            for m in range(k):
+                g = gram[j, m]
+                for t in range(f):
+                    acc[t] -= g * dictionary[m, t]
+            for t in range(f):
+                dictionary[j, t] += acc[t] / d
+        norm = 0.0
+        for t in range(f):
+            norm += dictionary[j, t] * dictionary[j, t]
+        norm = max(np.sqrt(norm), 1.0)
+        for t in range(f):
+            dictionary[j, t] /= norm

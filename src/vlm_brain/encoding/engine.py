@@ -1,0 +1,317 @@
+"""Leave-one-run-out ridge for many targets and few regressors, from sufficient statistics.
+
+With k regressors, R runs and G targets, everything the encoding needs follows from
+per-run blocks: the Gram matrices X_r^T X_r (k x k, per design), the cross-products
+X_r^T Y_r (k x G) and each target's per-run sum and sum of squares. For one training
+set with Gram A = V diag(s) V^T and cross-product c, the ridge weights are
+b(a) = V diag(1 / (s + a)) V^T c, so
+
+* the validation loss of every alpha of the grid, ||y_v - X_v b(a)||^2 =
+  y_v'y_v - 2 c_v'b(a) + b(a)' H_v b(a), is a sum of k terms in 1 / (s_i + a) and
+  1 / (s_i + a)^2 (partial fractions of the quadratic form, below): one small matrix
+  product per inner split scores the whole grid, without forming a prediction;
+* the held-out pooled Pearson r needs only b' X_f'y_f, b' H_f b and b' X_f'1;
+* the full refit, its HAC t-maps (lagged Gram matrices of X, lagged products of the
+  residuals) and the null (below) reuse the same blocks.
+
+This computes exactly what himalaya's ``RidgeCV`` with the same splits computes
+(``l2_neg_loss`` averaged over the inner splits, 1e-10 log(alpha) tie-break, one alpha
+per target), tested against it. Designs differ between outer folds (each fold's SDL
+is fitted on its training runs): all designs are stacked and multiplied with the data
+once, the only pass over Y that costs k x T x G.
+
+Partial fractions: with z = V'c, h = V'H V, and i, j in different eigenvalue clusters,
+1 / ((s_i + a)(s_j + a)) = (1 / (s_i + a) - 1 / (s_j + a)) / (s_j - s_i), hence
+b'Hb = sum_i z_i (h_c z)_i / (s_i + a)^2 + 2 z_i (R z)_i / (s_i + a) with
+R_ij = h_ij / (s_j - s_i) across clusters and h_c the within-cluster part of h
+(eigenvalues closer than 1e-7 relative are treated as equal). Computed in float64.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from vlm_brain.encoding._kernels import lag_sums
+
+logger = logging.getLogger(__name__)
+
+#: eigenvalues closer than this (relative) are one cluster in the partial fractions
+_CLUSTER_RTOL = 1e-7
+
+
+# --------------------------------------------------------------------------- statistics
+@dataclass
+class BlockStats:
+    """Per-run sufficient statistics of a batch of targets for a stack of designs.
+
+    Attributes
+    ----------
+    cross : (R, K, G) float64, X_r^T Y_r of the stacked designs (K = sum of their widths).
+    y_sum, y_sq : (R, G) per-run sum and sum of squares of the targets.
+    n : (R,) rows per run.
+    """
+
+    cross: np.ndarray
+    y_sum: np.ndarray
+    y_sq: np.ndarray
+    n: np.ndarray
+
+
+def block_stats(stacked: np.ndarray, y: np.ndarray, slices: Sequence[slice], matmul=None) -> BlockStats:
+    """`BlockStats` of targets ``y`` (T, G) for designs stacked as columns (T, K).
+
+    ``matmul(a, b)`` computes a @ b (a backend's, e.g. on a GPU); numpy's if None.
+    Products run in the dtype of ``y`` (float32 data: float32 GEMMs).
+    """
+    dtype = np.float64 if y.dtype == np.float64 else np.float32
+    x = stacked.astype(dtype, copy=False)
+    matmul = matmul or np.matmul
+    cross, y_sum, y_sq = [], [], []
+    for rows in slices:
+        yr = np.asarray(y[rows], dtype=dtype)
+        cross.append(np.asarray(matmul(np.ascontiguousarray(x[rows].T), yr), dtype=np.float64))
+        y_sum.append(yr.sum(axis=0, dtype=np.float64))
+        y_sq.append(np.einsum("tg,tg->g", yr, yr, dtype=np.float64))
+    return BlockStats(cross=np.stack(cross), y_sum=np.stack(y_sum), y_sq=np.stack(y_sq),
+                      n=np.array([s.stop - s.start for s in slices]))
+
+
+@dataclass
+class Design:
+    """One design (the regressors of one outer fold, or of the full refit) per run.
+
+    Attributes
+    ----------
+    grams : (R, k, k) X_r^T X_r.
+    sums : (R, k) X_r^T 1.
+    columns : slice of this design in the stacked designs (rows of `BlockStats.cross`).
+    """
+
+    grams: np.ndarray
+    sums: np.ndarray
+    columns: slice
+
+    @classmethod
+    def from_regressors(cls, x: np.ndarray, slices: Sequence[slice], columns: slice) -> Design:
+        x = np.asarray(x, dtype=np.float64)
+        return cls(grams=np.stack([x[s].T @ x[s] for s in slices]),
+                   sums=np.stack([x[s].sum(axis=0) for s in slices]), columns=columns)
+
+    @property
+    def width(self) -> int:
+        return self.grams.shape[1]
+
+
+# --------------------------------------------------------------------------- k-space algebra
+def _eigh(gram: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    s, v = np.linalg.eigh(gram)
+    return np.clip(s, 0.0, None), v
+
+
+def _fraction_weights(s: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """(2k, k) stacked [h_c; R] of the partial fractions of z' D_a h D_a z (module docstring)."""
+    gap = s[None, :] - s[:, None]  # s_j - s_i
+    scale = 0.5 * (np.abs(s)[None, :] + np.abs(s)[:, None])
+    same = np.abs(gap) <= _CLUSTER_RTOL * scale + np.finfo(float).tiny
+    within = np.where(same, h, 0.0)
+    across = np.where(same, 0.0, h / np.where(same, 1.0, gap))
+    return np.vstack([within, across])
+
+
+def grid_validation_loss(a_gram, a_cross, v_gram, v_cross, v_sq, alphas) -> np.ndarray:
+    """Validation sum of squared errors of ridge fits for every alpha of a grid.
+
+    Parameters
+    ----------
+    a_gram (k, k), a_cross (k, G): training Gram matrix and X'Y.
+    v_gram (k, k), v_cross (k, G), v_sq (G,): the validation run's X'X, X'Y and Y'Y.
+    alphas : (n_alphas,) penalties.
+
+    Returns
+    -------
+    sse : (n_alphas, G) ||y_v - X_v b(a)||^2.
+    """
+    s, v = _eigh(a_gram)
+    z = v.T @ a_cross
+    u = v.T @ v_cross
+    h = v.T @ v_gram @ v
+    k = len(s)
+    terms = _fraction_weights(s, h) @ z
+    quad2 = z * terms[:k]  # / (s + a)^2
+    quad1 = 2.0 * z * terms[k:]  # / (s + a)
+    inv = 1.0 / (s[:, None] + np.asarray(alphas, dtype=np.float64)[None, :])  # (k, n_alphas)
+    fitted_cross = (z * u).T @ inv  # (G, n_alphas): c_v' b(a)
+    fitted_sq = quad2.T @ inv**2 + quad1.T @ inv  # b(a)' H_v b(a)
+    return (v_sq[:, None] - 2.0 * fitted_cross + fitted_sq).T
+
+
+def select_alphas(design: Design, stats: BlockStats, train_runs: Sequence[int], alphas: np.ndarray) -> np.ndarray:
+    """Index in ``alphas`` of the alpha chosen per target by leave-one-run-out over ``train_runs``.
+
+    The score is himalaya's: mean over inner splits of -SSE / n_val, plus 1e-10 log(alpha)
+    so that ties go to the larger alpha. With a single training run there is no inner
+    split and the largest alpha is chosen.
+    """
+    cross = stats.cross[:, design.columns]
+    train_runs = list(train_runs)
+    if len(train_runs) < 2:
+        return np.full(stats.cross.shape[2], len(alphas) - 1)
+    gram_total = design.grams[train_runs].sum(axis=0)
+    cross_total = cross[train_runs].sum(axis=0)
+    score = np.zeros((len(alphas), cross.shape[2]))
+    for val in train_runs:
+        sse = grid_validation_loss(gram_total - design.grams[val], cross_total - cross[val],
+                                   design.grams[val], cross[val], stats.y_sq[val], alphas)
+        score -= sse / stats.n[val]
+    score /= len(train_runs)
+    score += (np.log(alphas) * 1e-10)[:, None]
+    return np.argmax(score, axis=0)
+
+
+def ridge_weights_eigen(gram: np.ndarray, cross: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weights in the eigenbasis of ``gram``: (V, W) with b = V @ W, W (k, G) for per-target ``alpha`` (G,)."""
+    s, v = _eigh(gram)
+    return v, (v.T @ cross) / (s[:, None] + alpha[None, :])
+
+
+# --------------------------------------------------------------------------- cross-validation
+@dataclass
+class FoldScores:
+    """Pooled leave-one-run-out accuracy of a batch of targets.
+
+    Attributes
+    ----------
+    r : (G,) pooled held-out Pearson r.
+    alpha_index : (n_folds, G) chosen alpha per fold (index into the grid).
+    mean : (G,) mean of r over the group of circular shifts of each run's predictions.
+    sd : (G,) its standard deviation (lag-window estimate), or None if not requested.
+    """
+
+    r: np.ndarray
+    alpha_index: np.ndarray
+    mean: np.ndarray
+    sd: np.ndarray | None
+
+
+def cross_validated_scores(
+    folds: Sequence[Design], stats: BlockStats, alphas: np.ndarray,
+    lagged: Sequence[np.ndarray] | None = None, residual_lags: np.ndarray | None = None,
+) -> FoldScores:
+    """Leave-one-run-out ridge (fold f holds out run f), alpha per target and fold.
+
+    Parameters
+    ----------
+    folds : one `Design` per run, fold f's regressors for every run.
+    stats : `block_stats` of the stacked designs.
+    alphas : the grid, sorted.
+    lagged : per fold (L + 1, k, k) symmetrised lagged Gram matrices of the held-out
+        run's per-run-centred regressors; with ``residual_lags`` (R, L + 1, G), lagged
+        products of the targets' residuals, it gives the spread of r over circular
+        shifts of each run's predictions (Bartlett: Var_s sum_t p(t - s) y(t) =
+        (1/n) sum_l gamma_p(l) gamma_y(l), summed over |l| <= L).
+    """
+    n_runs, _, n_targets = stats.cross.shape
+    alpha_index = np.empty((n_runs, n_targets), dtype=np.int64)
+    num = np.zeros(n_targets)
+    p_sum = np.zeros(n_targets)
+    p_sq = np.zeros(n_targets)
+    p_run_sums = np.zeros((n_runs, n_targets))
+    variance = np.zeros(n_targets) if lagged is not None else None
+    for f, design in enumerate(folds):
+        train = [r for r in range(n_runs) if r != f]
+        cross = stats.cross[:, design.columns]
+        alpha_index[f] = select_alphas(design, stats, train, alphas)
+        v, w = ridge_weights_eigen(design.grams[train].sum(axis=0), cross[train].sum(axis=0), alphas[alpha_index[f]])
+        num += np.einsum("kg,kg->g", v.T @ cross[f], w)
+        p_run_sums[f] = (design.sums[f] @ v) @ w
+        h = v.T @ design.grams[f] @ v
+        p_sq += np.einsum("kg,kg->g", h @ w, w)
+        if variance is not None:
+            n_lags = lagged[f].shape[0]
+            rotated = np.einsum("ki,lkm,mj->lij", v, lagged[f], v)  # (L + 1, k, k)
+            gamma_p = np.einsum("lkg,kg->lg", (rotated.reshape(-1, v.shape[1]) @ w).reshape(n_lags, -1, n_targets), w)
+            weights = np.r_[1.0, 2.0 * np.ones(n_lags - 1)]
+            variance += (weights[:, None] * gamma_p * residual_lags[f, :n_lags]).sum(axis=0) / stats.n[f]
+    p_sum = p_run_sums.sum(axis=0)
+    total = stats.n.sum()
+    y_sum = stats.y_sum.sum(axis=0)
+    p_norm2 = np.maximum(p_sq - p_sum**2 / total, 0.0)
+    y_norm2 = np.maximum(stats.y_sq.sum(axis=0) - y_sum**2 / total, 0.0)
+    denom = np.sqrt(p_norm2 * y_norm2)
+    ok = denom > 0
+    r = np.where(ok, (num - p_sum * y_sum / total) / np.where(ok, denom, 1.0), 0.0)
+    # shifts within runs keep each run's means: E_s[r] = sum_r n_r (pbar_r - pbar)(ybar_r - ybar) / denom
+    n = stats.n[:, None]
+    offsets = n * (p_run_sums / n - p_sum / total) * (stats.y_sum / n - y_sum / total)
+    mean = np.where(ok, offsets.sum(axis=0) / np.where(ok, denom, 1.0), 0.0)
+    sd = None
+    if variance is not None:
+        sd = np.where(ok, np.sqrt(np.maximum(variance, 0.0)) / np.where(ok, denom, 1.0), 0.0)
+    return FoldScores(r=r, alpha_index=alpha_index, mean=mean, sd=sd)
+
+
+def centred_lagged_grams(x: np.ndarray, max_lag: int) -> np.ndarray:
+    """(L + 1, k, k) symmetrised lagged Gram matrices of one run's centred regressors (T_r, k)."""
+    xc = np.asarray(x, dtype=np.float64) - np.asarray(x, dtype=np.float64).mean(axis=0)
+    n_lags = min(max_lag, (len(xc) - 1) // 2) + 1
+    out = np.empty((n_lags, xc.shape[1], xc.shape[1]))
+    for lag in range(n_lags):
+        g = xc[: len(xc) - lag].T @ xc[lag:]
+        out[lag] = 0.5 * (g + g.T)
+    return out
+
+
+def residual_lag_sums(y: np.ndarray, x: np.ndarray, weights: np.ndarray, slices: Sequence[slice], max_lag: int,
+                      matmul=None) -> np.ndarray:
+    """Within-run lagged products of residuals e = y - x @ weights, (R, L + 1, G) float64.
+
+    ``y`` (T, G), ``x`` (T, k), ``weights`` (k, G). The residuals are formed once, by
+    one matrix product, in the dtype of ``y``.
+    """
+    dtype = np.float64 if y.dtype == np.float64 else np.float32
+    matmul = matmul or np.matmul
+    fitted_t = np.asarray(matmul(np.ascontiguousarray(weights.T.astype(dtype)),
+                                 np.ascontiguousarray(x.T.astype(dtype))))  # (G, T)
+    residual_t = np.asarray(y, dtype=dtype).T - fitted_t
+    starts = np.array([s.start for s in slices])
+    stops = np.array([s.stop for s in slices])
+    return lag_sums(residual_t, starts, stops, max_lag)
+
+
+def hac_t(regressors: np.ndarray, slices: Sequence[slice], coefficients: np.ndarray, alphas: np.ndarray,
+          residual_lags: np.ndarray, max_lag: int) -> tuple[np.ndarray, np.ndarray]:
+    """HAC (Newey-West) t of ridge coefficients, as `significance.atom_maps` defines it.
+
+    Parameters
+    ----------
+    regressors : (T, k) the fitted design; coefficients (k, G); alphas (G,) per target.
+    residual_lags : (R, L + 1, G) within-run lagged products of the residuals.
+
+    Returns
+    -------
+    t : (k, G) float64; dof : (G,) residual degrees of freedom T - df(alpha).
+    """
+    from vlm_brain.encoding.significance import bartlett_weights, lagged_gram
+
+    runs = np.concatenate([np.full(s.stop - s.start, i) for i, s in enumerate(slices)])
+    n_samples = len(runs)
+    grams = lagged_gram(np.asarray(regressors, dtype=np.float64), runs, max_lag)
+    lag_factor = np.r_[1.0, 2.0 * np.ones(max_lag)] * bartlett_weights(max_lag)
+    gamma = residual_lags.sum(axis=0) / n_samples * lag_factor[:, None]  # (L + 1, G)
+    s, v = _eigh(grams[0])
+    t = np.empty(coefficients.shape)
+    dof = np.empty(coefficients.shape[1])
+    for alpha in np.unique(alphas):
+        targets = np.flatnonzero(alphas == alpha)
+        m = (v / (s + alpha)) @ v.T
+        q_lags = np.einsum("ij,ljk,ki->li", m, grams, m)  # diag(M S_l M) per lag
+        df = np.sum(s / (s + alpha))
+        variance = q_lags.T @ gamma[:, targets] * n_samples / (n_samples - df)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t[:, targets] = coefficients[:, targets] / np.sqrt(variance)
+        dof[targets] = n_samples - df
+    return np.nan_to_num(t, nan=0.0, posinf=0.0, neginf=0.0), dof
