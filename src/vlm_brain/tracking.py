@@ -31,7 +31,7 @@ def run_parameters(params: dict[str, Any], env: str | None) -> dict[str, str]:
            "cv": "leave-one-run-out", "target": enc.get("target"),
            "sdl.k": enc.get("sdl", {}).get("n_atoms"), "sdl.lambda": enc.get("sdl", {}).get("alpha"),
            "sdl.max_iter": enc.get("sdl", {}).get("max_iter"), "ridge.alphas": enc.get("alphas"),
-           "ridge.backend": enc.get("backend"), "null.n": enc.get("n_null"), "null.method": enc.get("null_method", "refit"),
+           "ridge.backend": enc.get("backend"), "null.refit_targets": enc.get("refit_targets"), "null.method": enc.get("null_method", "refit"),
            "null.n_refit": enc.get("n_refit"), "fdr.q": enc.get("q")}
     for name, spec in fe.get("models", {}).items():
         weights = spec.get("weights", "random")

@@ -1,6 +1,7 @@
 """encode_layer on a layer simulated from planted atoms; BN polarity by hand."""
 
 import numpy as np
+import pytest
 
 from vlm_brain.encoding.layer import encode_layer, layer_polarity
 from vlm_brain.encoding.simulation import simulate_layer
@@ -11,7 +12,7 @@ def test_encode_layer_recovers_signal_and_finds_the_driven_targets():
     sim = simulate_layer(n_runs=4, run_length=120, n_rest=10, n_ans=80, n_atoms=5,
                          n_targets=60, snr=snr, random_state=3)
     out = encode_layer(sim.features, sim.y, sim.runs, sim.keep, sim.tr, n_atoms=5,
-                       sdl_alpha=0.5, sdl_max_iter=30, n_null=200, seed=0, raw_model=True)
+                       sdl_alpha=0.5, sdl_max_iter=30, n_refit=50, refit_targets=60, seed=0, raw_model=True)
     G = 60
     assert out["r"].shape == out["p"].shape == out["bn"].shape == (G,)
     assert out["atom_t"].shape == (5, G) and out["loadings"].shape == (5, 80)
@@ -30,3 +31,75 @@ def test_layer_polarity_takes_the_strongest_significant_atom():
     neg = np.array([[False, False, False, False], [True, False, False, False]])
     bn = np.array([True, True, True, False])
     assert layer_polarity(bn, t, pos, neg).tolist() == [-1, 1, 1, 0]
+
+
+def _noise_layer(seed, n_targets=1500, **kwargs):
+    from vlm_brain.encoding.simulation import ar1
+    from vlm_brain.encoding.temporal import zscore_per_run
+
+    sim = simulate_layer(n_runs=4, run_length=80, n_ans=60, n_atoms=6, n_targets=10, random_state=seed)
+    runs_kept = sim.runs[sim.keep]
+    y = zscore_per_run(ar1(len(runs_kept), n_targets, 0.3, np.random.default_rng(100 + seed), runs_kept), runs_kept)
+    return encode_layer(sim.features, y, sim.runs, sim.keep, sim.tr, n_atoms=6, sdl_max_iter=10,
+                        alphas=np.array([1.0, 10.0, 100.0, 1000.0]), seed=seed, **kwargs)
+
+
+def test_refit_null_is_calibrated_where_prediction_shifts_are_not():
+    """Pure noise: p <= 0.01 must happen ~1% of the time (4 x 1,500 tests).
+
+    The spread of r over shifts of each run's predictions alone ignores that each fold
+    was fitted on the other runs' data and rejects too often; the refit null does not.
+    """
+    refit, shift_only, calibration = [], [], []
+    for seed in range(4):
+        out = _noise_layer(seed, n_refit=100, refit_targets=500)
+        refit.append(out["p"])
+        calibration.append(out["null_calibration"])
+        shift_only.append(_noise_layer(seed, null_method="shift")["p"])
+    refit, shift_only = np.concatenate(refit), np.concatenate(shift_only)
+    assert np.mean(refit <= 0.01) <= 0.015 and np.mean(refit <= 0.05) <= 0.065
+    assert np.mean(shift_only <= 0.01) > np.mean(refit <= 0.01)
+    assert 0.3 < np.mean(refit <= 0.5) < 0.7  # not degenerate
+    calibration = np.array(calibration)
+    assert np.all(np.isfinite(calibration)) and np.all(calibration[:, 2] > 0)
+
+
+def test_pareto_tail_matches_a_known_null():
+    """Tail p-values of a standard normal null sample agree with the exact normal tail."""
+    from scipy import stats
+
+    from vlm_brain.encoding.layer import tail_p_values
+
+    null = np.random.default_rng(0).standard_normal(200_000)
+    z = np.array([0.0, 1.5, 2.5, 3.5, 4.5, 5.5])
+    p, tail = tail_p_values(z, null)
+    exact = stats.norm.sf(z)
+    assert tail[0] == pytest.approx(stats.norm.isf(0.01), abs=0.05)
+    np.testing.assert_allclose(p[:3], exact[:3], rtol=0.1)           # empirical part
+    np.testing.assert_allclose(np.log10(p[3:]), np.log10(exact[3:]), atol=0.5)  # fitted tail, far beyond the data
+    assert p[-1] < 0.05 / (10 * 91_282)
+
+
+def test_p_values_resolve_below_the_fdr_threshold_of_a_full_hcp_layer():
+    """p is continuous: strongly driven grayordinates reach p < q / (10 m) for m = 91,282."""
+    snr = np.r_[np.full(20, 4.0), np.full(20, 1e-6)]
+    sim = simulate_layer(n_runs=4, run_length=200, n_rest=10, n_ans=60, n_atoms=5, n_targets=40, snr=snr,
+                         random_state=5)
+    out = encode_layer(sim.features, sim.y, sim.runs, sim.keep, sim.tr, n_atoms=5, sdl_max_iter=20,
+                       n_refit=50, refit_targets=40, seed=1)
+    resolution = 0.05 / (10 * 91_282)
+    assert np.sum(out["p"][:20] < resolution) >= 10
+    assert len(np.unique(out["p"][:20])) == 20  # no ties at a resolution floor
+    assert out["bn"][:20].all()
+
+
+def test_encode_layer_rejects_bad_settings():
+    import pytest
+
+    sim = simulate_layer(n_runs=4, run_length=40, n_ans=20, n_atoms=3, n_targets=5, random_state=0)
+    with pytest.raises(ValueError, match="null_method"):
+        encode_layer(sim.features, sim.y, sim.runs, sim.keep, sim.tr, n_atoms=3, null_method="bogus")
+    with pytest.raises(ValueError, match="alphas"):
+        encode_layer(sim.features, sim.y, sim.runs, sim.keep, sim.tr, n_atoms=3, alphas=[-1.0])
+    with pytest.raises(ValueError, match="q must be"):
+        encode_layer(sim.features, sim.y, sim.runs, sim.keep, sim.tr, n_atoms=3, q=5)

@@ -37,7 +37,7 @@ def test_score_networks_by_hand():
 def test_run_parameters_say_which_weights():
     params = {"demo": {"enabled": True}, "fmri_preprocessing": {"runs": {"A": 3}},
               "feature_extraction": {"models": {"clip": {"family": "open_clip", "architecture": "ViT-B-32", "weights": "random", "seed": 4}}},
-              "encoding": {"sdl": {"n_atoms": 8, "alpha": 1.0}, "n_null": 100, "q": 0.05}}
+              "encoding": {"sdl": {"n_atoms": 8, "alpha": 1.0}, "n_refit": 50, "q": 0.05}}
     out = run_parameters(params, None)
     assert out["data"] == "demo" and out["weights.clip"] == "random(seed=4)" and out["sdl.k"] == "8"
 
@@ -48,7 +48,7 @@ RUNS = {"tfMRI_MOVIE1_7T_AP": 70, "tfMRI_MOVIE2_7T_PA": 70, "tfMRI_MOVIE3_7T_PA"
 def _configure(project):
     shrink_demo(project, RUNS, signal_to_noise=2.0)
     edit_yaml(project / "conf/base/parameters_encoding.yml", lambda c: c["encoding"].update(
-        {"sdl": {"n_atoms": 4, "alpha": 0.5, "max_iter": 5}, "n_null": 200, "alphas": [1.0, 100.0, 10000.0]}))
+        {"sdl": {"n_atoms": 4, "alpha": 0.5, "max_iter": 5}, "n_refit": 50, "alphas": [1.0, 100.0, 10000.0]}))
 
 
 def _planted_features(project, rng):

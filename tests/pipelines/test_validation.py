@@ -88,7 +88,7 @@ def _configure(project):
     edit_yaml(project / "conf/base/parameters_validation.yml", lambda c: c["validation"].update({
         "image_layer": "clip.image.L00", "text_layer": "clip.text.L00", "snrs": [0.3, 5.0], "n_trs": [60, 90],
         "n_seeds": 2, "n_targets": 400, "n_drivers": 2, "sdl": {"n_atoms": 4, "alpha": 0.5, "max_iter": 10},
-        "alphas": [1.0, 10.0, 100.0, 1000.0], "n_null": 200}))
+        "alphas": [1.0, 10.0, 100.0, 1000.0], "n_refit": 50}))
 
 
 @pytest.mark.slow

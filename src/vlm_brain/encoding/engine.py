@@ -199,7 +199,7 @@ class FoldScores:
 
 def cross_validated_scores(
     folds: Sequence[Design], stats: BlockStats, alphas: np.ndarray,
-    lagged: Sequence[np.ndarray] | None = None, residual_lags: np.ndarray | None = None,
+    lagged: Sequence[np.ndarray] | None = None, data_lags: np.ndarray | None = None,
 ) -> FoldScores:
     """Leave-one-run-out ridge (fold f holds out run f), alpha per target and fold.
 
@@ -209,8 +209,8 @@ def cross_validated_scores(
     stats : `block_stats` of the stacked designs.
     alphas : the grid, sorted.
     lagged : per fold (L + 1, k, k) symmetrised lagged Gram matrices of the held-out
-        run's per-run-centred regressors; with ``residual_lags`` (R, L + 1, G), lagged
-        products of the targets' residuals, it gives the spread of r over circular
+        run's per-run-centred regressors; with ``data_lags`` (R, L + 1, G), lagged
+        products of the per-run-centred targets (`data_lag_sums`), it gives the spread of r over circular
         shifts of each run's predictions (Bartlett: Var_s sum_t p(t - s) y(t) =
         (1/n) sum_l gamma_p(l) gamma_y(l), summed over |l| <= L).
     """
@@ -235,7 +235,7 @@ def cross_validated_scores(
             rotated = np.einsum("ki,lkm,mj->lij", v, lagged[f], v)  # (L + 1, k, k)
             gamma_p = np.einsum("lkg,kg->lg", (rotated.reshape(-1, v.shape[1]) @ w).reshape(n_lags, -1, n_targets), w)
             weights = np.r_[1.0, 2.0 * np.ones(n_lags - 1)]
-            variance += (weights[:, None] * gamma_p * residual_lags[f, :n_lags]).sum(axis=0) / stats.n[f]
+            variance += (weights[:, None] * gamma_p * data_lags[f, :n_lags]).sum(axis=0) / stats.n[f]
     p_sum = p_run_sums.sum(axis=0)
     total = stats.n.sum()
     y_sum = stats.y_sum.sum(axis=0)
@@ -263,6 +263,15 @@ def centred_lagged_grams(x: np.ndarray, max_lag: int) -> np.ndarray:
         g = xc[: len(xc) - lag].T @ xc[lag:]
         out[lag] = 0.5 * (g + g.T)
     return out
+
+
+def data_lag_sums(y: np.ndarray, slices: Sequence[slice], max_lag: int) -> np.ndarray:
+    """Within-run lagged products of the per-run centred targets y (T, G): (R, L + 1, G) float64."""
+    dtype = np.float64 if y.dtype == np.float64 else np.float32
+    y_t = np.asarray(y, dtype=dtype).T.copy()
+    for s in slices:
+        y_t[:, s] -= y_t[:, s].mean(axis=1, keepdims=True)
+    return lag_sums(y_t, np.array([s.start for s in slices]), np.array([s.stop for s in slices]), max_lag)
 
 
 def residual_lag_sums(y: np.ndarray, x: np.ndarray, weights: np.ndarray, slices: Sequence[slice], max_lag: int,

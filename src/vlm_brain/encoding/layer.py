@@ -21,6 +21,7 @@ from vlm_brain.encoding.engine import (
     centred_lagged_grams,
     cross_validated_scores,
     hac_t,
+    data_lag_sums,
     residual_lag_sums,
     ridge_weights_eigen,
     select_alphas,
@@ -71,10 +72,11 @@ def encode_layer(
         null_method: how held-out r becomes a p-value. Both standardise r by the
             spread of r over circular shifts of each run's predictions (computed, not
             sampled: lag-window products up to ``max_lag``). "refit" (default) then
-            calibrates the standardised statistic against the whole model refitted on
+            compares the standardised statistic with the whole model refitted on
             stimuli shifted circularly in every run (``n_refit`` draws on
-            ``refit_targets`` grayordinates, alpha re-selected each time) and reads p
-            from the Gaussian with the null's mean and sd; "shift" reads p from the
+            ``refit_targets`` grayordinates, alpha re-selected each time): permutation
+            p-values, and a generalized Pareto tail beyond the null's 99th percentile
+            (`tail_p_values`), so p has no resolution floor; "shift" reads p from the
             standard Gaussian (too liberal with leave-one-run-out predictions; kept for
             comparison).
         max_lag: lag window (TRs) of the HAC t-maps and of the shift spread.
@@ -87,9 +89,8 @@ def encode_layer(
         (k, N) of the SDL refitted on all runs, ``reconstruction_error`` (1,);
         ``atom_t``, ``atom_pos``, ``atom_neg`` (k, G): HAC t maps of the full refit
         and their significant positive / negative grayordinates; ``null_calibration``
-        (4,): mean and sd of the refit null of the standardised r, and its observed
-        tail frequencies beyond the Gaussian's 1% and 0.1% points relative to those
-        levels (1 = Gaussian tail); with ``raw_model``, ``raw_r`` (G,) of all N ANs as
+        (4,): the refit null's tail (`tail_p_values`: threshold, GPD shape and scale,
+        tail probability; NaN with "shift"); with ``raw_model``, ``raw_r`` (G,) of all N ANs as
         regressors (himalaya RidgeCV).
     """
     if null_method not in NULL_METHODS:
@@ -113,11 +114,11 @@ def encode_layer(
     matmul = _matmul(backend)
     fit = _fit_targets(layer, y, slices, alphas, max_lag, target_batch_size, matmul)
     z = np.divide(fit.r - fit.mean, fit.sd, out=np.full(fit.r.shape, -np.inf), where=fit.sd > 0)
-    calibration = np.array([0.0, 1.0, np.nan, np.nan])
     if null_method == "refit":
         z_null = refit_null(layer, y, slices, alphas, fit, n_refit, refit_targets, seed, target_batch_size, matmul)
-        calibration = gaussian_calibration(z_null)
-    p = stats.norm.sf((z - calibration[0]) / calibration[1])
+        p, calibration = tail_p_values(z, z_null)
+    else:
+        p, calibration = stats.norm.sf(z), np.full(4, np.nan)
     t_p = 2.0 * special.stdtr(fit.dof[None, :], -np.abs(fit.atom_t))
     significant = np.stack([fdr_bh(row, q) for row in t_p])
     out = {
@@ -228,7 +229,8 @@ def _fit_targets(layer: LayerDesigns, y, slices, alphas, max_lag, batch_size, ma
         v, w = ridge_weights_eigen(layer.full.grams.sum(axis=0), cross, chosen)
         coefficients = v @ w
         residual_lags = residual_lag_sums(y_batch, layer.full_regressors, coefficients, slices, max_lag, matmul)
-        scores = cross_validated_scores(layer.folds, stats_, alphas, layer.lagged, residual_lags)
+        data_lags = data_lag_sums(y_batch, slices, max_lag)
+        scores = cross_validated_scores(layer.folds, stats_, alphas, layer.lagged, data_lags)
         out.r[cols], out.mean[cols], out.sd[cols] = scores.r, scores.mean, scores.sd
         out.alpha_index[:, cols] = scores.alpha_index
         out.atom_t[:, cols], out.dof[cols] = hac_t(layer.full_regressors, slices, coefficients, chosen,
@@ -278,20 +280,35 @@ def refit_null(layer: LayerDesigns, y, slices, alphas, fit: TargetFit, n_draws: 
     return np.concatenate(z_null)
 
 
-def gaussian_calibration(z_null: np.ndarray) -> np.ndarray:
-    """(mean, sd, tail ratio at 1 %, tail ratio at 0.1 %) of a null sample of a standardised statistic.
+def tail_p_values(z: np.ndarray, z_null: np.ndarray, tail_fraction: float = 0.01,
+                  min_exceedances: int = 250) -> tuple[np.ndarray, np.ndarray]:
+    """One-sided p of statistics ``z`` against a null sample, with a fitted tail.
 
-    A tail ratio is the null's observed frequency beyond the fitted Gaussian's upper
-    1 % (0.1 %) point divided by 0.01 (0.001): 1 for a Gaussian tail, > 1 where the
-    Gaussian p-values would be too small.
+    Below the null's upper ``tail_fraction`` quantile u, p = (1 + #(null >= z)) / (1 + n)
+    (the permutation p-value). Above it the empirical p has no resolution left, and
+    p = P(null > u) * S(z - u) with S the survival function of a generalized Pareto
+    distribution fitted by maximum likelihood to the null's exceedances of u (Winkler
+    et al. 2016, as in FSL PALM); it joins the empirical p at u.
+
+    Returns
+    -------
+    p : (G,) float64; tail : (4,) threshold u, GPD shape, GPD scale, P(null > u).
     """
-    z_null = np.asarray(z_null, dtype=np.float64)
-    z_null = z_null[np.isfinite(z_null)]
-    if z_null.size < 100:
-        raise ValueError(f"the refit null has {z_null.size} finite values; need >= 100 (raise n_refit / refit_targets)")
-    mean, sd = float(z_null.mean()), float(z_null.std())
-    ratios = [float(np.mean(z_null > mean + sd * stats.norm.isf(level)) / level) for level in (0.01, 0.001)]
-    return np.array([mean, sd, *ratios])
+    z_null = np.sort(np.asarray(z_null, dtype=np.float64)[np.isfinite(z_null)])
+    n = z_null.size
+    n_tail = max(min_exceedances, int(tail_fraction * n))
+    if n < 10 * n_tail:
+        raise ValueError(f"the refit null has {n} finite values; need >= {10 * n_tail} "
+                         "(raise encoding.n_refit or encoding.refit_targets)")
+    threshold = z_null[n - n_tail - 1]
+    shape, _, scale = stats.genpareto.fit(z_null[n - n_tail:] - threshold, floc=0.0)
+    z = np.asarray(z, dtype=np.float64)
+    n_exceed = n - np.searchsorted(z_null, z - 1e-12, side="left")
+    p = (1.0 + n_exceed) / (1.0 + n)
+    above = z > threshold
+    share = (1.0 + n_tail) / (1.0 + n)
+    p[above] = share * stats.genpareto.sf(z[above] - threshold, shape, 0.0, scale)
+    return np.maximum(p, np.finfo(float).tiny), np.array([threshold, shape, scale, share])
 
 
 def _batches(n: int, size: int) -> list[slice]:

@@ -16,11 +16,9 @@ With leave-one-run-out predictions that null alone is too narrow: each run's
 prediction comes from a model fitted on the other runs' data, so the per-run terms of
 the pooled r are positively correlated under the null, and shifting the predictions of
 each run independently loses that correlation (on pure noise, 1.6-2.2x too many
-p <= 0.01). `refit_shift_null` therefore shifts the stimulus instead, in every run, and
-refits every fold, for a subset of grayordinates and a few hundred draws; with
-``refit_null`` given, `circular_shift_test` scales each grayordinate's r by the spread
-of its own prediction-shift null and compares it with the pooled, equally scaled refit
-null (calibrated on pure noise: 0.9% of p <= 0.01).
+p <= 0.01). `vlm_brain.encoding.layer.encode_layer` therefore calibrates against the
+whole model refitted on shifted stimuli (`vlm_brain.encoding.layer.refit_null`); this
+module's `circular_shift_test` is the plain test of given predictions.
 
 Atom maps: a ridge t statistic with a heteroscedasticity-and-autocorrelation
 consistent (HAC, Newey-West/Bartlett) variance, see `atom_maps`.
@@ -128,94 +126,6 @@ def shifted_correlations(
 
 
 @dataclass
-class RefitNull:
-    """Null pooled r of the whole cross-validated model, for a subset of grayordinates.
-
-    Attributes
-    ----------
-    targets : (n,) grayordinate indices.
-    null_r : (n_draws, n) pooled held-out r after shifting the regressors of every run.
-    """
-
-    targets: np.ndarray
-    null_r: np.ndarray
-
-
-def refit_shift_null(
-    fold_regressors: list[tuple[np.ndarray, np.ndarray]],
-    y: np.ndarray,
-    runs: np.ndarray,
-    best_alphas: np.ndarray,
-    n_draws: int = 200,
-    max_targets: int = 2000,
-    random_state: int = 0,
-) -> RefitNull:
-    """Null of leave-one-run-out prediction accuracy, refitting the model on shifted stimuli.
-
-    For each draw, the regressors of every run (the stimulus time line) are shifted
-    circularly within the run by one random offset per run, in every fold, both where the
-    run is used for training and where it is held out; each fold's ridge is refitted
-    with the alpha chosen for each grayordinate in that fold and the pooled held-out r is
-    recomputed. A shift permutes rows within runs, so each fold's Gram matrix is
-    unchanged and only X'y changes. Kept fixed: each fold's SDL dictionary (the SDL is
-    equivariant under row permutations) and alpha choice.
-
-    Parameters
-    ----------
-    fold_regressors : per fold, in run order (leave-one-run-out), (r_train, r_test)
-        with r_train the training runs' rows in timeline order (`EncodingResult`).
-    y : (T, G) data; runs : (T,) contiguous run labels.
-    best_alphas : (n_folds, G) alpha per fold and grayordinate.
-    n_draws : null draws; max_targets : grayordinates used (a random subset if G is larger).
-
-    Returns
-    -------
-    RefitNull with the subset's indices and (n_draws, n) null r.
-    """
-    y = check_time_series(y, "y")
-    runs = check_runs(runs, y.shape[0])
-    slices = run_slices(runs)
-    if len(fold_regressors) != len(slices) or np.shape(best_alphas)[0] != len(slices):
-        raise ValueError(f"{len(fold_regressors)} folds of regressors / {np.shape(best_alphas)[0]} of alphas "
-                         f"for {len(slices)} runs: expected one leave-one-run-out fold per run")
-    rng = np.random.default_rng(random_state)
-    n_targets = y.shape[1]
-    targets = (np.sort(rng.choice(n_targets, size=max_targets, replace=False))
-               if n_targets > max_targets else np.arange(n_targets))
-    ys = y[:, targets].astype(np.float64)
-    blocks = [ys[sl] for sl in slices]
-    lengths = [sl.stop - sl.start for sl in slices]
-    folds = []
-    for held_out, (r_train, r_test) in enumerate(fold_regressors):
-        r_train = np.asarray(r_train, dtype=np.float64)
-        train_runs = [j for j in range(len(slices)) if j != held_out]
-        bounds = np.cumsum([0] + [lengths[j] for j in train_runs])
-        parts = {j: r_train[bounds[i]:bounds[i + 1]] for i, j in enumerate(train_runs)}
-        gram = r_train.T @ r_train
-        alphas = np.asarray(best_alphas[held_out])[targets]
-        groups = [(np.flatnonzero(alphas == a), np.linalg.inv(gram + a * np.eye(len(gram))))
-                  for a in np.unique(alphas)]
-        folds.append((parts, np.asarray(r_test, dtype=np.float64), groups))
-    offsets = circular_shift_offsets(runs, n_draws, random_state + 1)
-    null_r = np.empty((n_draws, len(targets)))
-    prediction = np.empty_like(ys)
-    centred = ys - ys.mean(axis=0)
-    y_norm = np.sqrt((centred**2).sum(axis=0))
-    for b, shift in enumerate(offsets):
-        for held_out, (parts, r_test, groups) in enumerate(folds):
-            cross = sum(np.roll(part, shift[j], axis=0).T @ blocks[j] for j, part in parts.items())
-            test = np.roll(r_test, shift[held_out], axis=0)
-            rows = slices[held_out]
-            for cols, inverse in groups:
-                prediction[rows, cols] = test @ (inverse @ cross[:, cols])
-        # pooled Pearson r: sum(p * (y - mean y)) / (||p - mean p|| ||y - mean y||)
-        p_norm = np.sqrt(np.maximum((prediction**2).sum(axis=0) - prediction.sum(axis=0) ** 2 / len(ys), 0))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            null_r[b] = np.where(p_norm * y_norm > 0, (prediction * centred).sum(axis=0) / (p_norm * y_norm), 0.0)
-    return RefitNull(targets=targets, null_r=null_r)
-
-
-@dataclass
 class ShiftTestResult:
     """Circular-shift test of encoding scores.
 
@@ -244,14 +154,10 @@ def circular_shift_test(
     random_state: int = 0,
     target_batch_size: int = 4096,
     return_null: bool = False,
-    refit_null: RefitNull | None = None,
 ) -> ShiftTestResult:
     """Per-grayordinate p-values of held-out prediction accuracy, BH-corrected.
 
-    Without ``refit_null``: p = (1 + #(null >= r)) / (1 + n_null) against the circular
-    shifts of the predictions. With it: r / sd(prediction-shift null of that
-    grayordinate) against the pooled refit null, each draw scaled by the spread of its
-    own grayordinate's prediction-shift null (see the module docstring).
+    p = (1 + #(null >= r)) / (1 + n_null) against the circular shifts of the predictions.
 
     Parameters
     ----------
@@ -262,7 +168,6 @@ def circular_shift_test(
     q : BH false discovery rate.
     target_batch_size : grayordinates per batch; memory ~ (T + n_null) * batch * 16 B.
     return_null : keep the (n_null, G) null correlations (float32).
-    refit_null : `refit_shift_null` output for this model and data.
     """
     predictions = check_time_series(predictions, "predictions")
     y = check_time_series(y, "y")
@@ -275,7 +180,6 @@ def circular_shift_test(
     n_targets = y.shape[1]
     r = np.empty(n_targets)
     n_exceed = np.empty(n_targets)
-    spread = np.empty(n_targets)
     null_r = np.empty((n_null, n_targets), dtype=np.float32) if return_null else None
     for start in range(0, n_targets, target_batch_size):
         cols = slice(start, start + target_batch_size)
@@ -284,32 +188,11 @@ def circular_shift_test(
         )
         r[cols] = both[0]
         n_exceed[cols] = (both[1:] >= both[0] - 1e-12).sum(axis=0)
-        spread[cols] = both[1:].std(axis=0)
         if return_null:
             null_r[:, cols] = both[1:]
     p_values = (1 + n_exceed) / (1 + n_null)
-    if refit_null is not None:
-        p_values = pooled_refit_p_values(r, spread, refit_null)
     return ShiftTestResult(r=r, p_values=p_values, significant=fdr_bh(p_values, q), q=q,
                            null_r=null_r)
-
-
-def pooled_refit_p_values(r: np.ndarray, spread: np.ndarray, refit_null: RefitNull) -> np.ndarray:
-    """p = (1 + #(z_null >= z)) / (1 + n): z = r / spread, z_null the refit null over spread.
-
-    ``spread`` (G,) is each grayordinate's prediction-shift null standard deviation; it
-    carries what differs between grayordinates (autocorrelation, alpha), the pooled refit
-    null carries the dependence across folds. Constant grayordinates (spread 0) get p = 1.
-    """
-    scale = spread[refit_null.targets]
-    ok = scale > 0
-    z_null = np.sort((refit_null.null_r[:, ok] / scale[ok]).ravel())
-    if z_null.size == 0:
-        raise ValueError("the refit null has no grayordinate with a non-constant null")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(spread > 0, r / spread, -np.inf)
-    n_exceed = z_null.size - np.searchsorted(z_null, z - 1e-12, side="left")
-    return (1 + n_exceed) / (1 + z_null.size)
 
 
 # --------------------------------------------------------------------------- atom maps

@@ -31,7 +31,7 @@ class ValidationSettings:
     min_run_share : driver atoms must be present in every run
         (`vlm_brain.validation.simulate.select_drivers`).
     noise_ar : AR(1) coefficient of the BOLD noise.
-    n_atoms, sdl_alpha, sdl_max_iter, alphas, n_null, q, backend, target_batch_size :
+    n_atoms, sdl_alpha, sdl_max_iter, alphas, n_refit, refit_targets, q, backend, target_batch_size :
         passed to `encode_layer` (and the SDL of the planted drivers).
     extend_runs : allow data lengths beyond the features' runs (see `crop_runs`).
     blas_threads : BLAS threads while a condition runs (None: leave as is). The
@@ -51,7 +51,8 @@ class ValidationSettings:
     sdl_alpha: float = 1.0
     sdl_max_iter: int = 5
     alphas: tuple[float, ...] = (10.0, 100.0, 1000.0, 10000.0)
-    n_null: int = 200
+    n_refit: int = 100
+    refit_targets: int = 500
     q: float = 0.05
     extend_runs: bool = False
     backend: str = "numpy"
@@ -129,7 +130,7 @@ def _run_condition(image_ans, text_ans, runs, keep, tr, *, snr, n_trs, seed, nul
         encoded[name] = encode_layer(
             ans, sim.y, runs_sim, keep_sim, tr, n_atoms=settings.n_atoms, sdl_alpha=settings.sdl_alpha,
             sdl_max_iter=settings.sdl_max_iter, alphas=np.asarray(settings.alphas, dtype=float),
-            n_null=settings.n_null, q=settings.q, seed=seed, backend=settings.backend,
+            n_refit=settings.n_refit, refit_targets=settings.refit_targets, q=settings.q, seed=seed, backend=settings.backend,
             target_batch_size=settings.target_batch_size,
         )
     polarity = {name: layer_polarity(res["bn"], res["atom_t"], res["atom_pos"], res["atom_neg"])
@@ -187,8 +188,8 @@ def run_grid(
     jobs = [(float(s), n, int(seed), False) for n, s, seed in itertools.product(n_trs, snrs, seeds)]
     if null:
         jobs += [(0.0, n, int(seed), True) for n, seed in itertools.product(n_trs, seeds)]
-    logger.info("validation: %d conditions x seeds (G=%d, %d nulls, q=%g)", len(jobs),
-                settings.n_targets, settings.n_null, settings.q)
+    logger.info("validation: %d conditions x seeds (G=%d, refit null %d draws x %d grayordinates, q=%g)",
+                len(jobs), settings.n_targets, settings.n_refit, settings.refit_targets, settings.q)
     table = pd.DataFrame([
         run_condition(image_ans, text_ans, runs, keep, tr, snr=snr, n_trs=n, seed=seed, null=is_null,
                       settings=settings)

@@ -43,16 +43,17 @@ def encode_model_layers(
     for layer in layers:
         if len(ans[layer]) != len(run_timeline):
             raise ValueError(f"{layer}: {len(ans[layer])} TRs of ANs but the run timeline has {len(run_timeline)}")
-    logger.info("%s: encoding %d layers (k=%d atoms, lambda=%g, %d nulls, q=%g) against %d grayordinates x %d TRs",
-                name, len(layers), sdl["n_atoms"], sdl["alpha"], params["n_null"], params["q"], y.shape[1], y.shape[0])
+    logger.info("%s: encoding %d layers (k=%d atoms, lambda=%g, %s null, q=%g) against %d grayordinates x %d TRs",
+                name, len(layers), sdl["n_atoms"], sdl["alpha"], params.get("null_method", "refit"), params["q"],
+                y.shape[1], y.shape[0])
 
     settings = dict(
         n_atoms=int(sdl["n_atoms"]), sdl_alpha=float(sdl["alpha"]), sdl_max_iter=int(sdl["max_iter"]),
-        alphas=np.asarray(params["alphas"], dtype=float), n_null=int(params["n_null"]), q=float(params["q"]),
+        alphas=np.asarray(params["alphas"], dtype=float), q=float(params["q"]), max_lag=int(params.get("max_lag", 20)),
         seed=int(params["seed"]), backend=params["backend"], target_batch_size=int(params["target_batch_size"]),
         raw_model=bool(params.get("raw_an_model", False)),
-        null_method=params.get("null_method", "refit"), n_refit=int(params.get("n_refit", 200)),
-        refit_targets=int(params.get("refit_targets", 2000)),
+        null_method=params.get("null_method", "refit"), n_refit=int(params.get("n_refit", 100)),
+        refit_targets=int(params.get("refit_targets", 500)),
     )
     tr = float(params["tr"])
     n_jobs = int(params.get("n_jobs", 1))
