@@ -86,7 +86,7 @@ def test_p_values_resolve_below_the_fdr_threshold_of_a_full_hcp_layer():
     sim = simulate_layer(n_runs=4, run_length=200, n_rest=10, n_ans=60, n_atoms=5, n_targets=40, snr=snr,
                          random_state=5)
     out = encode_layer(sim.features, sim.y, sim.runs, sim.keep, sim.tr, n_atoms=5, sdl_max_iter=20,
-                       n_refit=50, refit_targets=40, seed=1)
+                       n_refit=100, refit_targets=40, seed=1)
     resolution = 0.05 / (10 * 91_282)
     assert np.sum(out["p"][:20] < resolution) >= 10
     assert len(np.unique(out["p"][:20])) == 20  # no ties at a resolution floor
