@@ -288,7 +288,9 @@ def tail_p_values(z: np.ndarray, z_null: np.ndarray, tail_fraction: float = 0.01
     (the permutation p-value). Above it the empirical p has no resolution left, and
     p = P(null > u) * S(z - u) with S the survival function of a generalized Pareto
     distribution fitted by maximum likelihood to the null's exceedances of u (Winkler
-    et al. 2016, as in FSL PALM); it joins the empirical p at u.
+    et al. 2016, as in FSL PALM); it joins the empirical p at u. A fitted shape < 0 (a
+    tail with an end point, beyond which p would be 0) is replaced by the exponential
+    tail (shape 0), which is conservative for Gaussian-like nulls.
 
     Returns
     -------
@@ -301,7 +303,10 @@ def tail_p_values(z: np.ndarray, z_null: np.ndarray, tail_fraction: float = 0.01
         raise ValueError(f"the refit null has {n} finite values; need >= {10 * n_tail} "
                          "(raise encoding.n_refit or encoding.refit_targets)")
     threshold = z_null[n - n_tail - 1]
-    shape, _, scale = stats.genpareto.fit(z_null[n - n_tail:] - threshold, floc=0.0)
+    excess = z_null[n - n_tail:] - threshold
+    shape, _, scale = stats.genpareto.fit(excess, floc=0.0)
+    if shape < 0:  # a bounded tail would give p = 0 beyond its end: never assume lighter than exponential
+        shape, scale = 0.0, float(excess.mean())
     z = np.asarray(z, dtype=np.float64)
     n_exceed = n - np.searchsorted(z_null, z - 1e-12, side="left")
     p = (1.0 + n_exceed) / (1.0 + n)
