@@ -1,5 +1,7 @@
 """The sufficient-statistics engine against himalaya's RidgeCV and direct solves."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -7,6 +9,7 @@ from vlm_brain.encoding._kernels import lag_sums, lag_sums_reference
 from vlm_brain.encoding._validation import pearson_r, run_slices
 from vlm_brain.encoding.engine import (
     Design,
+    HacFactor,
     block_stats,
     centred_lagged_grams,
     cross_validated_scores,
@@ -16,7 +19,7 @@ from vlm_brain.encoding.engine import (
     select_alphas,
 )
 from vlm_brain.encoding.ridge import leave_one_run_out
-from vlm_brain.encoding.significance import atom_maps
+from vlm_brain.encoding.significance import atom_maps, lagged_gram
 
 ALPHAS = np.logspace(-1, 4, 11)
 
@@ -34,11 +37,13 @@ def fold_designs(seed=0, n_runs=4, run_length=45, k=5, n_targets=60, dtype=np.fl
     return runs, [d.astype(dtype) for d in designs], y.astype(dtype)
 
 
-def engine(runs, designs, y):
+def engine(runs, designs, y, max_lag=0):
+    """Stacked designs; one `Design` per fold (holding out its run), then the full one."""
     slices = run_slices(runs)
     k = designs[0].shape[1]
     stacked = np.hstack(designs)
-    built = [Design.from_regressors(d, slices, slice(i * k, (i + 1) * k)) for i, d in enumerate(designs)]
+    built = [Design.from_regressors(d, slices, slice(i * k, (i + 1) * k), held_out=i if i < len(slices) else None,
+                                    max_lag=max_lag) for i, d in enumerate(designs)]
     return slices, stacked, built
 
 
@@ -84,7 +89,7 @@ def test_full_refit_coefficients_equal_a_direct_solve():
     stats = block_stats(stacked, y, slices)
     full = built[-1]
     index = select_alphas(full, stats, range(4), ALPHAS)
-    v, w = ridge_weights_eigen(full.grams.sum(axis=0), stats.cross[:, full.columns].sum(axis=0), ALPHAS[index])
+    v, w = ridge_weights_eigen(full, range(4), stats.cross[:, full.columns].sum(axis=0), ALPHAS[index])
     x = designs[-1]
     for g in (1, 7, 33):
         a = ALPHAS[index[g]]
@@ -104,11 +109,10 @@ def test_hac_t_equals_atom_maps():
     x = designs[-1]
     stats = block_stats(stacked, y, slices)
     index = select_alphas(built[-1], stats, range(4), ALPHAS)
-    v, w = ridge_weights_eigen(built[-1].grams.sum(axis=0), stats.cross[:, built[-1].columns].sum(axis=0),
-                               ALPHAS[index])
+    v, w = ridge_weights_eigen(built[-1], range(4), stats.cross[:, built[-1].columns].sum(axis=0), ALPHAS[index])
     coefficients = v @ w
     lags = residual_lag_sums(y, x, coefficients, slices, max_lag=10)
-    t, dof = hac_t(x, slices, coefficients, ALPHAS[index], lags, max_lag=10)
+    t, dof = hac_t(HacFactor(lagged_gram(x, runs, 10), len(runs)), coefficients, ALPHAS[index], lags)
     reference = atom_maps(x, y, runs, coefficients, ALPHAS[index], max_lag=10)
     finite = np.isfinite(reference.t)
     np.testing.assert_allclose(t[finite], reference.t[finite], rtol=1e-8)
@@ -142,7 +146,8 @@ def test_shift_spread_matches_the_shift_group():
     y_centred = y - np.concatenate([np.repeat(y[s].mean(axis=0, keepdims=True), length, axis=0) for s in slices])
     circ = np.stack([[(y_centred[s] * np.roll(y_centred[s], -lag, axis=0)).sum(axis=0)
                       for lag in range(max_lag + 1)] for s in slices])
-    scores = cross_validated_scores(built[:-1], block_stats(stacked, y, slices), ALPHAS, lagged, circ)
+    folds = [dataclasses.replace(design, lagged=lags) for design, lags in zip(built[:-1], lagged, strict=True)]
+    scores = cross_validated_scores(folds, block_stats(stacked, y, slices), ALPHAS, circ)
     _, _, predictions = himalaya_loro(runs, designs, y)
     every = np.stack(np.meshgrid(*[np.arange(length)] * n_runs, indexing="ij"), -1).reshape(-1, n_runs)
     null = []

@@ -84,10 +84,8 @@ def _lasso_cd(gram, cov, alpha, code, q_all, max_iter, tol):  # pragma: no cover
                     c[j] = new
                     for m in range(k):
                         q[m] += gram[m, j] * step
-                    if abs(step) > largest_step:
-                        largest_step = abs(step)
-                if abs(new) > largest:
-                    largest = abs(new)
+                    largest_step = max(largest_step, abs(step))
+                largest = max(largest, abs(new))
             if largest_step <= tol * max(largest, 1e-300):
                 break
         code[:, i] = c

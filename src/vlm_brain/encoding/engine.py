@@ -14,11 +14,15 @@ b(a) = V diag(1 / (s + a)) V^T c, so
 * the full refit, its HAC t-maps (lagged Gram matrices of X, lagged products of the
   residuals) and the null (below) reuse the same blocks.
 
+Everything that depends on the designs only (eigendecompositions, rotated Gram
+matrices) is factorised once per design and reused for every batch of targets.
+
 This computes exactly what himalaya's ``RidgeCV`` with the same splits computes
 (``l2_neg_loss`` averaged over the inner splits, 1e-10 log(alpha) tie-break, one alpha
 per target), tested against it. Designs differ between outer folds (each fold's SDL
 is fitted on its training runs): all designs are stacked and multiplied with the data
-once, the only pass over Y that costs k x T x G.
+once. The only other pass over Y that costs k x T x G forms the full refit's residuals
+for the HAC t-maps.
 
 Partial fractions: with z = V'c, h = V'H V, and i, j in different eigenvalue clusters,
 1 / ((s_i + a)(s_j + a)) = (1 / (s_i + a) - 1 / (s_j + a)) / (s_j - s_i), hence
@@ -31,11 +35,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from vlm_brain.encoding._kernels import lag_sums
+from vlm_brain.encoding.significance import bartlett_weights
 
 logger = logging.getLogger(__name__)
 
@@ -89,17 +94,57 @@ class Design:
     grams : (R, k, k) X_r^T X_r.
     sums : (R, k) X_r^T 1.
     columns : slice of this design in the stacked designs (rows of `BlockStats.cross`).
+    lagged : for a fold's design, (L + 1, k, k) symmetrised lagged Gram matrices of its
+        held-out run's centred regressors (`centred_lagged_grams`), for the shift spread.
     """
 
     grams: np.ndarray
     sums: np.ndarray
     columns: slice
+    lagged: np.ndarray | None = None
+    _factors: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def eigen(self, runs: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(s, V) of the Gram matrix summed over ``runs``, computed once."""
+        key = ("eigen", tuple(runs))
+        if key not in self._factors:
+            self._factors[key] = _eigh(self.grams[list(runs)].sum(axis=0))
+        return self._factors[key]
+
+    def validation_factor(self, train: Sequence[int], val: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(s, P, V') for training on ``train`` and validating on run ``val``, computed once.
+
+        P = [V'; h_c V'; R V'] (3k, k) turns a training X'Y into z and the partial
+        fraction terms in one product (`grid_validation_loss`).
+        """
+        key = ("validation", tuple(train), val)
+        if key not in self._factors:
+            s, v = self.eigen(train)
+            h = v.T @ self.grams[val] @ v
+            self._factors[key] = (s, np.vstack([v.T, _fraction_weights(s, h) @ v.T]), v.T)
+        return self._factors[key]
+
+    def held_out_factor(self, train: Sequence[int], held_out: int) -> tuple:
+        """(V, h, V'X_f'1, rotated lags) of fitting on ``train`` and predicting run ``held_out``, computed once.
+
+        h = V'X_f'X_f V; rotated lags ((L + 1) k, k): V' lagged_l V stacked, or None.
+        """
+        key = ("held_out", tuple(train), held_out)
+        if key not in self._factors:
+            _, v = self.eigen(train)
+            rotated = (None if self.lagged is None
+                       else np.einsum("ki,lkm,mj->lij", v, self.lagged, v).reshape(-1, v.shape[1]))
+            self._factors[key] = (v, v.T @ self.grams[held_out] @ v, self.sums[held_out] @ v, rotated)
+        return self._factors[key]
 
     @classmethod
-    def from_regressors(cls, x: np.ndarray, slices: Sequence[slice], columns: slice) -> Design:
+    def from_regressors(cls, x: np.ndarray, slices: Sequence[slice], columns: slice,
+                        held_out: int | None = None, max_lag: int = 0) -> Design:
+        """Per-run blocks of regressors ``x`` (T, k); with ``held_out``, its run's lagged Grams too."""
         x = np.asarray(x, dtype=np.float64)
+        lagged = None if held_out is None else centred_lagged_grams(x[slices[held_out]], max_lag)
         return cls(grams=np.stack([x[s].T @ x[s] for s in slices]),
-                   sums=np.stack([x[s].sum(axis=0) for s in slices]), columns=columns)
+                   sums=np.stack([x[s].sum(axis=0) for s in slices]), columns=columns, lagged=lagged)
 
     @property
     def width(self) -> int:
@@ -122,27 +167,26 @@ def _fraction_weights(s: np.ndarray, h: np.ndarray) -> np.ndarray:
     return np.vstack([within, across])
 
 
-def grid_validation_loss(a_gram, a_cross, v_gram, v_cross, v_sq, alphas) -> np.ndarray:
+def grid_validation_loss(factor, a_cross, v_cross, v_sq, alphas) -> np.ndarray:
     """Validation sum of squared errors of ridge fits for every alpha of a grid.
 
     Parameters
     ----------
-    a_gram (k, k), a_cross (k, G): training Gram matrix and X'Y.
-    v_gram (k, k), v_cross (k, G), v_sq (G,): the validation run's X'X, X'Y and Y'Y.
+    factor : `Design.validation_factor` of the training and validation runs.
+    a_cross (k, G): training X'Y; v_cross (k, G), v_sq (G,): the validation run's X'Y and Y'Y.
     alphas : (n_alphas,) penalties.
 
     Returns
     -------
     sse : (n_alphas, G) ||y_v - X_v b(a)||^2.
     """
-    s, v = _eigh(a_gram)
-    z = v.T @ a_cross
-    u = v.T @ v_cross
-    h = v.T @ v_gram @ v
+    s, projection, vt = factor
     k = len(s)
-    terms = _fraction_weights(s, h) @ z
-    quad2 = z * terms[:k]  # / (s + a)^2
-    quad1 = 2.0 * z * terms[k:]  # / (s + a)
+    terms = projection @ a_cross
+    z = terms[:k]
+    u = vt @ v_cross
+    quad2 = z * terms[k:2 * k]  # / (s + a)^2
+    quad1 = 2.0 * z * terms[2 * k:]  # / (s + a)
     inv = 1.0 / (s[:, None] + np.asarray(alphas, dtype=np.float64)[None, :])  # (k, n_alphas)
     fitted_cross = (z * u).T @ inv  # (G, n_alphas): c_v' b(a)
     fitted_sq = quad2.T @ inv**2 + quad1.T @ inv  # b(a)' H_v b(a)
@@ -160,21 +204,26 @@ def select_alphas(design: Design, stats: BlockStats, train_runs: Sequence[int], 
     train_runs = list(train_runs)
     if len(train_runs) < 2:
         return np.full(stats.cross.shape[2], len(alphas) - 1)
-    gram_total = design.grams[train_runs].sum(axis=0)
     cross_total = cross[train_runs].sum(axis=0)
     score = np.zeros((len(alphas), cross.shape[2]))
     for val in train_runs:
-        sse = grid_validation_loss(gram_total - design.grams[val], cross_total - cross[val],
-                                   design.grams[val], cross[val], stats.y_sq[val], alphas)
+        inner = [r for r in train_runs if r != val]
+        sse = grid_validation_loss(design.validation_factor(inner, val), cross_total - cross[val],
+                                   cross[val], stats.y_sq[val], alphas)
         score -= sse / stats.n[val]
     score /= len(train_runs)
     score += (np.log(alphas) * 1e-10)[:, None]
     return np.argmax(score, axis=0)
 
 
-def ridge_weights_eigen(gram: np.ndarray, cross: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Weights in the eigenbasis of ``gram``: (V, W) with b = V @ W, W (k, G) for per-target ``alpha`` (G,)."""
-    s, v = _eigh(gram)
+def ridge_weights_eigen(design: Design, runs: Sequence[int], cross: np.ndarray,
+                        alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ridge weights of ``design`` fitted on ``runs``, in its Gram eigenbasis.
+
+    ``cross`` (k, G) is X'Y summed over ``runs``, ``alpha`` (G,) the per-target penalty.
+    Returns (V, W) with b = V @ W.
+    """
+    s, v = design.eigen(runs)
     return v, (v.T @ cross) / (s[:, None] + alpha[None, :])
 
 
@@ -198,42 +247,39 @@ class FoldScores:
 
 
 def cross_validated_scores(
-    folds: Sequence[Design], stats: BlockStats, alphas: np.ndarray,
-    lagged: Sequence[np.ndarray] | None = None, data_lags: np.ndarray | None = None,
+    folds: Sequence[Design], stats: BlockStats, alphas: np.ndarray, data_lags: np.ndarray | None = None,
 ) -> FoldScores:
     """Leave-one-run-out ridge (fold f holds out run f), alpha per target and fold.
 
     Parameters
     ----------
-    folds : one `Design` per run, fold f's regressors for every run.
+    folds : one `Design` per run, fold f's regressors for every run (with ``lagged``
+        when ``data_lags`` is given).
     stats : `block_stats` of the stacked designs.
     alphas : the grid, sorted.
-    lagged : per fold (L + 1, k, k) symmetrised lagged Gram matrices of the held-out
-        run's per-run-centred regressors; with ``data_lags`` (R, L + 1, G), lagged
-        products of the per-run-centred targets (`data_lag_sums`), it gives the spread of r over circular
-        shifts of each run's predictions (Bartlett: Var_s sum_t p(t - s) y(t) =
-        (1/n) sum_l gamma_p(l) gamma_y(l), summed over |l| <= L).
+    data_lags : (R, L + 1, G) lagged products of the per-run-centred targets
+        (`data_lag_sums`); with the folds' lagged Grams it gives the spread of r over
+        circular shifts of each run's predictions (Bartlett: Var_s sum_t p(t - s) y(t)
+        = (1/n) sum_l gamma_p(l) gamma_y(l), summed over |l| <= L).
     """
     n_runs, _, n_targets = stats.cross.shape
     alpha_index = np.empty((n_runs, n_targets), dtype=np.int64)
     num = np.zeros(n_targets)
-    p_sum = np.zeros(n_targets)
     p_sq = np.zeros(n_targets)
     p_run_sums = np.zeros((n_runs, n_targets))
-    variance = np.zeros(n_targets) if lagged is not None else None
+    variance = np.zeros(n_targets) if data_lags is not None else None
     for f, design in enumerate(folds):
         train = [r for r in range(n_runs) if r != f]
         cross = stats.cross[:, design.columns]
         alpha_index[f] = select_alphas(design, stats, train, alphas)
-        v, w = ridge_weights_eigen(design.grams[train].sum(axis=0), cross[train].sum(axis=0), alphas[alpha_index[f]])
+        v, w = ridge_weights_eigen(design, train, cross[train].sum(axis=0), alphas[alpha_index[f]])
+        _, h, sums, rotated = design.held_out_factor(train, f)
         num += np.einsum("kg,kg->g", v.T @ cross[f], w)
-        p_run_sums[f] = (design.sums[f] @ v) @ w
-        h = v.T @ design.grams[f] @ v
+        p_run_sums[f] = sums @ w
         p_sq += np.einsum("kg,kg->g", h @ w, w)
         if variance is not None:
-            n_lags = lagged[f].shape[0]
-            rotated = np.einsum("ki,lkm,mj->lij", v, lagged[f], v)  # (L + 1, k, k)
-            gamma_p = np.einsum("lkg,kg->lg", (rotated.reshape(-1, v.shape[1]) @ w).reshape(n_lags, -1, n_targets), w)
+            n_lags = design.lagged.shape[0]
+            gamma_p = np.einsum("lkg,kg->lg", (rotated @ w).reshape(n_lags, -1, n_targets), w)
             weights = np.r_[1.0, 2.0 * np.ones(n_lags - 1)]
             variance += (weights[:, None] * gamma_p * data_lags[f, :n_lags]).sum(axis=0) / stats.n[f]
     p_sum = p_run_sums.sum(axis=0)
@@ -291,34 +337,49 @@ def residual_lag_sums(y: np.ndarray, x: np.ndarray, weights: np.ndarray, slices:
     return lag_sums(residual_t, starts, stops, max_lag)
 
 
-def hac_t(regressors: np.ndarray, slices: Sequence[slice], coefficients: np.ndarray, alphas: np.ndarray,
-          residual_lags: np.ndarray, max_lag: int) -> tuple[np.ndarray, np.ndarray]:
+class HacFactor:
+    """What the HAC t of one design needs from the design alone, per alpha computed once.
+
+    ``grams`` (L + 1, k, k) are the within-run lagged Gram matrices
+    (`significance.lagged_gram`) of the fitted regressors, over ``n_samples`` rows.
+    """
+
+    def __init__(self, grams: np.ndarray, n_samples: int):
+        self.grams, self.n_samples = grams, n_samples
+        self.s, self.v = _eigh(grams[0])
+        self._by_alpha: dict[float, tuple[np.ndarray, float]] = {}
+
+    def __call__(self, alpha: float) -> tuple[np.ndarray, float]:
+        """(diag(M S_l M) per lag (L + 1, k), df) with M = (S_0 + alpha I)^-1."""
+        if alpha not in self._by_alpha:
+            m = (self.v / (self.s + alpha)) @ self.v.T
+            self._by_alpha[alpha] = (np.einsum("ij,ljk,ki->li", m, self.grams, m),
+                                     float(np.sum(self.s / (self.s + alpha))))
+        return self._by_alpha[alpha]
+
+
+def hac_t(factor: HacFactor, coefficients: np.ndarray, alphas: np.ndarray,
+          residual_lags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """HAC (Newey-West) t of ridge coefficients, as `significance.atom_maps` defines it.
 
     Parameters
     ----------
-    regressors : (T, k) the fitted design; coefficients (k, G); alphas (G,) per target.
+    factor : `HacFactor` of the fitted design; coefficients (k, G); alphas (G,) per target.
     residual_lags : (R, L + 1, G) within-run lagged products of the residuals.
 
     Returns
     -------
     t : (k, G) float64; dof : (G,) residual degrees of freedom T - df(alpha).
     """
-    from vlm_brain.encoding.significance import bartlett_weights, lagged_gram
-
-    runs = np.concatenate([np.full(s.stop - s.start, i) for i, s in enumerate(slices)])
-    n_samples = len(runs)
-    grams = lagged_gram(np.asarray(regressors, dtype=np.float64), runs, max_lag)
+    max_lag = factor.grams.shape[0] - 1
+    n_samples = factor.n_samples
     lag_factor = np.r_[1.0, 2.0 * np.ones(max_lag)] * bartlett_weights(max_lag)
     gamma = residual_lags.sum(axis=0) / n_samples * lag_factor[:, None]  # (L + 1, G)
-    s, v = _eigh(grams[0])
     t = np.empty(coefficients.shape)
     dof = np.empty(coefficients.shape[1])
     for alpha in np.unique(alphas):
         targets = np.flatnonzero(alphas == alpha)
-        m = (v / (s + alpha)) @ v.T
-        q_lags = np.einsum("ij,ljk,ki->li", m, grams, m)  # diag(M S_l M) per lag
-        df = np.sum(s / (s + alpha))
+        q_lags, df = factor(float(alpha))
         variance = q_lags.T @ gamma[:, targets] * n_samples / (n_samples - df)
         with np.errstate(divide="ignore", invalid="ignore"):
             t[:, targets] = coefficients[:, targets] / np.sqrt(variance)

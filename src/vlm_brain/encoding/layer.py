@@ -17,11 +17,11 @@ from scipy import special, stats
 from vlm_brain.encoding._validation import check_time_series, run_slices
 from vlm_brain.encoding.engine import (
     Design,
+    HacFactor,
     block_stats,
-    centred_lagged_grams,
     cross_validated_scores,
-    hac_t,
     data_lag_sums,
+    hac_t,
     residual_lag_sums,
     ridge_weights_eigen,
     select_alphas,
@@ -29,13 +29,18 @@ from vlm_brain.encoding.engine import (
 from vlm_brain.encoding.ridge import (
     DEFAULT_ALPHAS,
     _check_alphas,
+    _target_batches,
     cross_validate_encoding,
     raw_regressors,
     resolve_backend,
     standardize_train,
 )
-from vlm_brain.encoding.sdl import atom_timecourses, fit_sparse_dictionary, fit_sparse_loadings
-from vlm_brain.encoding.significance import fdr_bh
+from vlm_brain.encoding.sdl import (
+    atom_timecourses,
+    fit_sparse_dictionary,
+    fit_sparse_loadings,
+)
+from vlm_brain.encoding.significance import fdr_bh, lagged_gram
 from vlm_brain.encoding.temporal import prepare_regressors
 
 logger = logging.getLogger(__name__)
@@ -144,15 +149,15 @@ class LayerDesigns:
     ----------
     stacked : (T, (R + 1) k) float32, fold f's standardised atom time courses for all
         rows (fold f's SDL is fitted on the runs other than f), then the full refit's.
-    folds : R `Design` of the folds; full : the full refit's `Design`.
-    lagged : per fold (L + 1, k, k) lagged Gram matrices of its held-out run.
+    folds : R `Design` of the folds (with their held-out run's lagged Grams); full :
+        the full refit's `Design`; hac : the full refit's `HacFactor`.
     atoms (T, k), loadings (k, N), reconstruction_error : the full refit's SDL.
     """
 
     stacked: np.ndarray
     folds: list[Design]
     full: Design
-    lagged: list[np.ndarray]
+    hac: HacFactor
     atoms: np.ndarray
     loadings: np.ndarray
     reconstruction_error: float
@@ -167,26 +172,21 @@ class LayerDesigns:
         """SDL per fold from the sum of its training runs' AN Gram blocks, then the full SDL."""
         x64 = np.asarray(x, dtype=np.float64)
         grams = [x64[s].T @ x64[s] for s in slices]
-        sums = [x64[s].sum(axis=0) for s in slices]
         designs = []
         for f in range(len(slices)):
             train = [r for r in range(len(slices)) if r != f]
-            n_train = sum(slices[r].stop - slices[r].start for r in train)
-            gram = sum(grams[r] for r in train)
-            total = sum(sums[r] for r in train)
-            varying = np.diag(gram) - total**2 / n_train > 1e-9 * np.maximum(np.diag(gram), 1e-300)
+            train_rows = np.concatenate([np.arange(slices[r].start, slices[r].stop) for r in train])
+            varying = np.ptp(x[train_rows], axis=0) > 0
             if varying.sum() < n_atoms:
                 raise ValueError(f"fold holding out run {f}: only {int(varying.sum())} ANs vary over the training "
                                  f"runs, fewer than n_atoms={n_atoms}")
+            gram = sum(grams[r] for r in train)[np.ix_(varying, varying)]
             loadings = np.zeros((n_atoms, x.shape[1]), dtype=np.float32)
-            loadings[:, varying] = fit_sparse_loadings(gram[np.ix_(varying, varying)], n_atoms, sdl_alpha, seed,
-                                                       sdl_max_iter, n_samples=n_train)
+            loadings[:, varying] = fit_sparse_loadings(gram, n_atoms, sdl_alpha, seed, sdl_max_iter,
+                                                       n_samples=len(train_rows))
             timecourses = atom_timecourses(x, loadings)
-            train_rows = np.concatenate([np.arange(slices[r].start, slices[r].stop) for r in train])
-            mean = timecourses[train_rows].mean(axis=0, dtype=np.float64)
-            std = timecourses[train_rows].std(axis=0, dtype=np.float64)
-            std[std == 0] = np.inf
-            designs.append(((timecourses - mean) / std).astype(np.float32))
+            _, standardized = standardize_train(timecourses[train_rows], timecourses)
+            designs.append(np.asarray(standardized, dtype=np.float32))
         varying = np.ptp(x, axis=0) > 0
         dictionary = fit_sparse_dictionary(x[:, varying], n_atoms, sdl_alpha, seed, max_iter=sdl_max_iter)
         loadings = np.zeros((n_atoms, x.shape[1]), dtype=np.float32)
@@ -195,10 +195,13 @@ class LayerDesigns:
         designs.append(np.asarray(full, dtype=np.float32))
         stacked = np.hstack(designs)
         columns = [slice(i * n_atoms, (i + 1) * n_atoms) for i in range(len(designs))]
-        built = [Design.from_regressors(d, slices, c) for d, c in zip(designs, columns, strict=True)]
-        lagged = [centred_lagged_grams(designs[f][s], max_lag) for f, s in enumerate(slices)]
-        return cls(stacked=stacked, folds=built[:-1], full=built[-1], lagged=lagged, atoms=dictionary.atoms,
-                   loadings=loadings, reconstruction_error=dictionary.reconstruction_error)
+        folds = [Design.from_regressors(designs[f], slices, columns[f], held_out=f, max_lag=max_lag)
+                 for f in range(len(slices))]
+        runs = np.concatenate([np.full(s.stop - s.start, i) for i, s in enumerate(slices)])
+        hac = HacFactor(lagged_gram(designs[-1], runs, max_lag), len(runs))
+        return cls(stacked=stacked, folds=folds, full=Design.from_regressors(designs[-1], slices, columns[-1]),
+                   hac=hac, atoms=dictionary.atoms, loadings=loadings,
+                   reconstruction_error=dictionary.reconstruction_error)
 
 
 @dataclass
@@ -220,21 +223,21 @@ def _fit_targets(layer: LayerDesigns, y, slices, alphas, max_lag, batch_size, ma
     out = TargetFit(r=np.empty(n_targets), mean=np.empty(n_targets), sd=np.empty(n_targets),
                     alpha_index=np.empty((len(slices), n_targets), dtype=np.int64),
                     atom_t=np.empty((k, n_targets)), dof=np.empty(n_targets))
-    batches = _batches(n_targets, batch_size)
+    batches = _target_batches(n_targets, batch_size)
     for i, cols in enumerate(batches, start=1):
         y_batch = y[:, cols]
         stats_ = block_stats(layer.stacked, y_batch, slices, matmul)
-        chosen = alphas[select_alphas(layer.full, stats_, range(len(slices)), alphas)]
+        all_runs = range(len(slices))
+        chosen = alphas[select_alphas(layer.full, stats_, all_runs, alphas)]
         cross = stats_.cross[:, layer.full.columns].sum(axis=0)
-        v, w = ridge_weights_eigen(layer.full.grams.sum(axis=0), cross, chosen)
+        v, w = ridge_weights_eigen(layer.full, all_runs, cross, chosen)
         coefficients = v @ w
         residual_lags = residual_lag_sums(y_batch, layer.full_regressors, coefficients, slices, max_lag, matmul)
         data_lags = data_lag_sums(y_batch, slices, max_lag)
-        scores = cross_validated_scores(layer.folds, stats_, alphas, layer.lagged, data_lags)
+        scores = cross_validated_scores(layer.folds, stats_, alphas, data_lags)
         out.r[cols], out.mean[cols], out.sd[cols] = scores.r, scores.mean, scores.sd
         out.alpha_index[:, cols] = scores.alpha_index
-        out.atom_t[:, cols], out.dof[cols] = hac_t(layer.full_regressors, slices, coefficients, chosen,
-                                                   residual_lags, max_lag)
+        out.atom_t[:, cols], out.dof[cols] = hac_t(layer.hac, coefficients, chosen, residual_lags)
         if len(batches) > 1:
             logger.debug("targets %d-%d done (batch %d/%d)", cols.start, cols.stop, i, len(batches))
     return out
@@ -314,12 +317,6 @@ def tail_p_values(z: np.ndarray, z_null: np.ndarray, tail_fraction: float = 0.01
     share = (1.0 + n_tail) / (1.0 + n)
     p[above] = share * stats.genpareto.sf(z[above] - threshold, shape, 0.0, scale)
     return np.maximum(p, np.finfo(float).tiny), np.array([threshold, shape, scale, share])
-
-
-def _batches(n: int, size: int) -> list[slice]:
-    if size < 1:
-        raise ValueError(f"target_batch_size must be >= 1, got {size}")
-    return [slice(s, min(s + size, n)) for s in range(0, n, size)]
 
 
 def _matmul(backend: str):

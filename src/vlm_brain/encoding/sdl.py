@@ -20,7 +20,7 @@ import logging
 import numpy as np
 from sklearn.utils.extmath import svd_flip
 
-from vlm_brain.encoding._kernels import lasso_codes, lasso_codes_gram, update_atoms
+from vlm_brain.encoding._kernels import lasso_codes_gram, update_atoms
 
 from vlm_brain.encoding._validation import check_time_series
 
@@ -162,8 +162,7 @@ def fit_sparse_loadings(
     fit = _fit_from_gram(gram, n_atoms, alpha, random_state, max_iter, n_samples=n_samples)
     norms = np.linalg.norm(fit.dictionary, axis=1)  # = norms of the time-domain atoms
     loadings = fit.code.T * np.where(norms > 0, norms, 1.0)[:, None]
-    flip = np.where(loadings.sum(axis=1) < 0, -1.0, 1.0)
-    return (loadings * flip[:, None]).astype(np.float32)
+    return (loadings * _orientation(loadings)[:, None]).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -256,8 +255,13 @@ def _orient(atoms: np.ndarray, loadings: np.ndarray) -> tuple[np.ndarray, np.nda
     D A is unchanged; the convention gives atoms, and so BN polarity, a reproducible sign:
     an atom rises when the ANs that (mostly) make it up rise.
     """
-    flip = np.where(loadings.sum(axis=1) < 0, -1.0, 1.0)
+    flip = _orientation(loadings)
     return atoms * flip, loadings * flip[:, None]
+
+
+def _orientation(loadings: np.ndarray) -> np.ndarray:
+    """(k,) +1 or -1 per atom: the sign that makes its loadings (k, N) sum to >= 0."""
+    return np.where(loadings.sum(axis=1) < 0, -1.0, 1.0)
 
 
 def _unit_norm_atoms(atoms: np.ndarray, loadings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
