@@ -11,47 +11,86 @@ import numpy as np
 from numba import njit, prange
 
 
+@njit(fastmath=True, cache=True, nogil=True, inline="always")
+def _lags_of(s, n, max_lag, out, r, g):  # pragma: no cover - compiled
+    """out[r, l, g] = sum_t s_t s_{t+l} over the first n entries of s."""
+    for lag in range(min(max_lag + 1, n)):
+        acc = s[0] * 0  # accumulate in the dtype of the series (vectorises in float32)
+        for t in range(n - lag):
+            acc += s[t] * s[t + lag]
+        out[r, lag, g] = acc
+
+
+@njit(fastmath=True, cache=True, nogil=True, inline="always")
+def _copy_run(source, a, n, centre, buffer, subtract=None):  # pragma: no cover - compiled
+    """buffer[:n] = source[a:a + n] (- subtract[a:a + n]), minus its mean if centre."""
+    mean = 0.0
+    for t in range(n):
+        value = source[a + t] if subtract is None else source[a + t] - subtract[a + t]
+        buffer[t] = value
+        mean += value
+    if centre:
+        m = buffer[0] * 0 + mean / n
+        for t in range(n):
+            buffer[t] -= m
+
+
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
-def _lag_sums(series_t, starts, stops, max_lag, out):  # pragma: no cover - compiled
-    n_series = series_t.shape[0]
+def _lag_products(data_t, fitted_t, predicted_t, starts, stops, max_lag, data_out, residual_out,
+                  predicted_out):  # pragma: no cover - compiled
     n_runs = starts.shape[0]
-    for g in prange(n_series):
-        s = series_t[g]
+    longest = 0
+    for r in range(n_runs):
+        longest = max(longest, stops[r] - starts[r])
+    for g in prange(data_t.shape[0]):
+        buffer = np.empty(longest, dtype=data_t.dtype)
         for r in range(n_runs):
             a = starts[r]
             n = stops[r] - a
-            for lag in range(min(max_lag + 1, n)):
-                acc = 0.0
-                for t in range(a, a + n - lag):
-                    acc += s[t] * s[t + lag]
-                out[r, lag, g] = acc
+            _copy_run(data_t[g], a, n, True, buffer)
+            _lags_of(buffer, n, max_lag, data_out, r, g)
+            _copy_run(data_t[g], a, n, False, buffer, fitted_t[g])
+            _lags_of(buffer, n, max_lag, residual_out, r, g)
+            _copy_run(predicted_t[g], a, n, True, buffer)
+            _lags_of(buffer, n, max_lag, predicted_out, r, g)
 
 
-def lag_sums(series_t: np.ndarray, starts: np.ndarray, stops: np.ndarray, max_lag: int) -> np.ndarray:
-    """Within-run lagged products sum_t s_t s_{t+l}, l = 0..max_lag, of many series.
+def lag_products(data_t: np.ndarray, fitted_t: np.ndarray, predicted_t: np.ndarray, starts: np.ndarray,
+                 stops: np.ndarray, max_lag: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Within-run lagged products sum_t s_t s_{t+l}, l = 0..max_lag, of three series per target.
 
     Parameters
     ----------
-    series_t : (G, T) float32 or float64, one series per row (C-contiguous).
-    starts, stops : (n_runs,) row bounds of the contiguous runs along T.
-    max_lag : largest lag; lags >= a run's length contribute 0.
+    data_t, fitted_t, predicted_t : (G, T) float32 or float64 (one target per row): the
+        data y, the full refit's fitted values f and the held-out predictions p.
+    starts, stops : (n_runs,) bounds of the contiguous runs along T.
+    max_lag : largest lag; lags >= a run's length are 0.
 
     Returns
     -------
-    sums : (n_runs, max_lag + 1, G) float64.
+    (R, max_lag + 1, G) float64 each: of y centred per run, of the residuals y - f (not
+    centred, as the HAC variance uses them) and of p centred per run. Sums run in the
+    dtype of the inputs.
     """
-    series_t = np.ascontiguousarray(series_t)
-    out = np.zeros((len(starts), max_lag + 1, series_t.shape[0]))
-    _lag_sums(series_t, np.asarray(starts, np.int64), np.asarray(stops, np.int64), int(max_lag), out)
-    return out
+    data_t = np.ascontiguousarray(data_t)
+    dtype = data_t.dtype
+    fitted_t = np.ascontiguousarray(fitted_t, dtype=dtype)
+    predicted_t = np.ascontiguousarray(predicted_t, dtype=dtype)
+    shape = (len(starts), max_lag + 1, data_t.shape[0])
+    outs = [np.zeros(shape, dtype=dtype) for _ in range(3)]
+    _lag_products(data_t, fitted_t, predicted_t, np.asarray(starts, np.int64), np.asarray(stops, np.int64),
+                  int(max_lag), *outs)
+    return tuple(out.astype(np.float64) for out in outs)
 
 
-def lag_sums_reference(series_t: np.ndarray, starts, stops, max_lag: int) -> np.ndarray:
-    """`lag_sums` in plain numpy (float64)."""
+def lag_sums_reference(series_t: np.ndarray, starts, stops, max_lag: int, centre: bool = False) -> np.ndarray:
+    """Lagged products of one series per row in plain numpy (float64), as `lag_products` defines them."""
     s = np.asarray(series_t, dtype=np.float64)
     out = np.zeros((len(starts), max_lag + 1, s.shape[0]))
     for r, (a, b) in enumerate(zip(starts, stops, strict=True)):
         block = s[:, a:b]
+        if centre:
+            block = block - block.mean(axis=1, keepdims=True)
         for lag in range(min(max_lag + 1, b - a)):
             out[r, lag] = (block[:, : b - a - lag] * block[:, lag:]).sum(axis=1)
     return out

@@ -21,8 +21,9 @@ This computes exactly what himalaya's ``RidgeCV`` with the same splits computes
 (``l2_neg_loss`` averaged over the inner splits, 1e-10 log(alpha) tie-break, one alpha
 per target), tested against it. Designs differ between outer folds (each fold's SDL
 is fitted on its training runs): all designs are stacked and multiplied with the data
-once. The only other pass over Y that costs k x T x G forms the full refit's residuals
-for the HAC t-maps.
+once. The other k x T x G products form the full refit's fitted values and the folds'
+held-out predictions, whose lagged products (`_kernels.lag_products`) give the HAC
+t-maps and the spread of r over circular shifts.
 
 Partial fractions: with z = V'c, h = V'H V, and i, j in different eigenvalue clusters,
 1 / ((s_i + a)(s_j + a)) = (1 / (s_i + a) - 1 / (s_j + a)) / (s_j - s_i), hence
@@ -39,7 +40,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vlm_brain.encoding._kernels import lag_sums
 from vlm_brain.encoding.significance import bartlett_weights
 
 logger = logging.getLogger(__name__)
@@ -66,21 +66,21 @@ class BlockStats:
     n: np.ndarray
 
 
-def block_stats(stacked: np.ndarray, y: np.ndarray, slices: Sequence[slice], matmul=None) -> BlockStats:
-    """`BlockStats` of targets ``y`` (T, G) for designs stacked as columns (T, K).
+def block_stats(stacked: np.ndarray, y_t: np.ndarray, slices: Sequence[slice], matmul=None) -> BlockStats:
+    """`BlockStats` of targets ``y_t`` (G, T), one target per row, for designs stacked as columns (T, K).
 
     ``matmul(a, b)`` computes a @ b (a backend's, e.g. on a GPU); numpy's if None.
-    Products run in the dtype of ``y`` (float32 data: float32 GEMMs).
+    Products run in the dtype of ``y_t`` (float32 data: float32 GEMMs).
     """
-    dtype = np.float64 if y.dtype == np.float64 else np.float32
+    dtype = np.float64 if y_t.dtype == np.float64 else np.float32
     x = stacked.astype(dtype, copy=False)
     matmul = matmul or np.matmul
     cross, y_sum, y_sq = [], [], []
     for rows in slices:
-        yr = np.asarray(y[rows], dtype=dtype)
-        cross.append(np.asarray(matmul(np.ascontiguousarray(x[rows].T), yr), dtype=np.float64))
-        y_sum.append(yr.sum(axis=0, dtype=np.float64))
-        y_sq.append(np.einsum("tg,tg->g", yr, yr, dtype=np.float64))
+        yr = y_t[:, rows]
+        cross.append(np.asarray(matmul(yr, x[rows]), dtype=np.float64).T)
+        y_sum.append(yr.sum(axis=1, dtype=np.float64))
+        y_sq.append(np.einsum("gt,gt->g", yr, yr, dtype=np.float64))
     return BlockStats(cross=np.stack(cross), y_sum=np.stack(y_sum), y_sq=np.stack(y_sq),
                       n=np.array([s.stop - s.start for s in slices]))
 
@@ -94,14 +94,11 @@ class Design:
     grams : (R, k, k) X_r^T X_r.
     sums : (R, k) X_r^T 1.
     columns : slice of this design in the stacked designs (rows of `BlockStats.cross`).
-    lagged : for a fold's design, (L + 1, k, k) symmetrised lagged Gram matrices of its
-        held-out run's centred regressors (`centred_lagged_grams`), for the shift spread.
     """
 
     grams: np.ndarray
     sums: np.ndarray
     columns: slice
-    lagged: np.ndarray | None = None
     _factors: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def eigen(self, runs: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -124,27 +121,20 @@ class Design:
             self._factors[key] = (s, np.vstack([v.T, _fraction_weights(s, h) @ v.T]), v.T)
         return self._factors[key]
 
-    def held_out_factor(self, train: Sequence[int], held_out: int) -> tuple:
-        """(V, h, V'X_f'1, rotated lags) of fitting on ``train`` and predicting run ``held_out``, computed once.
-
-        h = V'X_f'X_f V; rotated lags ((L + 1) k, k): V' lagged_l V stacked, or None.
-        """
+    def held_out_factor(self, train: Sequence[int], held_out: int) -> tuple[np.ndarray, np.ndarray]:
+        """(h, V'X_f'1) of fitting on ``train`` and predicting run ``held_out``, computed once; h = V'X_f'X_f V."""
         key = ("held_out", tuple(train), held_out)
         if key not in self._factors:
             _, v = self.eigen(train)
-            rotated = (None if self.lagged is None
-                       else np.einsum("ki,lkm,mj->lij", v, self.lagged, v).reshape(-1, v.shape[1]))
-            self._factors[key] = (v, v.T @ self.grams[held_out] @ v, self.sums[held_out] @ v, rotated)
+            self._factors[key] = (v.T @ self.grams[held_out] @ v, self.sums[held_out] @ v)
         return self._factors[key]
 
     @classmethod
-    def from_regressors(cls, x: np.ndarray, slices: Sequence[slice], columns: slice,
-                        held_out: int | None = None, max_lag: int = 0) -> Design:
-        """Per-run blocks of regressors ``x`` (T, k); with ``held_out``, its run's lagged Grams too."""
+    def from_regressors(cls, x: np.ndarray, slices: Sequence[slice], columns: slice) -> Design:
+        """Per-run blocks of regressors ``x`` (T, k)."""
         x = np.asarray(x, dtype=np.float64)
-        lagged = None if held_out is None else centred_lagged_grams(x[slices[held_out]], max_lag)
         return cls(grams=np.stack([x[s].T @ x[s] for s in slices]),
-                   sums=np.stack([x[s].sum(axis=0) for s in slices]), columns=columns, lagged=lagged)
+                   sums=np.stack([x[s].sum(axis=0) for s in slices]), columns=columns)
 
     @property
     def width(self) -> int:
@@ -237,51 +227,45 @@ class FoldScores:
     r : (G,) pooled held-out Pearson r.
     alpha_index : (n_folds, G) chosen alpha per fold (index into the grid).
     mean : (G,) mean of r over the group of circular shifts of each run's predictions.
-    sd : (G,) its standard deviation (lag-window estimate), or None if not requested.
+    denom : (G,) ||p - pbar|| ||y - ybar|| of the pooled r (0 for a constant target).
+    weights : per fold (k, G) ridge weights, if requested.
     """
 
     r: np.ndarray
     alpha_index: np.ndarray
     mean: np.ndarray
-    sd: np.ndarray | None
+    denom: np.ndarray
+    weights: list[np.ndarray] | None = None
 
 
-def cross_validated_scores(
-    folds: Sequence[Design], stats: BlockStats, alphas: np.ndarray, data_lags: np.ndarray | None = None,
-) -> FoldScores:
+def cross_validated_scores(folds: Sequence[Design], stats: BlockStats, alphas: np.ndarray,
+                           keep_weights: bool = False) -> FoldScores:
     """Leave-one-run-out ridge (fold f holds out run f), alpha per target and fold.
 
     Parameters
     ----------
-    folds : one `Design` per run, fold f's regressors for every run (with ``lagged``
-        when ``data_lags`` is given).
+    folds : one `Design` per run, fold f's regressors for every run.
     stats : `block_stats` of the stacked designs.
     alphas : the grid, sorted.
-    data_lags : (R, L + 1, G) lagged products of the per-run-centred targets
-        (`data_lag_sums`); with the folds' lagged Grams it gives the spread of r over
-        circular shifts of each run's predictions (Bartlett: Var_s sum_t p(t - s) y(t)
-        = (1/n) sum_l gamma_p(l) gamma_y(l), summed over |l| <= L).
+    keep_weights : also return each fold's weights (to form its held-out predictions).
     """
     n_runs, _, n_targets = stats.cross.shape
     alpha_index = np.empty((n_runs, n_targets), dtype=np.int64)
     num = np.zeros(n_targets)
     p_sq = np.zeros(n_targets)
     p_run_sums = np.zeros((n_runs, n_targets))
-    variance = np.zeros(n_targets) if data_lags is not None else None
+    weights = [] if keep_weights else None
     for f, design in enumerate(folds):
         train = [r for r in range(n_runs) if r != f]
         cross = stats.cross[:, design.columns]
         alpha_index[f] = select_alphas(design, stats, train, alphas)
         v, w = ridge_weights_eigen(design, train, cross[train].sum(axis=0), alphas[alpha_index[f]])
-        _, h, sums, rotated = design.held_out_factor(train, f)
+        h, sums = design.held_out_factor(train, f)
         num += np.einsum("kg,kg->g", v.T @ cross[f], w)
         p_run_sums[f] = sums @ w
         p_sq += np.einsum("kg,kg->g", h @ w, w)
-        if variance is not None:
-            n_lags = design.lagged.shape[0]
-            gamma_p = np.einsum("lkg,kg->lg", (rotated @ w).reshape(n_lags, -1, n_targets), w)
-            weights = np.r_[1.0, 2.0 * np.ones(n_lags - 1)]
-            variance += (weights[:, None] * gamma_p * data_lags[f, :n_lags]).sum(axis=0) / stats.n[f]
+        if keep_weights:
+            weights.append(v @ w)
     p_sum = p_run_sums.sum(axis=0)
     total = stats.n.sum()
     y_sum = stats.y_sum.sum(axis=0)
@@ -294,47 +278,38 @@ def cross_validated_scores(
     n = stats.n[:, None]
     offsets = n * (p_run_sums / n - p_sum / total) * (stats.y_sum / n - y_sum / total)
     mean = np.where(ok, offsets.sum(axis=0) / np.where(ok, denom, 1.0), 0.0)
-    sd = None
-    if variance is not None:
-        sd = np.where(ok, np.sqrt(np.maximum(variance, 0.0)) / np.where(ok, denom, 1.0), 0.0)
-    return FoldScores(r=r, alpha_index=alpha_index, mean=mean, sd=sd)
+    return FoldScores(r=r, alpha_index=alpha_index, mean=mean, denom=np.where(ok, denom, 0.0), weights=weights)
 
 
-def centred_lagged_grams(x: np.ndarray, max_lag: int) -> np.ndarray:
-    """(L + 1, k, k) symmetrised lagged Gram matrices of one run's centred regressors (T_r, k)."""
-    xc = np.asarray(x, dtype=np.float64) - np.asarray(x, dtype=np.float64).mean(axis=0)
-    n_lags = min(max_lag, (len(xc) - 1) // 2) + 1
-    out = np.empty((n_lags, xc.shape[1], xc.shape[1]))
-    for lag in range(n_lags):
-        g = xc[: len(xc) - lag].T @ xc[lag:]
-        out[lag] = 0.5 * (g + g.T)
-    return out
+def shift_spread(denom: np.ndarray, predicted_lags: np.ndarray, data_lags: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """sd of the pooled r over independent circular shifts of each run's predictions.
 
+    For one run of length n, Var_s sum_t p(t - s) y(t) = (1/n) sum_l gamma_p(l) gamma_y(l)
+    over all n circular lags (Wiener-Khinchin), with gamma the lagged products of the
+    per-run-centred series; runs are shifted independently, so their variances add.
+    The lags used are 0 and +-1 .. +-L, L = min(max_lag, (n - 1) // 2): exact when they
+    cover the circle, a lag window otherwise.
 
-def data_lag_sums(y: np.ndarray, slices: Sequence[slice], max_lag: int) -> np.ndarray:
-    """Within-run lagged products of the per-run centred targets y (T, G): (R, L + 1, G) float64."""
-    dtype = np.float64 if y.dtype == np.float64 else np.float32
-    y_t = np.asarray(y, dtype=dtype).T.copy()
-    for s in slices:
-        y_t[:, s] -= y_t[:, s].mean(axis=1, keepdims=True)
-    return lag_sums(y_t, np.array([s.start for s in slices]), np.array([s.stop for s in slices]), max_lag)
-
-
-def residual_lag_sums(y: np.ndarray, x: np.ndarray, weights: np.ndarray, slices: Sequence[slice], max_lag: int,
-                      matmul=None) -> np.ndarray:
-    """Within-run lagged products of residuals e = y - x @ weights, (R, L + 1, G) float64.
-
-    ``y`` (T, G), ``x`` (T, k), ``weights`` (k, G). The residuals are formed once, by
-    one matrix product, in the dtype of ``y``.
+    Parameters
+    ----------
+    denom : (G,) `FoldScores.denom`.
+    predicted_lags, data_lags : (R, max_lag + 1, G) lagged products of the centred
+        held-out predictions and data (`lag_products`).
+    n : (R,) run lengths.
     """
-    dtype = np.float64 if y.dtype == np.float64 else np.float32
+    variance = np.zeros(denom.shape)
+    for r, length in enumerate(n):
+        n_lags = min(predicted_lags.shape[1] - 1, (int(length) - 1) // 2) + 1
+        weights = np.r_[1.0, 2.0 * np.ones(n_lags - 1)]
+        variance += np.einsum("l,lg,lg->g", weights, predicted_lags[r, :n_lags], data_lags[r, :n_lags]) / length
+    ok = denom > 0
+    return np.where(ok, np.sqrt(np.maximum(variance, 0.0)) / np.where(ok, denom, 1.0), 0.0)
+
+
+def fitted_values_t(weights: np.ndarray, x: np.ndarray, matmul=None, dtype=np.float32) -> np.ndarray:
+    """(G, T) fitted values (x @ weights).T of weights (k, G) on regressors x (T, k)."""
     matmul = matmul or np.matmul
-    fitted_t = np.asarray(matmul(np.ascontiguousarray(weights.T.astype(dtype)),
-                                 np.ascontiguousarray(x.T.astype(dtype))))  # (G, T)
-    residual_t = np.asarray(y, dtype=dtype).T - fitted_t
-    starts = np.array([s.start for s in slices])
-    stops = np.array([s.stop for s in slices])
-    return lag_sums(residual_t, starts, stops, max_lag)
+    return np.asarray(matmul(np.ascontiguousarray(weights.T, dtype=dtype), np.ascontiguousarray(x.T, dtype=dtype)))
 
 
 class HacFactor:

@@ -20,12 +20,13 @@ from vlm_brain.encoding.engine import (
     HacFactor,
     block_stats,
     cross_validated_scores,
-    data_lag_sums,
+    fitted_values_t,
     hac_t,
-    residual_lag_sums,
     ridge_weights_eigen,
     select_alphas,
+    shift_spread,
 )
+from vlm_brain.encoding._kernels import lag_products
 from vlm_brain.encoding.ridge import (
     DEFAULT_ALPHAS,
     _check_alphas,
@@ -149,8 +150,8 @@ class LayerDesigns:
     ----------
     stacked : (T, (R + 1) k) float32, fold f's standardised atom time courses for all
         rows (fold f's SDL is fitted on the runs other than f), then the full refit's.
-    folds : R `Design` of the folds (with their held-out run's lagged Grams); full :
-        the full refit's `Design`; hac : the full refit's `HacFactor`.
+    folds : R `Design` of the folds; full : the full refit's `Design`; hac : the full
+        refit's `HacFactor`.
     atoms (T, k), loadings (k, N), reconstruction_error : the full refit's SDL.
     """
 
@@ -165,6 +166,9 @@ class LayerDesigns:
     @property
     def full_regressors(self) -> np.ndarray:
         return self.stacked[:, self.full.columns]
+
+    def fold_regressors(self, f: int) -> np.ndarray:
+        return self.stacked[:, self.folds[f].columns]
 
     @classmethod
     def fit(cls, x: np.ndarray, slices: list[slice], n_atoms: int, sdl_alpha: float, sdl_max_iter: int,
@@ -195,8 +199,7 @@ class LayerDesigns:
         designs.append(np.asarray(full, dtype=np.float32))
         stacked = np.hstack(designs)
         columns = [slice(i * n_atoms, (i + 1) * n_atoms) for i in range(len(designs))]
-        folds = [Design.from_regressors(designs[f], slices, columns[f], held_out=f, max_lag=max_lag)
-                 for f in range(len(slices))]
+        folds = [Design.from_regressors(designs[f], slices, columns[f]) for f in range(len(slices))]
         runs = np.concatenate([np.full(s.stop - s.start, i) for i, s in enumerate(slices)])
         hac = HacFactor(lagged_gram(designs[-1], runs, max_lag), len(runs))
         return cls(stacked=stacked, folds=folds, full=Design.from_regressors(designs[-1], slices, columns[-1]),
@@ -217,30 +220,45 @@ class TargetFit:
 
 
 def _fit_targets(layer: LayerDesigns, y, slices, alphas, max_lag, batch_size, matmul) -> TargetFit:
-    """Cross-validated r, its shift spread, and the full refit's HAC t, batch by batch of targets."""
+    """Cross-validated r, its shift spread, and the full refit's HAC t, batch by batch of targets.
+
+    Per batch: one transposed copy of the data, the stacked cross-products, the k-space
+    algebra, the fitted values of the full refit and the folds' held-out predictions (two
+    k x T products), and one compiled pass for all lagged products.
+    """
     n_targets = y.shape[1]
     k = layer.full.width
     out = TargetFit(r=np.empty(n_targets), mean=np.empty(n_targets), sd=np.empty(n_targets),
                     alpha_index=np.empty((len(slices), n_targets), dtype=np.int64),
                     atom_t=np.empty((k, n_targets)), dof=np.empty(n_targets))
     batches = _target_batches(n_targets, batch_size)
+    all_runs = range(len(slices))
+    starts, stops = np.array([s.start for s in slices]), np.array([s.stop for s in slices])
     for i, cols in enumerate(batches, start=1):
-        y_batch = y[:, cols]
-        stats_ = block_stats(layer.stacked, y_batch, slices, matmul)
-        all_runs = range(len(slices))
+        y_t = _transposed(y[:, cols])
+        stats_ = block_stats(layer.stacked, y_t, slices, matmul)
         chosen = alphas[select_alphas(layer.full, stats_, all_runs, alphas)]
-        cross = stats_.cross[:, layer.full.columns].sum(axis=0)
-        v, w = ridge_weights_eigen(layer.full, all_runs, cross, chosen)
+        v, w = ridge_weights_eigen(layer.full, all_runs, stats_.cross[:, layer.full.columns].sum(axis=0), chosen)
         coefficients = v @ w
-        residual_lags = residual_lag_sums(y_batch, layer.full_regressors, coefficients, slices, max_lag, matmul)
-        data_lags = data_lag_sums(y_batch, slices, max_lag)
-        scores = cross_validated_scores(layer.folds, stats_, alphas, data_lags)
-        out.r[cols], out.mean[cols], out.sd[cols] = scores.r, scores.mean, scores.sd
+        scores = cross_validated_scores(layer.folds, stats_, alphas, keep_weights=True)
+        predicted_t = np.empty_like(y_t)
+        for f, rows in enumerate(slices):
+            predicted_t[:, rows] = fitted_values_t(scores.weights[f], layer.fold_regressors(f)[rows], matmul, y_t.dtype)
+        fitted_t = fitted_values_t(coefficients, layer.full_regressors, matmul, y_t.dtype)
+        data_lags, residual_lags, predicted_lags = lag_products(y_t, fitted_t, predicted_t, starts, stops, max_lag)
+        out.r[cols], out.mean[cols] = scores.r, scores.mean
+        out.sd[cols] = shift_spread(scores.denom, predicted_lags, data_lags, stats_.n)
         out.alpha_index[:, cols] = scores.alpha_index
         out.atom_t[:, cols], out.dof[cols] = hac_t(layer.hac, coefficients, chosen, residual_lags)
         if len(batches) > 1:
             logger.debug("targets %d-%d done (batch %d/%d)", cols.start, cols.stop, i, len(batches))
     return out
+
+
+def _transposed(y_batch: np.ndarray) -> np.ndarray:
+    """(G, T) C-contiguous copy of a (T, G) batch, float32 unless the data are float64."""
+    dtype = np.float64 if y_batch.dtype == np.float64 else np.float32
+    return np.ascontiguousarray(np.asarray(y_batch).T, dtype=dtype)
 
 
 def refit_null(layer: LayerDesigns, y, slices, alphas, fit: TargetFit, n_draws: int, max_targets: int, seed: int,
@@ -266,7 +284,7 @@ def refit_null(layer: LayerDesigns, y, slices, alphas, fit: TargetFit, n_draws: 
     if usable.size == 0:
         raise ValueError("no grayordinate has a non-constant signal: the refit null cannot be computed")
     targets = np.sort(rng.choice(usable, size=min(max_targets, usable.size), replace=False))
-    y_sub = np.asarray(y[:, targets])
+    y_sub = _transposed(y[:, targets])  # (n, T)
     lengths = np.array([s.stop - s.start for s in slices])
     offsets = np.random.default_rng(seed + 1).integers(0, lengths, size=(n_draws, len(slices)))
     fold_columns = slice(0, layer.full.columns.start)
@@ -275,8 +293,8 @@ def refit_null(layer: LayerDesigns, y, slices, alphas, fit: TargetFit, n_draws: 
     z_null = []
     for start in range(0, n_draws, draws_per_batch):
         chunk = offsets[start:start + draws_per_batch]
-        shifted = np.concatenate([np.concatenate([np.roll(y_sub[s], -shift[j], axis=0)
-                                                  for j, s in enumerate(slices)]) for shift in chunk], axis=1)
+        shifted = np.concatenate([np.concatenate([np.roll(y_sub[:, s], -shift[j], axis=1)
+                                                  for j, s in enumerate(slices)], axis=1) for shift in chunk])
         scores = cross_validated_scores(layer.folds, block_stats(stacked, shifted, slices, matmul), alphas)
         r = scores.r.reshape(len(chunk), len(targets))
         z_null.append(((r - fit.mean[targets]) / fit.sd[targets]).ravel())
