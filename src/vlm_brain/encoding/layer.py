@@ -173,26 +173,36 @@ class LayerDesigns:
     @classmethod
     def fit(cls, x: np.ndarray, slices: list[slice], n_atoms: int, sdl_alpha: float, sdl_max_iter: int,
             seed: int, max_lag: int) -> LayerDesigns:
-        """SDL per fold from the sum of its training runs' AN Gram blocks, then the full SDL."""
+        """SDL per fold from the sum of its training runs' AN Gram blocks, then the full SDL.
+
+        The R + 1 dictionaries are independent small problems: they run in parallel
+        threads, each with one BLAS and one numba thread (`_in_parallel`).
+        """
         x64 = np.asarray(x, dtype=np.float64)
         grams = [x64[s].T @ x64[s] for s in slices]
-        designs = []
-        for f in range(len(slices)):
-            train = [r for r in range(len(slices)) if r != f]
-            train_rows = np.concatenate([np.arange(slices[r].start, slices[r].stop) for r in train])
-            varying = np.ptp(x[train_rows], axis=0) > 0
+        train_rows = [np.concatenate([np.arange(slices[r].start, slices[r].stop) for r in range(len(slices)) if r != f])
+                      for f in range(len(slices))]
+
+        def fold_loadings(f: int) -> np.ndarray:
+            varying = np.ptp(x[train_rows[f]], axis=0) > 0
             if varying.sum() < n_atoms:
                 raise ValueError(f"fold holding out run {f}: only {int(varying.sum())} ANs vary over the training "
                                  f"runs, fewer than n_atoms={n_atoms}")
-            gram = sum(grams[r] for r in train)[np.ix_(varying, varying)]
+            gram = sum(grams[r] for r in range(len(slices)) if r != f)[np.ix_(varying, varying)]
             loadings = np.zeros((n_atoms, x.shape[1]), dtype=np.float32)
             loadings[:, varying] = fit_sparse_loadings(gram, n_atoms, sdl_alpha, seed, sdl_max_iter,
-                                                       n_samples=len(train_rows))
-            timecourses = atom_timecourses(x, loadings)
-            _, standardized = standardize_train(timecourses[train_rows], timecourses)
-            designs.append(np.asarray(standardized, dtype=np.float32))
+                                                       n_samples=len(train_rows[f]))
+            return loadings
+
         varying = np.ptp(x, axis=0) > 0
-        dictionary = fit_sparse_dictionary(x[:, varying], n_atoms, sdl_alpha, seed, max_iter=sdl_max_iter)
+        *fold_results, dictionary = _in_parallel(
+            [lambda f=f: fold_loadings(f) for f in range(len(slices))]
+            + [lambda: fit_sparse_dictionary(x[:, varying], n_atoms, sdl_alpha, seed, max_iter=sdl_max_iter)])
+        designs = []
+        for f, loadings in enumerate(fold_results):
+            timecourses = atom_timecourses(x, loadings)
+            _, standardized = standardize_train(timecourses[train_rows[f]], timecourses)
+            designs.append(np.asarray(standardized, dtype=np.float32))
         loadings = np.zeros((n_atoms, x.shape[1]), dtype=np.float32)
         loadings[:, varying] = dictionary.loadings
         full, _ = standardize_train(atom_timecourses(x, loadings), x[:0, :n_atoms])
@@ -335,6 +345,29 @@ def tail_p_values(z: np.ndarray, z_null: np.ndarray, tail_fraction: float = 0.01
     share = (1.0 + n_tail) / (1.0 + n)
     p[above] = share * stats.genpareto.sf(z[above] - threshold, shape, 0.0, scale)
     return np.maximum(p, np.finfo(float).tiny), np.array([threshold, shape, scale, share])
+
+
+def _in_parallel(jobs: list) -> list:
+    """Results of independent jobs (callables), in order, on one thread per core.
+
+    Each job runs with one BLAS thread and one numba thread, so the cores are not
+    oversubscribed; numpy and the compiled kernels release the GIL.
+    """
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    def single_threaded(job):
+        numba.set_num_threads(1)  # per calling thread
+        return job()
+
+    workers = max(1, min(len(jobs), os.cpu_count() or 1))
+    if workers == 1:
+        return [job() for job in jobs]
+    with threadpool_limits(limits=1), ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(single_threaded, jobs))
 
 
 def _matmul(backend: str):
