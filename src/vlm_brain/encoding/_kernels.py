@@ -194,3 +194,56 @@ def update_atoms(dictionary, gram, cross, replace):  # pragma: no cover - compil
         norm = max(np.sqrt(norm), 1.0)
         for t in range(f):
             dictionary[j, t] /= norm
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _transpose_columns(y, c0, c1, out):  # pragma: no cover - compiled
+    tile = 64
+    n_rows = y.shape[0]
+    for b in prange((n_rows + tile - 1) // tile):
+        t0 = b * tile
+        t1 = min(n_rows, t0 + tile)
+        for g0 in range(c0, c1, tile):
+            g1 = min(c1, g0 + tile)
+            for t in range(t0, t1):
+                for g in range(g0, g1):
+                    out[g - c0, t] = y[t, g]
+
+
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def _run_sums(rows, starts, stops, sums, squares):  # pragma: no cover - compiled
+    for g in prange(rows.shape[0]):
+        row = rows[g]
+        for r in range(starts.shape[0]):
+            acc = 0.0
+            acc2 = 0.0
+            for t in range(starts[r], stops[r]):
+                value = np.float64(row[t])
+                acc += value
+                acc2 += value * value
+            sums[r, g] = acc
+            squares[r, g] = acc2
+
+
+def transposed_batch(y: np.ndarray, columns: slice, starts: np.ndarray, stops: np.ndarray, dtype=np.float32,
+                     out: np.ndarray | None = None):
+    """(G_b, T) C-contiguous copy of y[:, columns] (y (T, G)), with per-run sums and sums of squares.
+
+    Tiled, so that neither the reads nor the writes stride through memory; ``out`` (at
+    least G_b rows) is reused if given, which saves the page faults of a new array per
+    batch. Returns (y_t, sums (R, G_b), squares (R, G_b)), the sums in float64.
+    """
+    y = np.asarray(y)
+    if not (y.flags.c_contiguous and y.dtype == dtype):
+        block = np.ascontiguousarray(y[:, columns], dtype=dtype)
+        columns = slice(0, block.shape[1])
+        y = block
+    c0, c1 = columns.start or 0, columns.stop if columns.stop is not None else y.shape[1]
+    if out is None:
+        out = np.empty((c1 - c0, y.shape[0]), dtype=dtype)
+    out = out[: c1 - c0]
+    sums = np.empty((len(starts), c1 - c0))
+    squares = np.empty((len(starts), c1 - c0))
+    _transpose_columns(y, c0, c1, out)
+    _run_sums(out, np.asarray(starts, np.int64), np.asarray(stops, np.int64), sums, squares)
+    return out, sums, squares

@@ -66,23 +66,22 @@ class BlockStats:
     n: np.ndarray
 
 
-def block_stats(stacked: np.ndarray, y_t: np.ndarray, slices: Sequence[slice], matmul=None) -> BlockStats:
+def block_stats(stacked: np.ndarray, y_t: np.ndarray, slices: Sequence[slice], matmul=None,
+                sums: tuple[np.ndarray, np.ndarray] | None = None) -> BlockStats:
     """`BlockStats` of targets ``y_t`` (G, T), one target per row, for designs stacked as columns (T, K).
 
     ``matmul(a, b)`` computes a @ b (a backend's, e.g. on a GPU); numpy's if None.
-    Products run in the dtype of ``y_t`` (float32 data: float32 GEMMs).
+    Products run in the dtype of ``y_t`` (float32 data: float32 GEMMs). ``sums``: the
+    per-run (sums, sums of squares) (R, G) if already known (`_kernels.transposed_batch`).
     """
     dtype = np.float64 if y_t.dtype == np.float64 else np.float32
     x = stacked.astype(dtype, copy=False)
     matmul = matmul or np.matmul
-    cross, y_sum, y_sq = [], [], []
-    for rows in slices:
-        yr = y_t[:, rows]
-        cross.append(np.asarray(matmul(yr, x[rows]), dtype=np.float64).T)
-        y_sum.append(yr.sum(axis=1, dtype=np.float64))
-        y_sq.append(np.einsum("gt,gt->g", yr, yr, dtype=np.float64))
-    return BlockStats(cross=np.stack(cross), y_sum=np.stack(y_sum), y_sq=np.stack(y_sq),
-                      n=np.array([s.stop - s.start for s in slices]))
+    cross = np.stack([np.asarray(matmul(y_t[:, rows], x[rows]), dtype=np.float64).T for rows in slices])
+    if sums is None:
+        sums = (np.stack([y_t[:, rows].sum(axis=1, dtype=np.float64) for rows in slices]),
+                np.stack([np.einsum("gt,gt->g", y_t[:, rows], y_t[:, rows], dtype=np.float64) for rows in slices]))
+    return BlockStats(cross=cross, y_sum=sums[0], y_sq=sums[1], n=np.array([s.stop - s.start for s in slices]))
 
 
 @dataclass
@@ -306,10 +305,16 @@ def shift_spread(denom: np.ndarray, predicted_lags: np.ndarray, data_lags: np.nd
     return np.where(ok, np.sqrt(np.maximum(variance, 0.0)) / np.where(ok, denom, 1.0), 0.0)
 
 
-def fitted_values_t(weights: np.ndarray, x: np.ndarray, matmul=None, dtype=np.float32) -> np.ndarray:
-    """(G, T) fitted values (x @ weights).T of weights (k, G) on regressors x (T, k)."""
-    matmul = matmul or np.matmul
-    return np.asarray(matmul(np.ascontiguousarray(weights.T, dtype=dtype), np.ascontiguousarray(x.T, dtype=dtype)))
+def fitted_values_t(weights: np.ndarray, x: np.ndarray, matmul=None, dtype=np.float32,
+                    out: np.ndarray | None = None) -> np.ndarray:
+    """(G, T) fitted values (x @ weights).T of weights (k, G) on regressors x (T, k), into ``out`` if given."""
+    a, b = np.ascontiguousarray(weights.T, dtype=dtype), np.ascontiguousarray(x.T, dtype=dtype)
+    if matmul is None:
+        return np.matmul(a, b, out=out)
+    if out is None:
+        return np.asarray(matmul(a, b))
+    out[...] = matmul(a, b)
+    return out
 
 
 class HacFactor:

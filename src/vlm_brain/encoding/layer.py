@@ -26,7 +26,7 @@ from vlm_brain.encoding.engine import (
     select_alphas,
     shift_spread,
 )
-from vlm_brain.encoding._kernels import lag_products
+from vlm_brain.encoding._kernels import lag_products, transposed_batch
 from vlm_brain.encoding.ridge import (
     DEFAULT_ALPHAS,
     _check_alphas,
@@ -244,17 +244,20 @@ def _fit_targets(layer: LayerDesigns, y, slices, alphas, max_lag, batch_size, ma
     batches = _target_batches(n_targets, batch_size)
     all_runs = range(len(slices))
     starts, stops = np.array([s.start for s in slices]), np.array([s.stop for s in slices])
+    dtype = np.float64 if y.dtype == np.float64 else np.float32
+    width = min(batch_size, n_targets)
+    buffers = [np.empty((width, y.shape[0]), dtype=dtype) for _ in range(3)]  # reused: no page faults per batch
     for i, cols in enumerate(batches, start=1):
-        y_t = _transposed(y[:, cols])
-        stats_ = block_stats(layer.stacked, y_t, slices, matmul)
+        y_t, y_sum, y_sq = transposed_batch(y, cols, starts, stops, dtype, out=buffers[0])
+        stats_ = block_stats(layer.stacked, y_t, slices, matmul, sums=(y_sum, y_sq))
         chosen = alphas[select_alphas(layer.full, stats_, all_runs, alphas)]
         v, w = ridge_weights_eigen(layer.full, all_runs, stats_.cross[:, layer.full.columns].sum(axis=0), chosen)
         coefficients = v @ w
         scores = cross_validated_scores(layer.folds, stats_, alphas, keep_weights=True)
-        predicted_t = np.empty_like(y_t)
+        predicted_t = buffers[1][: len(y_t)]
         for f, rows in enumerate(slices):
-            predicted_t[:, rows] = fitted_values_t(scores.weights[f], layer.fold_regressors(f)[rows], matmul, y_t.dtype)
-        fitted_t = fitted_values_t(coefficients, layer.full_regressors, matmul, y_t.dtype)
+            predicted_t[:, rows] = fitted_values_t(scores.weights[f], layer.fold_regressors(f)[rows], matmul, dtype)
+        fitted_t = fitted_values_t(coefficients, layer.full_regressors, matmul, dtype, out=buffers[2][: len(y_t)])
         data_lags, residual_lags, predicted_lags = lag_products(y_t, fitted_t, predicted_t, starts, stops, max_lag)
         out.r[cols], out.mean[cols] = scores.r, scores.mean
         out.sd[cols] = shift_spread(scores.denom, predicted_lags, data_lags, stats_.n)
@@ -263,12 +266,6 @@ def _fit_targets(layer: LayerDesigns, y, slices, alphas, max_lag, batch_size, ma
         if len(batches) > 1:
             logger.debug("targets %d-%d done (batch %d/%d)", cols.start, cols.stop, i, len(batches))
     return out
-
-
-def _transposed(y_batch: np.ndarray) -> np.ndarray:
-    """(G, T) C-contiguous copy of a (T, G) batch, float32 unless the data are float64."""
-    dtype = np.float64 if y_batch.dtype == np.float64 else np.float32
-    return np.ascontiguousarray(np.asarray(y_batch).T, dtype=dtype)
 
 
 def refit_null(layer: LayerDesigns, y, slices, alphas, fit: TargetFit, n_draws: int, max_targets: int, seed: int,
@@ -294,7 +291,8 @@ def refit_null(layer: LayerDesigns, y, slices, alphas, fit: TargetFit, n_draws: 
     if usable.size == 0:
         raise ValueError("no grayordinate has a non-constant signal: the refit null cannot be computed")
     targets = np.sort(rng.choice(usable, size=min(max_targets, usable.size), replace=False))
-    y_sub = _transposed(y[:, targets])  # (n, T)
+    y_sub = np.ascontiguousarray(np.asarray(y[:, targets]).T, dtype=np.float64 if y.dtype == np.float64
+                                 else np.float32)  # (n, T)
     lengths = np.array([s.stop - s.start for s in slices])
     offsets = np.random.default_rng(seed + 1).integers(0, lengths, size=(n_draws, len(slices)))
     fold_columns = slice(0, layer.full.columns.start)
