@@ -12,47 +12,43 @@ from numba import njit, prange
 
 
 @njit(fastmath=True, cache=True, nogil=True, inline="always")
-def _lags_of(s, n, max_lag, out, r, g):  # pragma: no cover - compiled
-    """out[r, l, g] = sum_t s_t s_{t+l} over the first n entries of s."""
+def _lags_of(s, max_lag, out, r, g):  # pragma: no cover - compiled
+    """out[r, l, g] = sum_t s_t s_{t+l} over the 1-D series s (starting at 0: the loop vectorises)."""
+    n = s.shape[0]
     for lag in range(min(max_lag + 1, n)):
-        acc = s[0] * 0  # accumulate in the dtype of the series (vectorises in float32)
+        acc = s[0] - s[0]  # accumulate in the dtype of the series (s[0] * 0 would be float64)
         for t in range(n - lag):
             acc += s[t] * s[t + lag]
         out[r, lag, g] = acc
-
-
-@njit(fastmath=True, cache=True, nogil=True, inline="always")
-def _copy_run(source, a, n, centre, buffer, subtract=None):  # pragma: no cover - compiled
-    """buffer[:n] = source[a:a + n] (- subtract[a:a + n]), minus its mean if centre."""
-    mean = 0.0
-    for t in range(n):
-        value = source[a + t] if subtract is None else source[a + t] - subtract[a + t]
-        buffer[t] = value
-        mean += value
-    if centre:
-        m = buffer[0] * 0 + mean / n
-        for t in range(n):
-            buffer[t] -= m
 
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def _lag_products(data_t, fitted_t, predicted_t, starts, stops, max_lag, data_out, residual_out,
                   predicted_out):  # pragma: no cover - compiled
     n_runs = starts.shape[0]
-    longest = 0
-    for r in range(n_runs):
-        longest = max(longest, stops[r] - starts[r])
+    n_samples = data_t.shape[1]
     for g in prange(data_t.shape[0]):
-        buffer = np.empty(longest, dtype=data_t.dtype)
+        y = data_t[g]
+        p = predicted_t[g]
+        centred_y = np.empty(n_samples, dtype=data_t.dtype)
+        residual = np.empty(n_samples, dtype=data_t.dtype)
+        centred_p = np.empty(n_samples, dtype=data_t.dtype)
         for r in range(n_runs):
-            a = starts[r]
-            n = stops[r] - a
-            _copy_run(data_t[g], a, n, True, buffer)
-            _lags_of(buffer, n, max_lag, data_out, r, g)
-            _copy_run(data_t[g], a, n, False, buffer, fitted_t[g])
-            _lags_of(buffer, n, max_lag, residual_out, r, g)
-            _copy_run(predicted_t[g], a, n, True, buffer)
-            _lags_of(buffer, n, max_lag, predicted_out, r, g)
+            a, b = starts[r], stops[r]
+            mean_y = 0.0
+            mean_p = 0.0
+            for t in range(a, b):
+                mean_y += y[t]
+                mean_p += p[t]
+                residual[t] = y[t] - fitted_t[g, t]
+            mean_y /= b - a
+            mean_p /= b - a
+            for t in range(a, b):
+                centred_y[t] = y[t] - mean_y
+                centred_p[t] = p[t] - mean_p
+            _lags_of(centred_y[a:b], max_lag, data_out, r, g)
+            _lags_of(residual[a:b], max_lag, residual_out, r, g)
+            _lags_of(centred_p[a:b], max_lag, predicted_out, r, g)
 
 
 def lag_products(data_t: np.ndarray, fitted_t: np.ndarray, predicted_t: np.ndarray, starts: np.ndarray,

@@ -67,17 +67,22 @@ class BlockStats:
 
 
 def block_stats(stacked: np.ndarray, y_t: np.ndarray, slices: Sequence[slice], matmul=None,
-                sums: tuple[np.ndarray, np.ndarray] | None = None) -> BlockStats:
+                sums: tuple[np.ndarray, np.ndarray] | None = None, out: np.ndarray | None = None) -> BlockStats:
     """`BlockStats` of targets ``y_t`` (G, T), one target per row, for designs stacked as columns (T, K).
 
     ``matmul(a, b)`` computes a @ b (a backend's, e.g. on a GPU); numpy's if None.
     Products run in the dtype of ``y_t`` (float32 data: float32 GEMMs). ``sums``: the
-    per-run (sums, sums of squares) (R, G) if already known (`_kernels.transposed_batch`).
+    per-run (sums, sums of squares) (R, G) if already known (`_kernels.transposed_batch`);
+    ``out``: a float64 buffer of at least (R, K, G) for the cross-products, reused.
     """
     dtype = np.float64 if y_t.dtype == np.float64 else np.float32
     x = stacked.astype(dtype, copy=False)
     matmul = matmul or np.matmul
-    cross = np.stack([np.asarray(matmul(y_t[:, rows], x[rows]), dtype=np.float64).T for rows in slices])
+    n_targets = y_t.shape[0]
+    cross = (np.empty((len(slices), x.shape[1], n_targets)) if out is None
+             else out[: len(slices), : x.shape[1], :n_targets])
+    for r, rows in enumerate(slices):
+        cross[r] = np.asarray(matmul(y_t[:, rows], x[rows])).T
     if sums is None:
         sums = (np.stack([y_t[:, rows].sum(axis=1, dtype=np.float64) for rows in slices]),
                 np.stack([np.einsum("gt,gt->g", y_t[:, rows], y_t[:, rows], dtype=np.float64) for rows in slices]))
@@ -171,15 +176,15 @@ def grid_validation_loss(factor, a_cross, v_cross, v_sq, alphas) -> np.ndarray:
     """
     s, projection, vt = factor
     k = len(s)
-    terms = projection @ a_cross
-    z = terms[:k]
-    u = vt @ v_cross
-    quad2 = z * terms[k:2 * k]  # / (s + a)^2
-    quad1 = 2.0 * z * terms[2 * k:]  # / (s + a)
+    terms = projection @ a_cross  # [z; h_c z; R z]
+    z = terms[:k].copy()
+    terms[:k] = vt @ v_cross  # u = V'c_v
+    terms[2 * k:] *= 2.0
+    terms *= np.tile(z, (3, 1))  # [z u; z h_c z; 2 z R z]
     inv = 1.0 / (s[:, None] + np.asarray(alphas, dtype=np.float64)[None, :])  # (k, n_alphas)
-    fitted_cross = (z * u).T @ inv  # (G, n_alphas): c_v' b(a)
-    fitted_sq = quad2.T @ inv**2 + quad1.T @ inv  # b(a)' H_v b(a)
-    return (v_sq[:, None] - 2.0 * fitted_cross + fitted_sq).T
+    # -2 c_v'b(a) + b(a)'H_v b(a) = sum_i -2 z_i u_i / (s_i + a) + q2_i / (s_i + a)^2 + q1_i / (s_i + a)
+    weights = np.vstack([-2.0 * inv, inv**2, inv])  # (3k, n_alphas)
+    return v_sq[None, :] + weights.T @ terms
 
 
 def select_alphas(design: Design, stats: BlockStats, train_runs: Sequence[int], alphas: np.ndarray) -> np.ndarray:
