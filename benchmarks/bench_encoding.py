@@ -2,7 +2,7 @@
 
 Synthetic data at HCP scale by default (91,282 grayordinates x 3,655 TRs in 4 runs,
 N = 768 ANs) and the conf/hcp encoding settings (k = 64 atoms, SDL max_iter 100, the
-13-value alpha grid, refit null of 100 draws x 500 grayordinates, HAC lag 20). The
+13-value alpha grid, refit null of 100 draws x 250 grayordinates, HAC lag 20). The
 floor is what the method cannot avoid: X^T Y for the 64 regressors of the 4 folds and
 of the full refit, 5 float32 products of 64 x T x G, timed in the same process right
 before. Peak memory is the peak resident set size sampled every 20 ms during
@@ -116,7 +116,7 @@ def main() -> None:
     settings = dict(n_atoms=args.n_atoms, sdl_alpha=1.0, sdl_max_iter=args.sdl_max_iter,
                     alphas=np.array(HCP_ALPHAS), q=0.05, seed=args.seed, backend=args.backend,
                     target_batch_size=args.target_batch_size, null_method="refit", n_refit=100,
-                    refit_targets=500, n_null=1000, max_lag=20)
+                    refit_targets=250, n_null=1000, max_lag=20)
     accepted = inspect.signature(encode_layer).parameters
     settings = {key: value for key, value in settings.items() if key in accepted}
     keep = np.ones(len(runs), dtype=bool)

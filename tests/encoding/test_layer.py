@@ -52,7 +52,7 @@ def test_refit_null_is_calibrated_where_prediction_shifts_are_not():
     """
     refit, shift_only, calibration = [], [], []
     for seed in range(4):
-        out = _noise_layer(seed, n_refit=100, refit_targets=500)
+        out = _noise_layer(seed)  # the default refit null: 100 draws x 250 grayordinates
         refit.append(out["p"])
         calibration.append(out["null_calibration"])
         shift_only.append(_noise_layer(seed, null_method="shift")["p"])

@@ -178,3 +178,13 @@ def test_fdr_bh_known_case_and_errors():
         fdr_bh(p, 1.5)
     with pytest.raises(ValueError, match="differ in shape"):
         circular_shift_test(np.zeros((10, 2)), np.zeros((10, 3)), np.zeros(10))
+
+
+def test_fdr_bh_along_an_axis_is_bh_of_each_slice():
+    rng = np.random.default_rng(0)
+    p = rng.random((5, 200)) ** 3
+    p[2, 7] = np.nan
+    rows = np.stack([fdr_bh(row, 0.1) for row in p])
+    np.testing.assert_array_equal(fdr_bh(p, 0.1, axis=1), rows)
+    np.testing.assert_array_equal(fdr_bh(p[[0, 1, 3, 4]], 0.1, axis=1), rows[[0, 1, 3, 4]])
+    assert rows.any() and not rows.all()

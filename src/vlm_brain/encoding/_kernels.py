@@ -92,7 +92,7 @@ def lag_sums_reference(series_t: np.ndarray, starts, stops, max_lag: int, centre
     return out
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def _lasso_cd(gram, cov, alpha, code, q_all, max_iter, tol):  # pragma: no cover - compiled
     k, n = cov.shape
     for i in prange(n):
@@ -118,7 +118,7 @@ def _lasso_cd(gram, cov, alpha, code, q_all, max_iter, tol):  # pragma: no cover
                 if step != 0.0:
                     c[j] = new
                     for m in range(k):
-                        q[m] += gram[m, j] * step
+                        q[m] += gram[j, m] * step  # gram is symmetric: a contiguous row
                     largest_step = max(largest_step, abs(step))
                 largest = max(largest, abs(new))
             if largest_step <= tol * max(largest, 1e-300):

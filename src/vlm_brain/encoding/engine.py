@@ -82,7 +82,7 @@ def block_stats(stacked: np.ndarray, y_t: np.ndarray, slices: Sequence[slice], m
     cross = (np.empty((len(slices), x.shape[1], n_targets)) if out is None
              else out[: len(slices), : x.shape[1], :n_targets])
     for r, rows in enumerate(slices):
-        cross[r] = np.asarray(matmul(y_t[:, rows], x[rows])).T
+        cross[r] = np.asarray(matmul(x[rows].T, y_t[:, rows].T))  # (K, G) straight from BLAS, no strided writes
     if sums is None:
         sums = (np.stack([y_t[:, rows].sum(axis=1, dtype=np.float64) for rows in slices]),
                 np.stack([np.einsum("gt,gt->g", y_t[:, rows], y_t[:, rows], dtype=np.float64) for rows in slices]))

@@ -41,7 +41,7 @@ from vlm_brain.encoding._validation import (
 
 
 # --------------------------------------------------------------------------- FDR
-def fdr_bh(p_values: np.ndarray, q: float = 0.05) -> np.ndarray:
+def fdr_bh(p_values: np.ndarray, q: float = 0.05, axis: int | None = None) -> np.ndarray:
     """Benjamini-Hochberg discoveries at false discovery rate q.
 
     Parameters
@@ -49,6 +49,8 @@ def fdr_bh(p_values: np.ndarray, q: float = 0.05) -> np.ndarray:
     p_values : array of any shape; NaN entries are never discoveries and do not count
         as tests.
     q : target FDR.
+    axis : correct each slice along this axis separately (e.g. each atom's map of a
+        (k, G) array with axis=1); None: all entries together.
 
     Returns
     -------
@@ -57,6 +59,13 @@ def fdr_bh(p_values: np.ndarray, q: float = 0.05) -> np.ndarray:
     if not 0 < q < 1:
         raise ValueError(f"q must be in (0, 1), got {q}")
     p_values = np.asarray(p_values, dtype=np.float64)
+    if axis is not None:
+        if np.isfinite(p_values).all():
+            return stats.false_discovery_control(p_values, axis=axis, method="bh") <= q
+        moved = np.moveaxis(p_values, axis, -1)
+        flat = moved.reshape(-1, moved.shape[-1])
+        mask = np.stack([fdr_bh(row, q) for row in flat]).reshape(moved.shape)
+        return np.moveaxis(mask, -1, axis)
     mask = np.zeros(p_values.shape, dtype=bool)
     tested = np.isfinite(p_values)
     if tested.any():
@@ -333,7 +342,7 @@ def atom_maps(
             dof[targets] = n_samples - df
     p_values = 2 * stats.t.sf(np.abs(t), df=dof[None, :])
     if fdr_scope == "atom":
-        significant = np.stack([fdr_bh(p, q) for p in p_values])
+        significant = fdr_bh(p_values, q, axis=1)
     else:
         significant = fdr_bh(p_values, q)
     return AtomMaps(t=t, p_values=p_values, positive=significant & (t > 0),

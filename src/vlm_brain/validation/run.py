@@ -52,7 +52,7 @@ class ValidationSettings:
     sdl_max_iter: int = 5
     alphas: tuple[float, ...] = (10.0, 100.0, 1000.0, 10000.0)
     n_refit: int = 100
-    refit_targets: int = 500
+    refit_targets: int = 250
     q: float = 0.05
     extend_runs: bool = False
     backend: str = "numpy"

@@ -53,7 +53,7 @@ def encode_model_layers(
         seed=int(params["seed"]), backend=params["backend"], target_batch_size=int(params["target_batch_size"]),
         raw_model=bool(params.get("raw_an_model", False)),
         null_method=params.get("null_method", "refit"), n_refit=int(params.get("n_refit", 100)),
-        refit_targets=int(params.get("refit_targets", 500)),
+        refit_targets=int(params.get("refit_targets", 250)),
     )
     tr = float(params["tr"])
     n_jobs = int(params.get("n_jobs", 1))
