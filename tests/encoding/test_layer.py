@@ -104,3 +104,20 @@ def test_encode_layer_rejects_bad_settings():
         encode_layer(sim.features, sim.y, sim.runs, sim.keep, sim.tr, n_atoms=3, alphas=[-1.0])
     with pytest.raises(ValueError, match="q must be"):
         encode_layer(sim.features, sim.y, sim.runs, sim.keep, sim.tr, n_atoms=3, q=5)
+
+
+def test_atom_p_values_give_the_bh_discoveries_of_exact_p_values():
+    from scipy import stats
+
+    from vlm_brain.encoding.layer import atom_p_values
+    from vlm_brain.encoding.significance import fdr_bh
+
+    rng = np.random.default_rng(2)
+    t = rng.standard_normal((6, 3000)) + (rng.random((6, 3000)) < 0.1) * 4
+    dof = rng.choice([40.0, 55.0, 300.0], size=3000)
+    exact = 2 * stats.t.sf(np.abs(t), dof[None, :])
+    fast = atom_p_values(t, dof, 0.05)
+    np.testing.assert_array_equal(fdr_bh(fast, 0.05, axis=1), fdr_bh(exact, 0.05, axis=1))
+    computed = fast < 1
+    np.testing.assert_allclose(fast[computed], exact[computed], rtol=1e-10)
+    assert np.all(exact[~computed] > 0.05) and computed.mean() < 0.5

@@ -188,3 +188,11 @@ def test_fdr_bh_along_an_axis_is_bh_of_each_slice():
     np.testing.assert_array_equal(fdr_bh(p, 0.1, axis=1), rows)
     np.testing.assert_array_equal(fdr_bh(p[[0, 1, 3, 4]], 0.1, axis=1), rows[[0, 1, 3, 4]])
     assert rows.any() and not rows.all()
+
+
+def test_fdr_bh_equals_scipy():
+    from scipy import stats
+
+    rng = np.random.default_rng(1)
+    for p in (rng.random(500) ** 4, rng.random(300), np.r_[rng.random(50) * 1e-4, rng.random(950)]):
+        np.testing.assert_array_equal(fdr_bh(p, 0.05), stats.false_discovery_control(p, method="bh") <= 0.05)

@@ -25,14 +25,16 @@ def check_time_series(x: np.ndarray, name: str, allow_nan: bool = False) -> np.n
     return x
 
 
-def count_non_finite(x: np.ndarray, block: int = 8192) -> int:
-    """Number of NaN/inf entries of a 2-D array, computed in column blocks."""
-    return int(
-        sum(
-            np.count_nonzero(~np.isfinite(x[:, start : start + block]))
-            for start in range(0, x.shape[1], block)
-        )
-    )
+def count_non_finite(x: np.ndarray, block_bytes: int = 1 << 24) -> int:
+    """Number of NaN/inf entries of a 2-D array, in blocks of ~16 MB.
+
+    Blocks are rows of a C-ordered array (contiguous reads) and columns otherwise.
+    """
+    if x.flags.c_contiguous:
+        step = max(1, block_bytes // max(1, x.shape[1] * x.itemsize))
+        return int(sum(np.count_nonzero(~np.isfinite(x[start:start + step])) for start in range(0, x.shape[0], step)))
+    step = max(1, block_bytes // max(1, x.shape[0] * x.itemsize))
+    return int(sum(np.count_nonzero(~np.isfinite(x[:, start:start + step])) for start in range(0, x.shape[1], step)))
 
 
 def check_runs(runs: np.ndarray, n_samples: int) -> np.ndarray:

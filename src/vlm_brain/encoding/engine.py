@@ -82,7 +82,8 @@ def block_stats(stacked: np.ndarray, y_t: np.ndarray, slices: Sequence[slice], m
     cross = (np.empty((len(slices), x.shape[1], n_targets)) if out is None
              else out[: len(slices), : x.shape[1], :n_targets])
     for r, rows in enumerate(slices):
-        cross[r] = np.asarray(matmul(x[rows].T, y_t[:, rows].T))  # (K, G) straight from BLAS, no strided writes
+        # (K, G) straight from BLAS (no strided writes), with the small design side made contiguous
+        cross[r] = np.asarray(matmul(np.ascontiguousarray(x[rows].T), y_t[:, rows].T))
     if sums is None:
         sums = (np.stack([y_t[:, rows].sum(axis=1, dtype=np.float64) for rows in slices]),
                 np.stack([np.einsum("gt,gt->g", y_t[:, rows], y_t[:, rows], dtype=np.float64) for rows in slices]))
@@ -180,7 +181,8 @@ def grid_validation_loss(factor, a_cross, v_cross, v_sq, alphas) -> np.ndarray:
     z = terms[:k].copy()
     terms[:k] = vt @ v_cross  # u = V'c_v
     terms[2 * k:] *= 2.0
-    terms *= np.tile(z, (3, 1))  # [z u; z h_c z; 2 z R z]
+    for part in (terms[:k], terms[k:2 * k], terms[2 * k:]):  # [z u; z h_c z; 2 z R z]
+        part *= z
     inv = 1.0 / (s[:, None] + np.asarray(alphas, dtype=np.float64)[None, :])  # (k, n_alphas)
     # -2 c_v'b(a) + b(a)'H_v b(a) = sum_i -2 z_i u_i / (s_i + a) + q2_i / (s_i + a)^2 + q1_i / (s_i + a)
     weights = np.vstack([-2.0 * inv, inv**2, inv])  # (3k, n_alphas)

@@ -125,7 +125,7 @@ def encode_layer(
         p, calibration = tail_p_values(z, z_null)
     else:
         p, calibration = stats.norm.sf(z), np.full(4, np.nan)
-    t_p = 2.0 * special.stdtr(fit.dof[None, :], -np.abs(fit.atom_t))
+    t_p = atom_p_values(fit.atom_t, fit.dof, q)
     significant = fdr_bh(t_p, q, axis=1)  # BH within each atom's map
     out = {
         "r": fit.r, "p": p, "bn": fdr_bh(p, q),
@@ -308,6 +308,20 @@ def refit_null(layer: LayerDesigns, y, slices, alphas, fit: TargetFit, n_draws: 
         r = scores.r.reshape(len(chunk), len(targets))
         z_null.append(((r - fit.mean[targets]) / fit.sd[targets]).ravel())
     return np.concatenate(z_null)
+
+
+def atom_p_values(t: np.ndarray, dof: np.ndarray, q: float) -> np.ndarray:
+    """Two-sided Student p of t (k, G) with dof (G,), where it can reach q; 1 elsewhere.
+
+    A p-value above q is never a BH discovery at q, whatever the others: it is set to 1
+    instead of computed (the t distribution's tail is costly at k x G values), which
+    leaves the BH discoveries exactly as they are.
+    """
+    p = np.ones(t.shape)
+    reach = np.abs(t) > stats.t.isf(q / 2, np.max(dof))  # the smallest |t| with p <= q at any dof
+    dofs = np.broadcast_to(dof[None, :], t.shape)
+    p[reach] = 2.0 * special.stdtr(dofs[reach], -np.abs(t[reach]))
+    return p
 
 
 def tail_p_values(z: np.ndarray, z_null: np.ndarray, tail_fraction: float = 0.01,

@@ -54,24 +54,29 @@ def fdr_bh(p_values: np.ndarray, q: float = 0.05, axis: int | None = None) -> np
 
     Returns
     -------
-    mask : bool array of the same shape, True where the BH-adjusted p <= q.
+    mask : bool array of the same shape, True where the BH-adjusted p <= q, i.e. p at
+        most the largest p_(i) with p_(i) <= q i / m.
     """
     if not 0 < q < 1:
         raise ValueError(f"q must be in (0, 1), got {q}")
     p_values = np.asarray(p_values, dtype=np.float64)
-    if axis is not None:
-        if np.isfinite(p_values).all():
-            return stats.false_discovery_control(p_values, axis=axis, method="bh") <= q
-        moved = np.moveaxis(p_values, axis, -1)
+    if axis is None:
+        mask = np.zeros(p_values.shape, dtype=bool)
+        tested = np.isfinite(p_values)
+        if tested.any():
+            mask[tested] = fdr_bh(p_values[tested][None, :], q, axis=1)[0]
+        return mask
+    moved = np.moveaxis(p_values, axis, -1)
+    if not np.isfinite(moved).all():
         flat = moved.reshape(-1, moved.shape[-1])
         mask = np.stack([fdr_bh(row, q) for row in flat]).reshape(moved.shape)
         return np.moveaxis(mask, -1, axis)
-    mask = np.zeros(p_values.shape, dtype=bool)
-    tested = np.isfinite(p_values)
-    if tested.any():
-        adjusted = stats.false_discovery_control(p_values[tested], method="bh")
-        mask[tested] = adjusted <= q
-    return mask
+    m = moved.shape[-1]
+    ordered = np.sort(moved, axis=-1)
+    below = ordered <= q * np.arange(1, m + 1) / m
+    last = m - 1 - np.argmax(below[..., ::-1], axis=-1)  # largest i with p_(i) <= q i / m
+    threshold = np.where(below.any(axis=-1), np.take_along_axis(ordered, last[..., None], axis=-1)[..., 0], -np.inf)
+    return np.moveaxis(moved <= threshold[..., None], -1, axis)
 
 
 # --------------------------------------------------------------------------- circular shifts
