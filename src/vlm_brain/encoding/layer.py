@@ -361,12 +361,11 @@ def tail_p_values(z: np.ndarray, z_null: np.ndarray, tail_fraction: float = 0.01
 
 
 def _in_parallel(jobs: list) -> list:
-    """Results of independent jobs (callables), in order, on one thread per core.
+    """Results of independent jobs (callables), in order, on the caller's numba threads.
 
     Each job runs with one BLAS thread and one numba thread, so the cores are not
     oversubscribed; numpy and the compiled kernels release the GIL.
     """
-    import os
     from concurrent.futures import ThreadPoolExecutor
 
     import numba
@@ -376,7 +375,7 @@ def _in_parallel(jobs: list) -> list:
         numba.set_num_threads(1)  # per calling thread
         return job()
 
-    workers = max(1, min(len(jobs), os.cpu_count() or 1))
+    workers = max(1, min(len(jobs), numba.get_num_threads()))  # the caller's thread budget
     if workers == 1:
         return [job() for job in jobs]
     with threadpool_limits(limits=1), ThreadPoolExecutor(workers) as pool:

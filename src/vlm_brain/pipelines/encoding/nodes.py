@@ -67,6 +67,9 @@ def encode_model_layers(
 
 
 def _encode_named(layer: str, *args, **kwargs) -> tuple[str, dict[str, np.ndarray]]:
+    import numba
+
+    numba.set_num_threads(1)  # one compiled-kernel thread per worker process, as joblib does for BLAS
     return layer, encode_layer(*args, **kwargs)
 
 
