@@ -152,3 +152,26 @@ def test_shift_spread_matches_the_shift_group():
                                                for j, s in enumerate(slices)]), y) for shift in every])
     np.testing.assert_allclose(scores.mean, null.mean(axis=0), atol=1e-6)
     np.testing.assert_allclose(sd, null.std(axis=0), rtol=1e-6)
+
+
+def test_degenerate_training_gram_matches_himalaya():
+    """Runs with orthonormal regressors make some inner training Grams multiples of I: one
+    eigenvalue cluster, the within-cluster branch of the partial fractions."""
+    rng = np.random.default_rng(7)
+    runs = np.repeat(np.arange(4), 40)
+    k = 5
+
+    def design():
+        blocks = [np.linalg.qr(rng.standard_normal((40, k)))[0] * 3.0 if r < 2 else rng.standard_normal((40, k))
+                  for r in range(4)]
+        return np.concatenate(blocks)
+
+    designs = [design() for _ in range(5)]
+    y = designs[0] @ rng.standard_normal((k, 30)) + 2 * rng.standard_normal((160, 30))
+    slices, stacked, built, stats = engine(runs, designs, y)
+    factor = built[3].validation_factor([0, 1], 2)
+    assert factor[3].ndim == 2  # the cluster branch is the one exercised
+    scores = cross_validated_scores(built[:-1], stats, ALPHAS)
+    r_ref, alphas_ref, _ = himalaya_loro(runs, designs, y)
+    assert np.array_equal(ALPHAS[scores.alpha_index], np.stack([snap(a) for a in alphas_ref]))
+    np.testing.assert_allclose(scores.r, r_ref, atol=1e-5)

@@ -113,17 +113,22 @@ class Design:
             self._factors[key] = _eigh(self.grams[list(runs)].sum(axis=0))
         return self._factors[key]
 
-    def validation_factor(self, train: Sequence[int], val: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(s, P, V') for training on ``train`` and validating on run ``val``, computed once.
+    def validation_factor(self, train: Sequence[int], val: int) -> tuple:
+        """(s, P, V', h_c) for training on ``train`` and validating on run ``val``, computed once.
 
-        P = [V'; h_c V'; R V'] (3k, k) turns a training X'Y into z and the partial
-        fraction terms in one product (`grid_validation_loss`).
+        P = [V'; R V'] (2k, k) turns a training X'Y into z and R z in one product; h_c is
+        the within-cluster part of h = V'H_v V: its diagonal (k,) when no eigenvalues
+        cluster (the usual case: no product needed), else the (k, k) matrix
+        (`grid_validation_loss`).
         """
         key = ("validation", tuple(train), val)
         if key not in self._factors:
             s, v = self.eigen(train)
             h = v.T @ self.grams[val] @ v
-            self._factors[key] = (s, np.vstack([v.T, _fraction_weights(s, h) @ v.T]), v.T)
+            within, across = _fraction_weights(s, h)
+            if np.count_nonzero(within - np.diag(np.diag(within))) == 0:
+                within = np.diag(within).copy()
+            self._factors[key] = (s, np.vstack([v.T, across @ v.T]), v.T, within)
         return self._factors[key]
 
     def held_out_factor(self, train: Sequence[int], held_out: int) -> tuple[np.ndarray, np.ndarray]:
@@ -152,14 +157,12 @@ def _eigh(gram: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(s, 0.0, None), v
 
 
-def _fraction_weights(s: np.ndarray, h: np.ndarray) -> np.ndarray:
-    """(2k, k) stacked [h_c; R] of the partial fractions of z' D_a h D_a z (module docstring)."""
+def _fraction_weights(s: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(h_c, R) of the partial fractions of z' D_a h D_a z (module docstring), each (k, k)."""
     gap = s[None, :] - s[:, None]  # s_j - s_i
     scale = 0.5 * (np.abs(s)[None, :] + np.abs(s)[:, None])
     same = np.abs(gap) <= _CLUSTER_RTOL * scale + np.finfo(float).tiny
-    within = np.where(same, h, 0.0)
-    across = np.where(same, 0.0, h / np.where(same, 1.0, gap))
-    return np.vstack([within, across])
+    return np.where(same, h, 0.0), np.where(same, 0.0, h / np.where(same, 1.0, gap))
 
 
 def grid_validation_loss(factor, a_cross, v_cross, v_sq, alphas) -> np.ndarray:
@@ -175,14 +178,15 @@ def grid_validation_loss(factor, a_cross, v_cross, v_sq, alphas) -> np.ndarray:
     -------
     sse : (n_alphas, G) ||y_v - X_v b(a)||^2.
     """
-    s, projection, vt = factor
+    s, projection, vt, within = factor
     k = len(s)
-    terms = projection @ a_cross  # [z; h_c z; R z]
-    z = terms[:k].copy()
-    terms[:k] = vt @ v_cross  # u = V'c_v
-    terms[2 * k:] *= 2.0
-    for part in (terms[:k], terms[k:2 * k], terms[2 * k:]):  # [z u; z h_c z; 2 z R z]
-        part *= z
+    z_and_rz = projection @ a_cross  # [z; R z]
+    z = z_and_rz[:k]
+    terms = np.empty((3 * k, z.shape[1]))
+    np.multiply(vt @ v_cross, z, out=terms[:k])  # z u, u = V'c_v
+    np.multiply(z, within[:, None] * z if within.ndim == 1 else within @ z, out=terms[k:2 * k])  # z h_c z
+    np.multiply(z, z_and_rz[k:], out=terms[2 * k:])
+    terms[2 * k:] *= 2.0  # 2 z R z
     inv = 1.0 / (s[:, None] + np.asarray(alphas, dtype=np.float64)[None, :])  # (k, n_alphas)
     # -2 c_v'b(a) + b(a)'H_v b(a) = sum_i -2 z_i u_i / (s_i + a) + q2_i / (s_i + a)^2 + q1_i / (s_i + a)
     weights = np.vstack([-2.0 * inv, inv**2, inv])  # (3k, n_alphas)
