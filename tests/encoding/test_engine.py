@@ -69,8 +69,11 @@ def snap(values):
 
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
 def test_same_alphas_and_r_as_himalaya(backend):
+    from vlm_brain.encoding.layer import _matmul
+
     runs, designs, y = fold_designs()
-    slices, stacked, built, stats = engine(runs, designs, y)
+    slices, stacked, built, _ = engine(runs, designs, y)
+    stats = block_stats(stacked, np.ascontiguousarray(y.T), slices, matmul=_matmul(backend))  # products on it
     scores = cross_validated_scores(built[:-1], stats, ALPHAS)
     r_ref, alphas_ref, _ = himalaya_loro(runs, designs, y, backend)
     assert np.array_equal(ALPHAS[scores.alpha_index], np.stack([snap(a) for a in alphas_ref]))
