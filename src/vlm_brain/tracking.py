@@ -16,6 +16,8 @@ from typing import Any
 import pandas as pd
 from kedro.framework.hooks import hook_impl
 
+from vlm_brain.cohort.summary import group_scores
+
 logger = logging.getLogger(__name__)
 
 METRICS = ("r_mean", "r_median", "frac_bn", "n_bn_pos", "n_bn_neg", "ceiling_mean")
@@ -63,7 +65,7 @@ def _metric_key(name: str) -> str:
 def network_metrics(scores: pd.DataFrame) -> dict[str, float]:
     """``{layer_name}/{network}/{metric}`` (Cole-Anticevic) and ``.../yeo7.{network}/...``."""
     metrics = {}
-    for row in scores.itertuples():
+    for row in group_scores(scores).itertuples():  # per-subject rows: in the CSV artifact only
         network = row.network if row.atlas == "ca_network" else f"{row.atlas}.{row.network}"
         for metric in METRICS:
             value = getattr(row, metric)

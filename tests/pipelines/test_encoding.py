@@ -9,7 +9,7 @@ from kedro.io.core import Version
 
 from tests.conftest import edit_yaml, run_kedro, shrink_demo
 from vlm_brain.datasets import NpyDictDataset
-from vlm_brain.pipelines.encoding.nodes import score_networks
+from vlm_brain.pipelines.encoding.nodes import network_rows
 from vlm_brain.tracking import network_metrics, run_parameters
 
 
@@ -20,7 +20,7 @@ def test_score_networks_by_hand():
     layer = {"r": np.array([0.4, 0.2, -0.1, 0.0]), "bn": np.array([True, True, False, False]),
              "atom_t": t, "atom_pos": t > 3, "atom_neg": t < -3}
     ceiling = {"ceiling": np.array([0.8, 0.4, 0.05, 0.5])}
-    table = score_networks(labels, ceiling, {"clip.image.L03": layer})
+    table = network_rows(labels, ceiling["ceiling"], {"clip.image.L03": layer}, "group")
     v1 = table[(table.atlas == "ca_network") & (table.network == "Visual1")].iloc[0]
     assert (v1.model, v1.stream, v1.layer, v1.n_grayordinates) == ("clip", "image", 3, 2)
     assert v1.r_mean == pytest.approx(0.3) and v1.frac_bn == 1.0
@@ -71,17 +71,26 @@ def _planted_features(project, rng):
 
 @pytest.mark.slow
 def test_encoding_to_report_tracks_mlflow_and_recovers_planted_networks(kedro_project):
-    """Encoding, then analyses and reporting, on features with a known answer."""
+    """Encoding of the group mean and of each subject (Dask), then analyses and reporting, on features
+    with a known answer."""
     import mlflow
 
     _configure(kedro_project)
     run_kedro(kedro_project, "fmri_preprocessing")
     _planted_features(kedro_project, np.random.default_rng(0))
-    run_kedro(kedro_project, "encoding")
+    both = {"encoding": {"target": "both", "cluster": {"n_workers": 2}}}  # as --params encoding.target=both
+    run_kedro(kedro_project, "encoding", params=both)
 
     scores_dir = kedro_project / "data/08_reporting/network_scores.parquet"
     version = sorted(scores_dir.iterdir())[-1]
     scores = pd.read_parquet(version / "network_scores.parquet")
+    assert set(scores.subject) == {"group", "demo01", "demo02"}
+    per_subject = scores[scores.subject != "group"]
+    assert len(per_subject) == 2 * (scores.subject == "group").sum()
+    subject_ca = per_subject[per_subject.atlas == "ca_network"].groupby(["subject", "network"]).r_mean.max()
+    for subject in ("demo01", "demo02"):  # each subject alone recovers the planted Visual1 > Somatomotor
+        assert subject_ca[subject, "Visual1"] > subject_ca[subject, "Somatomotor"]
+    scores = scores[scores.subject == "group"]
     assert set(scores.layer_name) == {f"{s}.L0{i}" for i in range(2) for s in (
         "clip.image", "clip.text", "vit.image", "roberta.text", "meter.fusion_image_cross", "meter.fusion_text_cross")}
     ca = scores[scores.atlas == "ca_network"].set_index(["layer_name", "network"])
@@ -103,9 +112,17 @@ def test_encoding_to_report_tracks_mlflow_and_recovers_planted_networks(kedro_pr
     assert "network_scores.csv" in artifacts
 
     # ---- analyses + reporting on the same outputs
-    run_kedro(kedro_project, "analyses")
-    run_kedro(kedro_project, "reporting")
+    run_kedro(kedro_project, "analyses", params=both)
+    run_kedro(kedro_project, "reporting", params=both)
     check_report_outputs(kedro_project)
+    import json
+
+    findings = json.loads((kedro_project / "data/08_reporting/findings.json").read_text())
+    across = findings["across_subjects"]
+    assert across["available"] and across["n_subjects"] == 2 and findings["units"]["across_subjects"] == "subjects (n = 2)"
+    dice = across["architecture"]["pairs/CLIP towers/dice/mean"]
+    assert dice["n"] == 2 and dice["ci_low"] <= dice["mean"] <= dice["ci_high"]
+    assert set(across["cohort_bns"]) == set(scores.layer_name)
     runs = mlflow.search_runs(experiment_names=["vlm-brain"])
     assert len(runs) == 2
     report_run = runs.sort_values("start_time").iloc[-1]

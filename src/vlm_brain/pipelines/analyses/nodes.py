@@ -15,10 +15,25 @@ import pandas as pd
 
 from vlm_brain.analyses.architecture import stream_overlap
 from vlm_brain.analyses.overlap import dice, pairwise_dice
-from vlm_brain.analyses.polarity import bn_polarity, loading_signs, mirrored_profiles, polarity_by_network
-from vlm_brain.analyses.redundancy import ablation_curve, atom_bn_maps, layer_redundancy, normalized_auc
-from vlm_brain.analyses.stats import (bootstrap_mean_ci, correlation_test, difference_of_means,
-                                     paired_difference)
+from vlm_brain.analyses.polarity import (
+    bn_polarity,
+    loading_signs,
+    mirrored_profiles,
+    polarity_by_network,
+)
+from vlm_brain.analyses.redundancy import (
+    ablation_curve,
+    atom_bn_maps,
+    layer_redundancy,
+    normalized_auc,
+)
+from vlm_brain.analyses.stats import (
+    bootstrap_mean_ci,
+    correlation_test,
+    difference_of_means,
+    paired_difference,
+)
+from vlm_brain.cohort.summary import group_scores
 from vlm_brain.encoding.temporal import prepare_regressors
 from vlm_brain.validation.metrics import observed_fdr, sensitivity, specificity
 
@@ -99,6 +114,7 @@ def analyse_networks(network_scores: pd.DataFrame, labels: pd.DataFrame, params:
     networks with a BN fraction >= ``predicted_frac_bn`` in any stream.
     """
     stats_params = params["stats"]
+    network_scores = group_scores(network_scores)
     scores = network_scores.assign(stream_label=network_scores.model + "." + network_scores.stream)
     best = scores.loc[scores.groupby(["stream_label", "atlas", "network"]).r_mean.idxmax()]
     rows = []
@@ -367,6 +383,7 @@ def compare_with_ground_truth(ground_truth: pd.DataFrame | None, network_scores:
     if ground_truth is None or len(ground_truth) == 0:
         return pd.DataFrame({"network": pd.Series(dtype=str)}), {"available": False}
     threshold = float(params["recovered_frac_bn"])
+    network_scores = group_scores(network_scores)
     ca = network_scores[network_scores.atlas == "ca_network"]
     image = ca[ca.stream == "image"]  # single-modality streams (fusion streams see both inputs)
     text = ca[ca.stream == "text"]
@@ -425,3 +442,56 @@ def detection_rates(found: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     return {"sensitivity": sensitivity(found, truth), "specificity": specificity(found, ~truth),
             "fdr": observed_fdr(found, ~truth), "n_found": int(found.sum()), "n_true": int(truth.sum()),
             "dice": dice(found, truth)}
+
+
+# --------------------------------------------------------------------------- across subjects
+SUBJECT_FINDINGS = ("networks", "redundancy", "polarity", "architecture")
+
+
+def analyse_subjects(manifest: pd.DataFrame, cache, cohort: dict[str, dict], network_scores: pd.DataFrame,
+                     labels: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]:
+    """The four findings per subject, summarised across subjects (n = subjects).
+
+    Each subject's encodings go through the same analyses as the group mean; every
+    number of their headlines (without their own CIs, n and p) is then summarised over
+    subjects by its mean, a t-distribution CI and a one-sample t-test of mean = 0
+    (`vlm_brain.cohort.summary.across_subject_summary`). The ablation and the ground
+    truth are group-level only. ``cohort``: per layer, the cohort BN counts of
+    `infer_across_subjects`. ``{"available": False}`` without per-subject encodings.
+    """
+    from vlm_brain.cohort.summary import (
+        across_subject_summary,
+        finding_numbers,
+        subject_scores,
+    )
+    from vlm_brain.cohort.tasks import load_result
+    from vlm_brain.tracking import flatten_numbers
+
+    if manifest is None or len(manifest) == 0:
+        return {"available": False}
+    numbers: dict[str, dict[str, dict[str, float]]] = {name: {} for name in SUBJECT_FINDINGS}
+    subjects = sorted(manifest.subject.unique())
+    for subject in subjects:
+        rows = manifest[manifest.subject == subject]
+        encoding = {row.layer_name: load_result(cache.root, row.key) for row in rows.itertuples()}
+        headlines = {
+            "networks": analyse_networks(subject_scores(network_scores, subject), labels, params, encoding)[1],
+            "redundancy": analyse_redundancy(params, encoding)[2],
+            "polarity": analyse_polarity(labels, params, encoding)[2],
+            "architecture": analyse_architecture(labels, params, encoding)[2],
+        }
+        for name, headline in headlines.items():
+            numbers[name][subject] = finding_numbers(flatten_numbers(headline))
+        logger.info("findings of subject %s computed (%d layers)", subject, len(encoding))
+    ci = float(params["stats"]["ci"])
+    out: dict[str, Any] = {
+        "available": True, "unit": "subjects", "n_subjects": len(subjects), "subjects": subjects,
+        "interval": (f"{ci:.0%} t-distribution CI of the mean over subjects; p: two-sided one-sample t-test of "
+                     "mean = 0 over subjects (n = subjects)"),
+        **{name: across_subject_summary(numbers[name], ci) for name in SUBJECT_FINDINGS},
+    }
+    out["cohort_bns"] = {layer: {"n_bn": int(np.sum(res["bn"])), "frac_bn": float(np.mean(res["bn"])),
+                                 "n_bn_in_half_the_subjects": int(np.sum(np.asarray(res["frac_subjects_bn"]) >= 0.5)),
+                                 "n_subjects": int(np.asarray(res["n_subjects"]))}
+                         for layer, res in sorted(cohort.items())}
+    return plain(out)

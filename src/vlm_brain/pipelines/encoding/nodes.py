@@ -4,23 +4,55 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from vlm_brain.cohort.execution import run_tasks
+from vlm_brain.cohort.inference import across_subjects
+from vlm_brain.cohort.tasks import is_done, load_result, make_task, run_encoding_task
+from vlm_brain.datasets.cache import ArrayCache
 from vlm_brain.encoding.ceiling import noise_ceiling, normalized_r
 from vlm_brain.encoding.layer import encode_layer, layer_polarity
 
 logger = logging.getLogger(__name__)
 
 ATLASES = ("ca_network", "yeo7")
+#: bumped when `encode_layer` changes what it computes, so that stored per-subject results are not reused
+ENGINE_VERSION = 1
+CLUSTER_DEFAULTS = {"scheduler": "local", "n_workers": None, "retries": 2}
+COHORT_DEFAULTS = {"test": "t", "n_perm": 1000}
+
+
+TARGETS = ("group", "subjects", "both")
+MANIFEST_COLUMNS = ["subject", "model", "layer_name", "key", "computed", "worker", "seconds"]
+
+
+def encoding_target(params: dict[str, Any]) -> str:
+    """``encoding.target``: what is modelled (the group mean, each subject, or both)."""
+    target = params.get("target", "group")
+    if target not in TARGETS:
+        raise ValueError(f"encoding.target must be one of {', '.join(TARGETS)}, got {target!r}")
+    return target
 
 
 def _target(fmri_group: dict[str, np.ndarray], params: dict[str, Any]) -> np.ndarray:
-    if params.get("target", "group") != "group":
-        raise ValueError(f"encoding.target: only 'group' (the mean over subjects) is supported, got {params['target']!r}")
     return np.asarray(fmri_group["bold"], dtype=np.float32)
+
+
+def layer_settings(params: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of `encode_layer` from the ``encoding`` parameters."""
+    sdl = params["sdl"]
+    return dict(
+        n_atoms=int(sdl["n_atoms"]), sdl_alpha=float(sdl["alpha"]), sdl_max_iter=int(sdl["max_iter"]),
+        alphas=np.asarray(params["alphas"], dtype=float), q=float(params["q"]), max_lag=int(params.get("max_lag", 20)),
+        seed=int(params["seed"]), backend=params["backend"], target_batch_size=int(params["target_batch_size"]),
+        raw_model=bool(params.get("raw_an_model", False)),
+        null_method=params.get("null_method", "refit"), n_refit=int(params.get("n_refit", 100)),
+        refit_targets=int(params.get("refit_targets", 250)),
+    )
 
 
 def encode_model_layers(
@@ -33,6 +65,9 @@ def encode_model_layers(
     results at a time (a few with ``n_jobs`` > 1 worker processes), whatever the number
     of layers.
     """
+    if encoding_target(params) == "subjects":
+        logger.info("%s: group-mean encoding skipped (encoding.target=subjects)", name)
+        return {}
     y = _target(fmri_group, params)
     runs = run_timeline["run"].to_numpy()
     keep = run_timeline["keep"].to_numpy()
@@ -47,14 +82,7 @@ def encode_model_layers(
                 name, len(layers), sdl["n_atoms"], sdl["alpha"], params.get("null_method", "refit"), params["q"],
                 y.shape[1], y.shape[0])
 
-    settings = dict(
-        n_atoms=int(sdl["n_atoms"]), sdl_alpha=float(sdl["alpha"]), sdl_max_iter=int(sdl["max_iter"]),
-        alphas=np.asarray(params["alphas"], dtype=float), q=float(params["q"]), max_lag=int(params.get("max_lag", 20)),
-        seed=int(params["seed"]), backend=params["backend"], target_batch_size=int(params["target_batch_size"]),
-        raw_model=bool(params.get("raw_an_model", False)),
-        null_method=params.get("null_method", "refit"), n_refit=int(params.get("n_refit", 100)),
-        refit_targets=int(params.get("refit_targets", 250)),
-    )
+    settings = layer_settings(params)
     tr = float(params["tr"])
     n_jobs = int(params.get("n_jobs", 1))
     if n_jobs == 1:
@@ -109,19 +137,100 @@ def make_encoder(name: str) -> Callable[..., dict]:
     return encoder
 
 
+def encode_subjects(run_timeline: pd.DataFrame, fmri_clean: dict[str, dict[str, np.ndarray]], params: dict[str, Any],
+                    cache: ArrayCache, *ans_by_model: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Every (subject, layer) encoded on its own, on Dask; the manifest of where each result is.
+
+    Tasks pass the subject's cleaned BOLD and the layer's ANs by file, so a worker
+    memory-maps one subject at a time. Each result is written to ``cache`` under a key
+    of its inputs and settings as soon as its task ends; tasks whose result is already
+    there are not run again (an interrupted run resumes). ``encoding.cluster`` says
+    where tasks run (`vlm_brain.cohort.execution.run_tasks`).
+
+    Returns one row per task: subject, model, layer_name, key (in ``cache``), computed
+    (False: found from an earlier run), worker and seconds. Empty for ``target: group``.
+    """
+    if encoding_target(params) == "group":
+        return pd.DataFrame(columns=MANIFEST_COLUMNS)
+    settings = layer_settings(params)
+    runs, keep, tr = run_timeline["run"].to_numpy(), run_timeline["keep"].to_numpy(), float(params["tr"])
+    context = {"settings": {k: np.asarray(v).tolist() for k, v in settings.items()}, "runs": runs.tolist(),
+               "keep": keep.tolist(), "tr": tr, "engine": ENGINE_VERSION}
+    tasks = []
+    for subject in sorted(fmri_clean):
+        bold = fmri_clean[subject]["bold"]
+        if len(bold) != int(keep.sum()):
+            raise ValueError(f"fmri_clean[{subject!r}]: {len(bold)} TRs but the run timeline keeps {int(keep.sum())}; "
+                             "rerun fmri_preprocessing with the same runs")
+        for ans in ans_by_model:
+            for layer in sorted(ans):
+                if len(ans[layer]) != len(run_timeline):
+                    raise ValueError(f"{layer}: {len(ans[layer])} TRs of ANs but the run timeline has "
+                                     f"{len(run_timeline)}")
+                tasks.append(make_task(subject, layer, ans[layer], bold, context))
+    missing = [task for task in tasks if not is_done(cache.root, task.key)]
+    cluster = {**CLUSTER_DEFAULTS, **(params.get("cluster") or {})}
+    logger.info("per-subject encoding: %d subjects x %d layers = %d tasks; %d done in earlier runs, %d to compute "
+                "(scheduler: %s)", len(fmri_clean), len(tasks) // max(len(fmri_clean), 1), len(tasks),
+                len(tasks) - len(missing), len(missing), cluster["scheduler"])
+    work = partial(run_encoding_task, runs=runs, keep=keep, tr=tr, settings=settings, cache_root=str(cache.root))
+    reports = run_tasks(work, missing, scheduler=str(cluster["scheduler"]), n_workers=cluster["n_workers"],
+                        retries=int(cluster["retries"]), describe=lambda task: task.name, desc="subject x layer")
+    done = {report.key: report for report in reports}
+    rows = [{"subject": task.subject, "model": task.layer.split(".")[0], "layer_name": task.layer, "key": task.key,
+             "computed": task.key in done, "worker": done[task.key].worker if task.key in done else "",
+             "seconds": done[task.key].seconds if task.key in done else np.nan} for task in tasks]
+    return pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
+
+
+def subject_encodings(manifest: pd.DataFrame, cache: ArrayCache) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+    """``{subject: {layer_name: results}}`` of a manifest, memory-mapped from the cache."""
+    out: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    for row in manifest.itertuples():
+        out.setdefault(row.subject, {})[row.layer_name] = load_result(cache.root, row.key)
+    return out
+
+
+def infer_across_subjects(manifest: pd.DataFrame, cache: ArrayCache, params: dict[str, Any]) -> dict[str, dict]:
+    """Per layer, the cohort maps of `vlm_brain.cohort.inference.across_subjects` (empty without subjects)."""
+    by_subject = subject_encodings(manifest, cache)
+    if not by_subject:
+        return {}
+    cohort = {**COHORT_DEFAULTS, **(params.get("cohort") or {})}
+    subjects = sorted(by_subject)
+    if len(subjects) < 2:
+        raise ValueError(f"inference across subjects needs >= 2 subjects, got {len(subjects)} ({subjects[0]})")
+    out = {}
+    for layer in sorted(by_subject[subjects[0]]):
+        r = np.stack([np.asarray(by_subject[s][layer]["r"]) for s in subjects])
+        bn = np.stack([np.asarray(by_subject[s][layer]["bn"]) for s in subjects])
+        out[layer] = across_subjects(r, bn, q=float(params["q"]), test=cohort["test"], n_perm=int(cohort["n_perm"]),
+                                     seed=int(params["seed"]))
+        logger.info("%s across %d subjects: %d cohort BNs (%s test, BH q=%g); BN in >= half the subjects: %d",
+                    layer, len(subjects), int(out[layer]["bn"].sum()), cohort["test"], float(params["q"]),
+                    int((out[layer]["frac_subjects_bn"] >= 0.5).sum()))
+    return out
+
+
 def compute_noise_ceiling(fmri_group: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Per-grayordinate ceiling on r from the repeated clip (split-half, Spearman-Brown)."""
-    repeat = np.asarray(fmri_group["repeat"], dtype=np.float32)
+    return {"ceiling": _ceiling(fmri_group["repeat"], "group")}
+
+
+def _ceiling(repeat: np.ndarray, who: str) -> np.ndarray:
+    repeat = np.asarray(repeat, dtype=np.float32)
     if repeat.shape[0] < 2 or repeat.shape[1] < 3:
-        logger.warning("noise ceiling: the repeated clip is missing or too short (%s); ceiling set to NaN", repeat.shape)
-        return {"ceiling": np.full(repeat.shape[-1], np.nan, dtype=np.float32)}
+        logger.warning("noise ceiling (%s): the repeated clip is missing or too short (%s); ceiling set to NaN",
+                       who, repeat.shape)
+        return np.full(repeat.shape[-1], np.nan, dtype=np.float32)
     if repeat.shape[0] % 2:
-        logger.warning("noise ceiling: %d repeats; split-half uses the first %d", repeat.shape[0], repeat.shape[0] - 1)
+        logger.warning("noise ceiling (%s): %d repeats; split-half uses the first %d", who, repeat.shape[0],
+                       repeat.shape[0] - 1)
         repeat = repeat[: repeat.shape[0] - 1]
     ceiling = noise_ceiling(repeat)
-    logger.info("noise ceiling: median %.3f over %d grayordinates (%d repeats of %d TRs)",
+    logger.info("noise ceiling (%s): median %.3f over %d grayordinates (%d repeats of %d TRs)", who,
                 float(np.median(ceiling)), len(ceiling), repeat.shape[0], repeat.shape[1])
-    return {"ceiling": ceiling}
+    return ceiling
 
 
 def _layer_index(layer_name: str) -> tuple[str, str, int]:
@@ -129,38 +238,58 @@ def _layer_index(layer_name: str) -> tuple[str, str, int]:
     return model, stream, int(layer.lstrip("L"))
 
 
-def score_networks(labels: pd.DataFrame, ceiling: dict[str, np.ndarray], *encodings: dict) -> pd.DataFrame:
-    """Per (model, stream, layer, atlas, network): the tidy table of the study.
+def score_networks(labels: pd.DataFrame, ceiling: dict[str, np.ndarray], manifest: pd.DataFrame, cache: ArrayCache,
+                   fmri_clean: dict[str, dict[str, np.ndarray]], *encodings: dict) -> pd.DataFrame:
+    """Per (subject, model, stream, layer, atlas, network): the tidy table of the study.
 
-    Columns: model, stream, layer, layer_name, atlas, network, n_grayordinates, r_mean,
-    r_median, r_norm_mean (r / ceiling, grayordinates with a ceiling >= 0.1), frac_bn,
-    n_bn_pos, n_bn_neg (BNs whose strongest significant atom is positive / negative),
-    ceiling_mean.
+    ``subject`` is "group" for the group-mean encodings and the subject id for the
+    per-subject ones (listed in ``manifest``, each against its own noise ceiling).
+    Columns otherwise as `network_rows`.
     """
-    ceil = np.asarray(ceiling["ceiling"])
-    rows = []
-    for encoding in encodings:
-        for layer_name, res in encoding.items():
-            model, stream, layer = _layer_index(layer_name)
-            r, bn = np.asarray(res["r"]), np.asarray(res["bn"], dtype=bool)
-            if len(r) != len(labels):
-                raise ValueError(f"{layer_name}: {len(r)} grayordinates but {len(labels)} labels")
-            sign = layer_polarity(bn, np.asarray(res["atom_t"]), np.asarray(res["atom_pos"], bool),
-                                  np.asarray(res["atom_neg"], bool))
-            r_norm = normalized_r(r, ceil)
-            for atlas in ATLASES:
-                for network, index in labels.groupby(atlas).indices.items():
-                    if network == "none":
-                        continue
-                    norm = r_norm[index]
-                    rows.append({
-                        "model": model, "stream": stream, "layer": layer, "layer_name": layer_name,
-                        "atlas": atlas, "network": network, "n_grayordinates": len(index),
-                        "r_mean": float(r[index].mean()), "r_median": float(np.median(r[index])),
-                        "r_norm_mean": float(np.nanmean(norm)) if np.isfinite(norm).any() else np.nan,
-                        "frac_bn": float(bn[index].mean()), "n_bn_pos": int((sign[index] > 0).sum()),
-                        "n_bn_neg": int((sign[index] < 0).sum()), "ceiling_mean": float(np.nanmean(ceil[index])),
-                    })
-    table = pd.DataFrame(rows)
-    logger.info("network scores: %d rows (%d layers)", len(table), table.layer_name.nunique() if len(table) else 0)
+    tables = [network_rows(labels, np.asarray(ceiling["ceiling"]), encoding, "group") for encoding in encodings]
+    for subject, layers in subject_encodings(manifest, cache).items():
+        own = _ceiling(fmri_clean[subject]["repeat"], subject)
+        tables.append(network_rows(labels, own, layers, subject))
+    table = pd.concat([t for t in tables if len(t)], ignore_index=True) if any(len(t) for t in tables) \
+        else network_rows(labels, np.asarray(ceiling["ceiling"]), {}, "group")
+    logger.info("network scores: %d rows (%d layers, %d subjects + %s)", len(table),
+                table.layer_name.nunique() if len(table) else 0, table[table.subject != "group"].subject.nunique()
+                if len(table) else 0, "group" if (table.subject == "group").any() else "no group")
     return table
+
+
+SCORE_COLUMNS = ["subject", "model", "stream", "layer", "layer_name", "atlas", "network", "n_grayordinates", "r_mean",
+                 "r_median", "r_norm_mean", "frac_bn", "n_bn_pos", "n_bn_neg", "ceiling_mean"]
+
+
+def network_rows(labels: pd.DataFrame, ceil: np.ndarray, encoding: dict, subject: str) -> pd.DataFrame:
+    """Network scores of one encoding (``{layer_name: results}``) of ``subject``.
+
+    Columns: subject, model, stream, layer, layer_name, atlas, network, n_grayordinates,
+    r_mean, r_median, r_norm_mean (r / ceiling, grayordinates with a ceiling >= 0.1),
+    frac_bn, n_bn_pos, n_bn_neg (BNs whose strongest significant atom is positive /
+    negative), ceiling_mean.
+    """
+    rows = []
+    for layer_name, res in encoding.items():
+        model, stream, layer = _layer_index(layer_name)
+        r, bn = np.asarray(res["r"]), np.asarray(res["bn"], dtype=bool)
+        if len(r) != len(labels):
+            raise ValueError(f"{layer_name}: {len(r)} grayordinates but {len(labels)} labels")
+        sign = layer_polarity(bn, np.asarray(res["atom_t"]), np.asarray(res["atom_pos"], bool),
+                              np.asarray(res["atom_neg"], bool))
+        r_norm = normalized_r(r, ceil)
+        for atlas in ATLASES:
+            for network, index in labels.groupby(atlas).indices.items():
+                if network == "none":
+                    continue
+                norm = r_norm[index]
+                rows.append({
+                    "subject": subject, "model": model, "stream": stream, "layer": layer, "layer_name": layer_name,
+                    "atlas": atlas, "network": network, "n_grayordinates": len(index),
+                    "r_mean": float(r[index].mean()), "r_median": float(np.median(r[index])),
+                    "r_norm_mean": float(np.nanmean(norm)) if np.isfinite(norm).any() else np.nan,
+                    "frac_bn": float(bn[index].mean()), "n_bn_pos": int((sign[index] > 0).sum()),
+                    "n_bn_neg": int((sign[index] < 0).sum()), "ceiling_mean": float(np.nanmean(ceil[index])),
+                })
+    return pd.DataFrame(rows, columns=SCORE_COLUMNS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import version
 from typing import Any
 
@@ -14,7 +14,13 @@ from matplotlib.figure import Figure
 
 from vlm_brain import reporting as rp
 from vlm_brain.analyses.polarity import bn_polarity
-from vlm_brain.pipelines.analyses.nodes import find_layer, layer_with_most_bns, plain, stream_layers
+from vlm_brain.cohort.summary import group_scores
+from vlm_brain.pipelines.analyses.nodes import (
+    find_layer,
+    layer_with_most_bns,
+    plain,
+    stream_layers,
+)
 from vlm_brain.reporting.html import Section
 
 logger = logging.getLogger(__name__)
@@ -51,15 +57,28 @@ def provenance(params: dict[str, Any], demo: dict[str, Any], features: dict[str,
                      "cv": "leave-one-run-out", "null_method": encoding.get("null_method"),
                      "n_refit": encoding.get("n_refit"), "fdr_q": encoding.get("q")},
         "vlm_brain_version": version("vlm-brain"),
-        "generated_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+        "generated_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
     }
 
 
 def collect_findings(networks: dict, redundancy: dict, ablation: dict, polarity: dict, architecture: dict,
-                     ground_truth: dict, validation: dict | None, params: dict[str, Any], demo: dict[str, Any],
-                     features: dict[str, Any], encoding: dict[str, Any]) -> dict[str, Any]:
-    """findings.json: provenance and the headline statistics of the four findings."""
+                     ground_truth: dict, validation: dict | None, subjects: dict | None, params: dict[str, Any],
+                     demo: dict[str, Any], features: dict[str, Any], encoding: dict[str, Any]) -> dict[str, Any]:
+    """findings.json: provenance, the headline statistics of the four findings, and across subjects.
+
+    ``units`` says what each kind of interval is over: the group-level findings'
+    bootstraps resample grayordinates, layers or networks; ``across_subjects`` is over
+    subjects.
+    """
+    subjects = subjects or {"available": False}
     return plain({
+        "units": {
+            "group-level findings": ("percentile bootstrap over the unit each entry's n counts (grayordinates, "
+                                     "layers or networks of the group-mean model; ignores spatial autocorrelation)"),
+            "across_subjects": (f"subjects (n = {subjects['n_subjects']})" if subjects.get("available")
+                                else "not computed (encoding.target: group)"),
+        },
+        "across_subjects": subjects,
         "provenance": provenance(params, demo, features, encoding),
         "networks": networks,
         "redundancy": {**redundancy, "ablation": ablation},
@@ -80,7 +99,7 @@ def make_figures(network_scores: pd.DataFrame, redundancy_atom_dice: dict[str, n
                  ablation: pd.DataFrame, polarity: pd.DataFrame, overlap: pd.DataFrame, baselines: pd.DataFrame,
                  params: dict[str, Any], *encodings: dict) -> dict[str, Figure]:
     """Every figure of the report, by file name (``*.png``)."""
-    scores = _stream_table(network_scores)
+    scores = _stream_table(group_scores(network_scores))
     figures: dict[str, Figure] = {
         "network_r_heatmaps.png": rp.network_layer_heatmaps(scores, value="r_mean", title="Mean held-out r"),
         "network_bn_heatmaps.png": rp.network_layer_heatmaps(scores, value="frac_bn", title="Fraction of BNs"),
@@ -163,6 +182,32 @@ def _summary_section(findings: dict) -> Section:
         lines.append(f"Ground truth (demo): {gt['networks_agree']} of {gt['n_networks']} networks recovered as "
                      f"planted.")
     return Section("Summary", lines)
+
+
+_SUBJECT_ROWS = ("/mean", "/r", "/diff", "/r_mean", "/frac_bn", "frac_mirrored")
+
+
+def _subjects_section(findings: dict) -> Section | None:
+    """Across subjects (n = subjects): the findings' numbers per subject, summarised; cohort BNs per layer."""
+    h = findings.get("across_subjects") or {}
+    if not h.get("available"):
+        return None
+    paragraphs = [f"Every subject was encoded on its own and analysed like the group mean; each number below is "
+                  f"summarised over the {h['n_subjects']} subjects ({', '.join(h['subjects'])}). Interval: "
+                  f"{h['interval']}. These intervals are over subjects, unlike the bootstraps of the sections "
+                  f"above."]
+    tables = []
+    for name in ("networks", "redundancy", "polarity", "architecture"):
+        rows = [{"number": key, "mean": v["mean"], "ci_low": v["ci_low"], "ci_high": v["ci_high"], "p": v["p"],
+                 "n subjects": v["n"]}
+                for key, v in h[name].items() if key.endswith(_SUBJECT_ROWS)]
+        if rows:
+            tables.append((f"{name} (across subjects)", pd.DataFrame(rows)))
+    cohort = [{"layer": layer, **v} for layer, v in h.get("cohort_bns", {}).items()]
+    if cohort:
+        tables.append(("Cohort BNs per layer: BH over grayordinates of the one-sample test of Fisher-z r > 0 across "
+                       "subjects, and grayordinates that are BNs in at least half the subjects", pd.DataFrame(cohort)))
+    return Section(f"Across subjects (n = {h['n_subjects']})", paragraphs, tables)
 
 
 def _networks_section(findings: dict, network_findings: pd.DataFrame) -> Section:
@@ -347,6 +392,7 @@ def render_report(findings: dict, network_findings: pd.DataFrame, redundancy_lay
         _redundancy_section(findings, redundancy_layers),
         _polarity_section(findings, polarity_profiles),
         _architecture_section(findings, overlap, baselines),
+        _subjects_section(findings),
         _ground_truth_section(findings, recovery),
         _validation_section(validation, pngs),
     ) if s is not None]

@@ -1,0 +1,1 @@
+"""Per-subject encoding of the cohort and inference across subjects."""

@@ -1,0 +1,152 @@
+"""Per-(subject, layer) encoding tasks: data passed by path, results kept by content key.
+
+A task names one subject's cleaned BOLD and one layer's ANs by the files they live in
+(`ArrayRef`), so a worker on any machine that sees the same filesystem memory-maps
+them itself and nothing large travels through the scheduler. Its result goes to a
+content-addressed `ArrayCache` under a key made of everything the result depends on
+(the two inputs' identities and the encoding settings): a task whose key is already
+there is done, whichever run computed it, so a rerun after an interruption computes
+only what is missing, and a changed input or setting gives a new key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import mmap
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vlm_brain.datasets.arrays import NpyDictDataset
+from vlm_brain.datasets.cache import ArrayCache, cache_key
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ArrayRef:
+    """An array by the ``.npy`` file it is memory-mapped from, or by value if it has none."""
+
+    path: str | None
+    fingerprint: str
+    value: np.ndarray | None = None
+
+    def load(self) -> np.ndarray:
+        """The array (read-only memory map for a file)."""
+        return np.load(self.path, mmap_mode="r") if self.path is not None else self.value
+
+
+def array_ref(array: np.ndarray) -> ArrayRef:
+    """`ArrayRef` of an array: its file if it is a whole ``np.load``-ed memory map, else its bytes.
+
+    A file is identified by path, size and modification time (results of a versioned
+    Kedro dataset are never rewritten in place); an in-memory array by the sha256 of
+    its dtype, shape and bytes.
+    """
+    if isinstance(array, np.memmap) and isinstance(array.base, mmap.mmap) and array.filename:
+        path = str(array.filename)
+        stat = os.stat(path)
+        return ArrayRef(path=path, fingerprint=f"{path}:{stat.st_size}:{stat.st_mtime_ns}")
+    value = np.ascontiguousarray(array)
+    digest = hashlib.sha256(f"{value.dtype}{value.shape}".encode())
+    digest.update(value.tobytes())
+    return ArrayRef(path=None, fingerprint=digest.hexdigest(), value=value)
+
+
+@dataclass(frozen=True)
+class EncodingTask:
+    """Encode one layer's ANs against one subject's BOLD."""
+
+    subject: str
+    layer: str
+    ans: ArrayRef
+    bold: ArrayRef
+    key: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.subject}/{self.layer}"
+
+
+def make_task(subject: str, layer: str, ans: np.ndarray, bold: np.ndarray, context: dict[str, Any]) -> EncodingTask:
+    """A task whose key hashes the inputs' identities and ``context`` (settings, timeline)."""
+    ans_ref, bold_ref = array_ref(ans), array_ref(bold)
+    key = cache_key({"subject": subject, "layer": layer, "ans": ans_ref.fingerprint, "bold": bold_ref.fingerprint,
+                     **context})
+    return EncodingTask(subject=subject, layer=layer, ans=ans_ref, bold=bold_ref, key=key)
+
+
+@dataclass(frozen=True)
+class TaskReport:
+    """What happened to one task: where it ran, how long it took (s), whether it was cached."""
+
+    subject: str
+    layer: str
+    key: str
+    worker: str
+    seconds: float
+    cached: bool
+
+
+def is_done(cache_root: str | Path, key: str) -> bool:
+    """Whether a complete result is stored under ``key``."""
+    return (Path(cache_root) / key / "index.json").is_file()
+
+
+def store_result(cache_root: str | Path, key: str, arrays: dict[str, np.ndarray], description: dict[str, Any]) -> None:
+    """Write one task's arrays under ``key``, atomically.
+
+    The result is written to a uniquely named folder and renamed into place, so a
+    half-written result is never seen, and two workers that ran the same task (a
+    retry after a lost worker) cannot corrupt each other: the second rename loses
+    and its copy is dropped.
+    """
+    root = Path(cache_root)
+    root.mkdir(parents=True, exist_ok=True)
+    staging = root / f".{key}.{uuid.uuid4().hex}"
+    ArrayCache(staging.parent).put(staging.name, arrays, description)
+    try:
+        staging.rename(root / key)
+    except OSError:  # another copy got there first
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def load_result(cache_root: str | Path, key: str) -> dict[str, np.ndarray]:
+    """A stored result, memory-mapped."""
+    return NpyDictDataset(str(Path(cache_root) / key)).load()
+
+
+def run_encoding_task(task: EncodingTask, *, runs: np.ndarray, keep: np.ndarray, tr: float,
+                      settings: dict[str, Any], cache_root: str) -> TaskReport:
+    """Encode one task with `encode_layer` (one BLAS and one numba thread) and store its result."""
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    from vlm_brain.encoding.layer import encode_layer
+
+    start = time.perf_counter()
+    if not is_done(cache_root, task.key):
+        numba.set_num_threads(1)
+        with threadpool_limits(limits=1):
+            result = encode_layer(np.asarray(task.ans.load()), task.bold.load(), runs, keep, tr, **settings)
+        store_result(cache_root, task.key, result, {"subject": task.subject, "layer": task.layer,
+                                                    "ans": task.ans.fingerprint, "bold": task.bold.fingerprint})
+    return TaskReport(subject=task.subject, layer=task.layer, key=task.key, worker=current_worker(),
+                      seconds=time.perf_counter() - start, cached=False)
+
+
+def current_worker() -> str:
+    """The Dask worker this runs on (its address), or "this process"."""
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except (ImportError, ValueError):
+        return "this process"
