@@ -1,0 +1,163 @@
+"""Per-subject encoding tasks on Dask: same results as in-process, a killed worker, an interrupted run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vlm_brain.cohort.execution import run_tasks
+from vlm_brain.cohort.tasks import array_ref, is_done, load_result, make_task, run_encoding_task
+from vlm_brain.datasets.cache import ArrayCache
+from vlm_brain.pipelines.encoding.nodes import encode_subjects, layer_settings
+
+RUN_LENGTH, N_RUNS, N_TARGETS, N_ANS = 60, 3, 120, 24
+PARAMS = {"target": "subjects", "tr": 1.0, "sdl": {"n_atoms": 4, "alpha": 0.5, "max_iter": 5},
+          "alphas": [1.0, 100.0, 10000.0], "q": 0.05, "seed": 0, "backend": "numpy", "target_batch_size": 64,
+          "null_method": "refit", "n_refit": 50, "refit_targets": 50, "max_lag": 5}
+
+
+def write_inputs(folder: Path, subjects=("s1", "s2"), layers=("m.image.L00", "m.image.L01", "m.text.L00")):
+    """Memory-mapped inputs as the pipeline loads them: run timeline, fmri_clean, one model's ANs."""
+    rng = np.random.default_rng(0)
+    n = RUN_LENGTH * N_RUNS
+    timeline = pd.DataFrame({"run": np.repeat(np.arange(N_RUNS), RUN_LENGTH), "keep": np.ones(n, dtype=bool)})
+    sources = rng.standard_normal((n, 6))
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def saved(name, array):  # written once: a file's identity (path, size, mtime) is part of the task key
+        if not (folder / f"{name}.npy").exists():
+            np.save(folder / f"{name}.npy", array.astype(np.float32))
+        return np.load(folder / f"{name}.npy", mmap_mode="r")
+
+    ans = {layer: saved(layer, sources @ rng.standard_normal((6, N_ANS)) + 0.3 * rng.standard_normal((n, N_ANS)))
+           for layer in layers}
+    clean = {}
+    for subject in subjects:
+        bold = 0.5 * sources @ rng.standard_normal((6, N_TARGETS)) + rng.standard_normal((n, N_TARGETS))
+        clean[subject] = {"bold": saved(f"bold_{subject}", (bold - bold.mean(0)) / bold.std(0)),
+                          "repeat": np.zeros((2, 5, N_TARGETS), dtype=np.float32)}
+    return timeline, clean, ans
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    return write_inputs(tmp_path_factory.mktemp("inputs"))
+
+
+def stored(cache_root: Path, manifest: pd.DataFrame) -> dict:
+    return {(r.subject, r.layer_name): load_result(cache_root, r.key) for r in manifest.itertuples()}
+
+
+def assert_same_results(a: dict, b: dict):
+    assert a.keys() == b.keys()
+    for task in a:
+        assert a[task].keys() == b[task].keys()
+        for name in a[task]:
+            np.testing.assert_array_equal(np.asarray(a[task][name]), np.asarray(b[task][name]), err_msg=f"{task} {name}")
+
+
+@pytest.fixture(scope="module")
+def sequential(inputs, tmp_path_factory):
+    """The reference: every task in this process, in order."""
+    timeline, clean, ans = inputs
+    root = tmp_path_factory.mktemp("sequential")
+    manifest = encode_subjects(timeline, clean, {**PARAMS, "cluster": {"scheduler": "none"}}, ArrayCache(root), ans)
+    return root, manifest
+
+
+def test_tasks_pass_data_by_path(inputs):
+    _, clean, ans = inputs
+    ref = array_ref(clean["s1"]["bold"])
+    assert ref.path is not None and ref.value is None and ref.path.endswith("bold_s1.npy")
+    np.testing.assert_array_equal(ref.load(), clean["s1"]["bold"])
+    in_memory = array_ref(np.asarray(ans["m.text.L00"]) + 0)  # not a file: passed by value, hashed
+    assert in_memory.path is None and in_memory.fingerprint == array_ref(np.asarray(ans["m.text.L00"]) + 0).fingerprint
+
+
+def test_sequential_run_writes_every_task(sequential):
+    root, manifest = sequential
+    assert len(manifest) == 6 and manifest.computed.all() and set(manifest.worker) == {"this process"}
+    assert all(is_done(root, key) for key in manifest.key)
+    first = load_result(root, manifest.key.iloc[0])
+    assert first["r"].shape == (N_TARGETS,) and first["bn"].dtype == bool
+
+
+@pytest.mark.slow
+def test_local_cluster_equals_sequential_exactly(inputs, sequential, tmp_path):
+    timeline, clean, ans = inputs
+    manifest = encode_subjects(timeline, clean, {**PARAMS, "cluster": {"scheduler": "local", "n_workers": 2}},
+                               ArrayCache(tmp_path), ans)
+    assert manifest.computed.all() and len(set(manifest.worker)) == 2  # both worker processes took tasks
+    assert all(w.startswith("tcp://") for w in manifest.worker)
+    assert_same_results(stored(tmp_path, manifest), stored(*sequential))
+
+
+def kill_worker_once(task, *, marker: str, **kwargs):
+    """Kill the worker process running the first attempt of task s1/m.image.L01 (SIGKILL), then run normally."""
+    if task.name == "s1/m.image.L01" and not os.path.exists(marker):
+        Path(marker).touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return run_encoding_task(task, **kwargs)
+
+
+@pytest.mark.slow
+def test_a_killed_worker_still_gives_the_complete_identical_result(inputs, sequential, tmp_path):
+    timeline, clean, ans = inputs
+    seq_root, seq_manifest = sequential
+    tasks = [make_task(
+        r.subject, r.layer_name, ans[r.layer_name], clean[r.subject]["bold"], {}) for r in seq_manifest.itertuples()]
+    settings = layer_settings(PARAMS)
+    work = partial(kill_worker_once, marker=str(tmp_path / "killed"), runs=timeline.run.to_numpy(),
+                   keep=timeline.keep.to_numpy(), tr=1.0, settings=settings, cache_root=str(tmp_path / "cache"))
+    reports = run_tasks(work, tasks, scheduler="local", n_workers=2, describe=lambda t: t.name)
+    assert (tmp_path / "killed").exists()  # a worker did die
+    assert len(reports) == len(tasks) and all(is_done(tmp_path / "cache", t.key) for t in tasks)
+    for task, ref in zip(tasks, seq_manifest.itertuples(), strict=True):
+        got, want = load_result(tmp_path / "cache", task.key), load_result(seq_root, ref.key)
+        for name in want:
+            np.testing.assert_array_equal(np.asarray(got[name]), np.asarray(want[name]))
+
+
+INTERRUPTED_RUN = """
+import sys
+sys.path.insert(0, {tests!r})
+from pathlib import Path
+from test_execution import PARAMS, write_inputs
+from vlm_brain.datasets.cache import ArrayCache
+from vlm_brain.pipelines.encoding.nodes import encode_subjects
+timeline, clean, ans = write_inputs(Path({inputs!r}))
+encode_subjects(timeline, clean, {{**PARAMS, "cluster": {{"scheduler": "none"}}}}, ArrayCache(Path({cache!r})), ans)
+"""
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_resumes_with_only_the_missing_tasks(sequential, tmp_path):
+    cache = tmp_path / "cache"
+    script = INTERRUPTED_RUN.format(tests=str(Path(__file__).parent), inputs=str(tmp_path / "inputs"),
+                                    cache=str(cache))
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if cache.is_dir() and len([p for p in cache.iterdir() if (p / "index.json").is_file()]) >= 2:
+            process.send_signal(signal.SIGINT)  # Ctrl-C in the middle of the run
+            break
+        time.sleep(0.05)
+    stderr = process.communicate(timeout=120)[1].decode()
+    assert process.returncode != 0 and "KeyboardInterrupt" in stderr
+    finished = {p.name for p in cache.iterdir() if (p / "index.json").is_file()}
+    assert 2 <= len(finished) < 6
+
+    timeline, clean, ans = write_inputs(tmp_path / "inputs")  # the same files, loaded again
+    manifest = encode_subjects(timeline, clean, {**PARAMS, "cluster": {"scheduler": "none"}}, ArrayCache(cache), ans)
+    assert int(manifest.computed.sum()) == 6 - len(finished)  # only the missing tasks ran
+    assert set(manifest.key[~manifest.computed]) == finished
+    assert_same_results(stored(cache, manifest), stored(*sequential))
