@@ -193,3 +193,28 @@ def test_relative_sqlite_uri_is_made_absolute(tmp_path, monkeypatch):
     assert absolute_sqlite_uri("sqlite:///mlruns/mlflow.db") == f"sqlite:///{tmp_path}/mlruns/mlflow.db"
     assert absolute_sqlite_uri("sqlite:////data/m.db") == "sqlite:////data/m.db"
     assert absolute_sqlite_uri("http://localhost:5000") == "http://localhost:5000"
+
+
+@pytest.mark.slow
+def test_subjects_only_run_reports_the_findings_across_subjects(kedro_project):
+    """encoding.target=subjects: no group-mean model; analyses and report carry the across-subject findings."""
+    import json
+
+    _configure(kedro_project)
+    run_kedro(kedro_project, "fmri_preprocessing")
+    _planted_features(kedro_project, np.random.default_rng(0))
+    subjects = {"encoding": {"target": "subjects", "cluster": {"scheduler": "none"}}}
+    for pipeline in ("encoding", "analyses", "reporting"):
+        run_kedro(kedro_project, pipeline, params=subjects)
+
+    version = sorted((kedro_project / "data/08_reporting/network_scores.parquet").iterdir())[-1]
+    scores = pd.read_parquet(version / "network_scores.parquet")
+    assert set(scores.subject) == {"demo01", "demo02"}
+    findings = json.loads((kedro_project / "data/08_reporting/findings.json").read_text())
+    assert findings["networks"]["available"] is False and findings["across_subjects"]["n_subjects"] == 2
+    multi = findings["across_subjects"]["redundancy"]["overall/multi_atom_fraction/mean"]
+    assert multi["n"] == 2 and 0 <= multi["mean"] <= 1
+    page = (kedro_project / "data/08_reporting/report.html").read_text(encoding="utf-8")
+    assert "Across subjects (n = 2)" in page and "The group mean was not modelled" in page
+    assert "Finding 1:" not in page  # no group-level section without a group model
+    assert {p.name for p in (kedro_project / "data/08_reporting/figures").glob("*.png")} == {"cohort_bn_profiles.png"}

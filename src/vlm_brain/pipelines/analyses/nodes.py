@@ -94,6 +94,16 @@ def find_layer(encodings: tuple[dict, ...], layer_name: str) -> dict:
     raise KeyError(layer_name)
 
 
+#: the headline of a group-level finding when the group mean was not modelled
+NO_GROUP = {"available": False, "reason": "encoding.target is 'subjects': the group mean was not modelled; "
+            "see across_subjects"}
+
+
+def _no_group(*empty_tables: Any) -> tuple:
+    logger.info("group-level finding skipped: no group-mean encodings (encoding.target: subjects)")
+    return (*empty_tables, dict(NO_GROUP))
+
+
 def _ci_dict(values: np.ndarray, stats_params: dict[str, Any], name: str = "mean") -> dict[str, float]:
     values = np.asarray(values, dtype=float)
     finite = values[np.isfinite(values)]
@@ -113,6 +123,8 @@ def analyse_networks(network_scores: pd.DataFrame, labels: pd.DataFrame, params:
     within the stream. Headline: per stream, the top networks (Cole-Anticevic), and the
     networks with a BN fraction >= ``predicted_frac_bn`` in any stream.
     """
+    if not any(encodings):
+        return _no_group(pd.DataFrame())
     stats_params = params["stats"]
     network_scores = group_scores(network_scores)
     scores = network_scores.assign(stream_label=network_scores.model + "." + network_scores.stream)
@@ -158,6 +170,8 @@ def analyse_redundancy(params: dict[str, Any], *encodings: dict
     Returns the per-layer table, the (k, k) atom Dice matrix of each stream's layer with
     the most BNs, and headlines (per stream, the mean over layers with a bootstrap CI).
     """
+    if not any(encodings):
+        return _no_group(pd.DataFrame(), {})
     rows = []
     for layer_name, res in iter_layers(encodings):
         model, stream, layer = split_layer_name(layer_name)
@@ -198,6 +212,8 @@ def ablate_layers(run_timeline: pd.DataFrame, fmri_group: dict[str, np.ndarray],
     """
     half = len(ans_and_encodings) // 2
     ans, encodings = ans_and_encodings[:half], ans_and_encodings[half:]
+    if not any(encodings):
+        return _no_group(pd.DataFrame())
     cfg, enc = params["ablation"], encoding_params
     y_all = np.asarray(fmri_group["bold"], dtype=np.float32)
     runs_full, keep = run_timeline["run"].to_numpy(), run_timeline["keep"].to_numpy()
@@ -250,6 +266,8 @@ def analyse_polarity(labels: pd.DataFrame, params: dict[str, Any], *encodings: d
     the across-layer correlation of positive and negative profiles per (stream, atlas,
     network) and headlines.
     """
+    if not any(encodings):
+        return _no_group(pd.DataFrame(), pd.DataFrame())
     rows, signs = [], []
     for layer_name, res in iter_layers(encodings):
         model, stream, layer = split_layer_name(layer_name)
@@ -301,6 +319,8 @@ def analyse_architecture(labels: pd.DataFrame, params: dict[str, Any], *encoding
     between the VLM stream's and the baseline's best layers (best = highest mean r over
     the compared networks), bootstrap CI and Wilcoxon test.
     """
+    if not any(encodings):
+        return _no_group(pd.DataFrame(), pd.DataFrame())
     cfg, stats_params = params["architecture"], params["stats"]
     streams = stream_layers(encodings)
     networks = labels["ca_network"].to_numpy()
@@ -380,7 +400,7 @@ def compare_with_ground_truth(ground_truth: pd.DataFrame | None, network_scores:
     correlation of planted vs recovered fractions), and grayordinate-level sensitivity,
     specificity and FDR of the BNs of each stream's best layer.
     """
-    if ground_truth is None or len(ground_truth) == 0:
+    if ground_truth is None or len(ground_truth) == 0 or not any(encodings):
         return pd.DataFrame({"network": pd.Series(dtype=str)}), {"available": False}
     threshold = float(params["recovered_frac_bn"])
     network_scores = group_scores(network_scores)

@@ -95,12 +95,29 @@ def _stream_table(scores: pd.DataFrame, atlas: str = "ca_network") -> pd.DataFra
     return table.assign(stream_label=table.model + "." + table.stream)
 
 
+def cohort_table(cohort: dict[str, dict]) -> pd.DataFrame:
+    """Per layer of the cohort maps: stream_label, layer, and two BN fractions as ``network`` / ``frac``."""
+    rows = []
+    for layer_name, res in sorted(cohort.items()):
+        model, stream, layer = layer_name.split(".")
+        base = {"stream_label": f"{model}.{stream}", "layer": int(layer.lstrip("L"))}
+        rows.append({**base, "network": "cohort BNs (BH across subjects)", "frac": float(np.mean(res["bn"]))})
+        rows.append({**base, "network": "BN in >= half the subjects",
+                     "frac": float(np.mean(np.asarray(res["frac_subjects_bn"]) >= 0.5))})
+    return pd.DataFrame(rows, columns=["stream_label", "layer", "network", "frac"])
+
+
 def make_figures(network_scores: pd.DataFrame, redundancy_atom_dice: dict[str, np.ndarray],
                  ablation: pd.DataFrame, polarity: pd.DataFrame, overlap: pd.DataFrame, baselines: pd.DataFrame,
-                 params: dict[str, Any], *encodings: dict) -> dict[str, Figure]:
-    """Every figure of the report, by file name (``*.png``)."""
+                 cohort: dict[str, dict], params: dict[str, Any], *encodings: dict) -> dict[str, Figure]:
+    """Every figure of the report, by file name (``*.png``); group-level ones only with group encodings."""
+    figures: dict[str, Figure] = {}
+    if cohort:
+        figures["cohort_bn_profiles.png"] = rp.layer_profiles(cohort_table(cohort), value="frac")
+    if not any(encodings):
+        return figures
     scores = _stream_table(group_scores(network_scores))
-    figures: dict[str, Figure] = {
+    figures |= {
         "network_r_heatmaps.png": rp.network_layer_heatmaps(scores, value="r_mean", title="Mean held-out r"),
         "network_bn_heatmaps.png": rp.network_layer_heatmaps(scores, value="frac_bn", title="Fraction of BNs"),
         "network_layer_profiles.png": rp.layer_profiles(scores, value="frac_bn"),
@@ -159,6 +176,9 @@ def _p(p: Any) -> str:
 
 def _summary_section(findings: dict) -> Section:
     """One sentence per finding, with its main number."""
+    if findings["networks"].get("available") is False:
+        return Section("Summary", ["The group mean was not modelled (encoding.target: subjects): the findings are "
+                                   "those across subjects, below."])
     net, red, pol, arch = (findings[k] for k in ("networks", "redundancy", "polarity", "architecture"))
     lines = [f"1. Network prediction: {len(net['predicted_networks'])} of "
              f"{len(net['predicted_networks']) + len(net['unpredicted_networks'])} Cole-Anticevic networks are "
@@ -207,11 +227,13 @@ def _subjects_section(findings: dict) -> Section | None:
     if cohort:
         tables.append(("Cohort BNs per layer: BH over grayordinates of the one-sample test of Fisher-z r > 0 across "
                        "subjects, and grayordinates that are BNs in at least half the subjects", pd.DataFrame(cohort)))
-    return Section(f"Across subjects (n = {h['n_subjects']})", paragraphs, tables)
+    return Section(f"Across subjects (n = {h['n_subjects']})", paragraphs, tables, ["cohort_bn_profiles.png"])
 
 
-def _networks_section(findings: dict, network_findings: pd.DataFrame) -> Section:
+def _networks_section(findings: dict, network_findings: pd.DataFrame) -> Section | None:
     h = findings["networks"]
+    if h.get("available") is False:
+        return None
     paragraphs = [
         f"A network counts as predicted when at least {h['predicted_frac_bn']:.0%} of its grayordinates are BNs "
         f"(significant held-out prediction, circular-shift null, BH-FDR) at some layer of some stream. "
@@ -231,8 +253,10 @@ def _networks_section(findings: dict, network_findings: pd.DataFrame) -> Section
                    ["network_r_heatmaps.png", "network_bn_heatmaps.png", "network_layer_profiles.png", "surface_r.png"])
 
 
-def _redundancy_section(findings: dict, redundancy_layers: pd.DataFrame) -> Section:
+def _redundancy_section(findings: dict, redundancy_layers: pd.DataFrame) -> Section | None:
     h = findings["redundancy"]
+    if h.get("available") is False:
+        return None
     o = h["overall"]
     paragraphs = [
         f"BN side: on average over layers, {_ci(o['multi_atom_fraction'])} of the BNs with a significant atom "
@@ -259,8 +283,10 @@ def _redundancy_section(findings: dict, redundancy_layers: pd.DataFrame) -> Sect
                    ["redundancy_atom_dice.png", "redundancy_ablation.png"])
 
 
-def _polarity_section(findings: dict, profiles: pd.DataFrame) -> Section:
+def _polarity_section(findings: dict, profiles: pd.DataFrame) -> Section | None:
     h = findings["polarity"]
+    if h.get("available") is False:
+        return None
     parts = [f"{s}: r = {_fmt(v['r'])} ({_p(v['p'])}, n = {v['n']} layers)" for s, v in h["all_bns"].items()]
     np_ = h["network_profiles"]
     paragraphs = [
@@ -277,8 +303,10 @@ def _polarity_section(findings: dict, profiles: pd.DataFrame) -> Section:
                    ["polarity_profiles.png", "surface_polarity.png"])
 
 
-def _architecture_section(findings: dict, overlap: pd.DataFrame, baselines: pd.DataFrame) -> Section:
+def _architecture_section(findings: dict, overlap: pd.DataFrame, baselines: pd.DataFrame) -> Section | None:
     h = findings["architecture"]
+    if h.get("available") is False:
+        return None
     paragraphs = [f"{pair}: Dice of image- and text-stream BN maps {_ci(v['dice'])}; modality specificity "
                   f"{_ci(v['specificity'])}." for pair, v in h["pairs"].items()]
     if "contrast" in h:

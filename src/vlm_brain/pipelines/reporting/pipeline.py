@@ -17,7 +17,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                  "findings", name="collect_findings"),
             Node(nodes.make_figures,
                  ["network_scores", "redundancy_atom_dice", "ablation_curves", "polarity_layers",
-                  "architecture_overlap", "baseline_comparison", params, *ENCODINGS],
+                  "architecture_overlap", "baseline_comparison", "cohort_encoding", params, *ENCODINGS],
                  "report_figures@matplotlib", name="make_figures"),
             Node(nodes.render_report,
                  ["findings", "network_findings", "redundancy_layers", "polarity_profiles", "architecture_overlap",
