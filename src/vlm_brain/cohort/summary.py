@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-#: headline leaves that describe a subject's own uncertainty, not a finding
-_NOT_FINDINGS = ("ci_low", "ci_high", "n", "p", "n_boot", "ci")
+#: headline leaves that are a subject's own uncertainty or a setting, not a finding
+_NOT_FINDINGS = ("ci_low", "ci_high", "n", "p", "n_boot", "ci", "n_grayordinates", "n_layers", "n_profiles",
+                 "predicted_frac_bn", "recovered_frac_bn", "max_fraction", "n_targets")
 
 
 def group_scores(network_scores: pd.DataFrame) -> pd.DataFrame:
@@ -55,5 +56,5 @@ def across_subject_summary(values: Mapping[str, Mapping[str, float]], ci: float 
 
 
 def finding_numbers(flat: Mapping[str, float]) -> dict[str, float]:
-    """The numbers of a flattened headline that are findings (drops CI bounds, n and p)."""
+    """The numbers of a flattened headline that are findings (drops CI bounds, n, p and settings)."""
     return {name: value for name, value in flat.items() if name.rsplit("/", 1)[-1] not in _NOT_FINDINGS}
