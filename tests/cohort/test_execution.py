@@ -33,7 +33,7 @@ def write_inputs(folder: Path, subjects=("s1", "s2"), layers=("m.image.L00", "m.
     sources = rng.standard_normal((n, 6))
     folder.mkdir(parents=True, exist_ok=True)
 
-    def saved(name, array):  # written once: a file's identity (path, size, mtime) is part of the task key
+    def saved(name, array):  # written once per folder
         if not (folder / f"{name}.npy").exists():
             np.save(folder / f"{name}.npy", array.astype(np.float32))
         return np.load(folder / f"{name}.npy", mmap_mode="r")
@@ -79,8 +79,13 @@ def test_tasks_pass_data_by_path(inputs):
     ref = array_ref(clean["s1"]["bold"])
     assert ref.path is not None and ref.value is None and ref.path.endswith("bold_s1.npy")
     np.testing.assert_array_equal(ref.load(), clean["s1"]["bold"])
-    in_memory = array_ref(np.asarray(ans["m.text.L00"]) + 0)  # not a file: passed by value, hashed
-    assert in_memory.path is None and in_memory.fingerprint == array_ref(np.asarray(ans["m.text.L00"]) + 0).fingerprint
+    in_memory = array_ref(np.asarray(clean["s1"]["bold"]) + 0)  # not a file: passed by value
+    assert in_memory.path is None and in_memory.value is not None
+    # the key follows the values, not the file: the same data in memory or re-saved elsewhere, same fingerprint
+    assert in_memory.fingerprint == ref.fingerprint
+    changed = np.asarray(clean["s1"]["bold"]).copy()
+    changed[0, 0] += 1e-3
+    assert array_ref(changed).fingerprint != ref.fingerprint
 
 
 def test_sequential_run_writes_every_task(sequential):
