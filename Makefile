@@ -23,7 +23,7 @@ demo: $(STAMP)
 
 ## Method validation on simulated BOLD with a planted truth (~3 minutes on the demo).
 validation: $(STAMP)
-	$(BIN)/kedro run --pipeline validation
+	$(BIN)/kedro run --pipelines validation
 
 ## Run the whole test suite.
 test: $(STAMP)

@@ -48,7 +48,7 @@ def main() -> None:
         times["kedro run"] = run([kedro, "run"], clone, log)
     else:
         for stage in STAGES:
-            times[stage] = run([kedro, "run", "--pipeline", stage], clone, log)
+            times[stage] = run([kedro, "run", "--pipelines", stage], clone, log)
         times["total"] = sum(times.values())
     outputs = [p for p in ("data/08_reporting/report.html", "data/08_reporting/findings.json") if (clone / p).exists()]
     print(json.dumps({"seconds": {k: round(v, 1) for k, v in times.items()}, "outputs": outputs,

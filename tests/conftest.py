@@ -69,7 +69,7 @@ def kedro_project(tmp_path, monkeypatch):
 
 
 def run_kedro(project: Path, pipeline: str, env: str | None = None, params: dict | None = None, **run_kwargs):
-    """Run a pipeline in-process like `kedro run --pipeline ... --env ...` (``run_kwargs``:
+    """Run a pipeline in-process like `kedro run --pipelines ... --env ...` (``run_kwargs``:
     e.g. ``from_nodes=[...]``, as `KedroSession.run` takes them)."""
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project

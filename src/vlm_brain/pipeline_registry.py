@@ -22,7 +22,7 @@ PIPELINES = {
     "validation": validation,
 }
 
-#: run on demand only (``kedro run --pipeline validation``), not by a plain ``kedro run``
+#: run on demand only (``kedro run --pipelines validation``), not by a plain ``kedro run``
 NOT_IN_DEFAULT = ("validation",)
 
 

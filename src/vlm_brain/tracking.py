@@ -7,6 +7,7 @@ validation). Each is logged when the pipeline that ran produced it.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import tempfile
@@ -126,6 +127,7 @@ class MlflowHooks:
         mlflow.start_run(run_name=f"{self._env or 'base'}-{run_params.get('run_id') or run_params.get('session_id')}")
         mlflow.log_params(run_parameters(self._params, self._env))
         self._active = True
+        atexit.register(self._end_interrupted)  # runs before MLflow's own exit handler (which says FINISHED)
         logger.info("MLflow: run %s in experiment %s (%s)", mlflow.active_run().info.run_id, name,
                     mlflow.get_tracking_uri())
 
@@ -177,6 +179,14 @@ class MlflowHooks:
         logger.info("MLflow: logged %d metrics and the artifacts of %s", len(metrics), ", ".join(sorted(self._outputs)))
         mlflow.end_run()
         self._active = False
+
+    def _end_interrupted(self) -> None:
+        """At exit, a run still open was interrupted (Ctrl-C, a signal): end it as KILLED, not FINISHED."""
+        if self._active:
+            import mlflow
+
+            mlflow.end_run(status="KILLED")
+            self._active = False
 
     @hook_impl
     def on_pipeline_error(self) -> None:

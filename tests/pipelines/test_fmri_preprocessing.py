@@ -74,6 +74,29 @@ def test_missing_run_file(layout):
         nodes.inventory_runs(runs, params(subjects=["100610", "102311"]))
 
 
+def test_incomplete_subject_is_skipped_with_a_reason_when_asked(layout, caplog):
+    root, runs, _ = layout
+    missing = run_path(root / "fmri", "102311", "tfMRI_MOVIE2_7T_PA")
+    missing.unlink()
+    inventory = nodes.inventory_runs(runs, params(incomplete_subjects="skip"))
+    assert "subject 102311 left out" in caplog.text
+    assert nodes.usable(inventory).subject.unique().tolist() == ["100610"]
+    skipped = inventory[inventory.status == "skipped"]
+    assert skipped.subject.tolist() == ["102311"] and str(missing) in skipped.reason.iloc[0]
+    timeline = build_timeline(clip_table(RUNS), RUNS, 1.0)
+    clean = {s: entry() for s, entry in nodes.clean_runs(runs, inventory, timeline, params()).items()}
+    assert list(clean) == ["100610"]
+    qc = nodes.summarise_quality(clean, inventory).set_index("subject")
+    assert qc.loc["100610", "status"] == "used" and qc.loc["100610", "n_runs"] == 2
+    assert qc.loc["102311", "status"] == "skipped" and "missing run file" in qc.loc["102311", "reason"]
+    with pytest.raises(ValueError, match="incomplete_subjects must be 'error' or 'skip', got 'drop'"):
+        nodes.inventory_runs(runs, params(incomplete_subjects="drop"))
+    missing_too = run_path(root / "fmri", "100610", "tfMRI_MOVIE1_7T_AP")
+    missing_too.unlink()  # nobody left: one error listing why each subject was left out
+    with pytest.raises(FmriInputError, match="no subject .* has every run usable; left out: 100610 .*; 102311"):
+        nodes.inventory_runs(runs, params(incomplete_subjects="skip"))
+
+
 def test_wrong_tr(layout, cortex_models):
     root, runs, _ = layout
     path = write_dtseries(run_path(root / "fmri", "100610", "tfMRI_MOVIE1_7T_AP"),

@@ -1,4 +1,4 @@
-"""validation: `kedro run --pipeline validation` on planted AN-like features."""
+"""validation: `kedro run --pipelines validation` on planted AN-like features."""
 
 from __future__ import annotations
 

@@ -127,7 +127,11 @@ def store_result(cache_root: str | Path, key: str, arrays: dict[str, np.ndarray]
     root = Path(cache_root)
     root.mkdir(parents=True, exist_ok=True)
     staging = root / f".{key}.{uuid.uuid4().hex}"
-    ArrayCache(staging.parent).put(staging.name, arrays, description)
+    try:
+        ArrayCache(staging.parent).put(staging.name, arrays, description)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     try:
         staging.rename(root / key)
     except OSError:  # another copy got there first

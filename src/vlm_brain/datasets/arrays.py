@@ -26,8 +26,9 @@ class NpyDictDataset(AbstractVersionedDataset[Mapping[str, Item], dict[str, Any]
     A value may also be a dict of arrays (saved as ``key/name.npy``) or a callable
     returning either; callables are evaluated one at a time while saving, so a node
     can return one lazy entry per subject and memory stays bounded by one entry.
-    ``index.json`` is written last: a folder without it is an interrupted save and
-    is never loaded. With ``versioned: true`` every save goes to a new timestamped
+    Entries are written to ``<folder>.partial`` and renamed into place at the end, with
+    ``index.json`` last: an interrupted save (an error, Ctrl-C) removes its partial
+    folder, and a folder without an index is never loaded. With ``versioned: true`` every save goes to a new timestamped
     folder, so reruns never overwrite earlier results.
 
     Loading returns the same structure with read-only memory-mapped arrays
@@ -77,6 +78,18 @@ class NpyDictDataset(AbstractVersionedDataset[Mapping[str, Item], dict[str, Any]
         partial = folder.with_name(folder.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
+        try:
+            entries = self._write_entries(partial, data)
+        except BaseException:  # an error or Ctrl-C while computing or writing: leave nothing behind
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+        (partial / INDEX_FILE).write_text(json.dumps({"entries": entries}, indent=1))
+        if folder.exists():
+            shutil.rmtree(folder)
+        partial.rename(folder)
+        self._clear_version_cache()
+
+    def _write_entries(self, partial: Path, data: Mapping[str, Item]) -> dict[str, list[str] | None]:
         entries: dict[str, list[str] | None] = {}
         for key, value in data.items():
             _check_key(key)
@@ -91,11 +104,7 @@ class NpyDictDataset(AbstractVersionedDataset[Mapping[str, Item], dict[str, Any]
                 np.save(partial / f"{key}.npy", self._cast(value))
                 entries[key] = None
             del value
-        (partial / INDEX_FILE).write_text(json.dumps({"entries": entries}, indent=1))
-        if folder.exists():
-            shutil.rmtree(folder)
-        partial.rename(folder)
-        self._clear_version_cache()
+        return entries
 
     def _cast(self, array: np.ndarray) -> np.ndarray:
         array = np.asarray(array)

@@ -44,54 +44,91 @@ def _selected_subjects(runs: RunFiles, params: dict[str, Any]) -> list[str]:
     return [str(s) for s in wanted]
 
 
+INCOMPLETE = ("error", "skip")
+
+
 def inventory_runs(runs: RunFiles, params: dict[str, Any]) -> pd.DataFrame:
     """Check every (subject, run) file's header before any data is read.
 
-    Fails fast, naming the file, on a missing run, a wrong TR, a run shorter than
-    its stimulus timeline, or a grayordinate layout that is not HCP's.
+    A missing run, a wrong TR, a run shorter than its stimulus timeline, or a
+    grayordinate layout that is not HCP's (or differs between runs) is an error naming
+    the file, or, with ``incomplete_subjects: skip``, leaves that subject out with a
+    warning.
 
     Returns:
-        One row per file: subject, run, path, n_trs, tr, n_grayordinates.
+        One row per file of the subjects used: subject, run, path, n_trs, tr,
+        n_grayordinates, status ("ok"); then one row per subject left out, with status
+        "skipped" and the reason.
     """
-    rows = []
+    policy = params.get("incomplete_subjects", "error")
+    if policy not in INCOMPLETE:
+        raise ValueError(f"fmri_preprocessing.incomplete_subjects must be 'error' or 'skip', got {policy!r}")
+    rows, skipped = [], []
     layout: tuple[str, int] | None = None
     for subject in _selected_subjects(runs, params):
-        for run, n_trs in params["runs"].items():
-            header = runs.header(subject, run)
-            check_header(header, float(params["tr"]), int(n_trs), run)
-            if runs.format == "cifti":
-                try:
-                    standard_index(runs.brain_models(subject, run), source=str(header.path))
-                except CiftiError as exc:
-                    raise FmriInputError(str(exc)) from exc
-            if layout is None:
-                layout = (str(header.path), header.n_grayordinates)
-            elif header.n_grayordinates != layout[1]:
-                raise FmriInputError(
-                    f"{header.path}: {header.n_grayordinates} grayordinates, but"
-                    f" {layout[0]} has {layout[1]}; all runs must share one layout"
-                )
-            if header.n_trs > n_trs:
-                logger.warning(
-                    "%s: %d TRs, the stimulus timeline has %d; using the first %d",
-                    header.path, header.n_trs, n_trs, n_trs,
-                )
-            rows.append(
-                {"subject": subject, "run": run, "path": str(header.path),
-                 "n_trs": header.n_trs, "tr": header.tr, "n_grayordinates": header.n_grayordinates}
-            )
-    inventory = pd.DataFrame(rows)
+        try:
+            subject_rows = _subject_inventory(runs, subject, params, layout)
+        except FmriInputError as exc:
+            if policy == "error":
+                raise
+            logger.warning("subject %s left out (incomplete_subjects: skip): %s", subject, exc)
+            skipped.append({"subject": subject, "status": "skipped", "reason": str(exc)})
+            continue
+        layout = layout or (subject_rows[0]["path"], subject_rows[0]["n_grayordinates"])
+        rows += subject_rows
+    if not rows:
+        raise FmriInputError(f"no subject under {runs.root} has every run usable; left out: "
+                             + "; ".join(f"{s['subject']} ({s['reason']})" for s in skipped))
+    inventory = pd.DataFrame(rows + skipped, columns=[*INVENTORY_COLUMNS, "status", "reason"])
+    used = inventory[inventory.status == "ok"]
     logger.info(
-        "fMRI: %d subjects x %d runs under %s (%s, %d grayordinates)",
-        inventory["subject"].nunique(), len(params["runs"]), runs.root, runs.format,
-        inventory["n_grayordinates"].iloc[0],
+        "fMRI: %d subjects x %d runs under %s (%s, %d grayordinates)%s",
+        used["subject"].nunique(), len(params["runs"]), runs.root, runs.format,
+        used["n_grayordinates"].iloc[0], f"; {len(skipped)} subjects left out" if skipped else "",
     )
     return inventory
 
 
+INVENTORY_COLUMNS = ["subject", "run", "path", "n_trs", "tr", "n_grayordinates"]
+
+
+def usable(inventory: pd.DataFrame) -> pd.DataFrame:
+    """The inventory rows of the subjects used (inventories without a status: all rows)."""
+    return inventory if "status" not in inventory else inventory[inventory.status == "ok"].reset_index(drop=True)
+
+
+def _subject_inventory(runs: RunFiles, subject: str, params: dict[str, Any],
+                       layout: tuple[str, int] | None) -> list[dict[str, Any]]:
+    rows = []
+    for run, n_trs in params["runs"].items():
+        header = runs.header(subject, run)
+        check_header(header, float(params["tr"]), int(n_trs), run)
+        if runs.format == "cifti":
+            try:
+                standard_index(runs.brain_models(subject, run), source=str(header.path))
+            except CiftiError as exc:
+                raise FmriInputError(str(exc)) from exc
+        reference = layout if layout is not None else (rows[0]["path"], rows[0]["n_grayordinates"]) if rows else None
+        if reference is not None and header.n_grayordinates != reference[1]:
+            raise FmriInputError(
+                f"{header.path}: {header.n_grayordinates} grayordinates, but"
+                f" {reference[0]} has {reference[1]}; all runs must share one layout"
+            )
+        if header.n_trs > n_trs:
+            logger.warning(
+                "%s: %d TRs, the stimulus timeline has %d; using the first %d",
+                header.path, header.n_trs, n_trs, n_trs,
+            )
+        rows.append(
+            {"subject": subject, "run": run, "path": str(header.path), "n_trs": header.n_trs, "tr": header.tr,
+             "n_grayordinates": header.n_grayordinates, "status": "ok", "reason": ""}
+        )
+    return rows
+
+
 def label_networks(runs: RunFiles, inventory: pd.DataFrame) -> pd.DataFrame:
     """Cole-Anticevic and Yeo-7 network of every grayordinate (HCP CIFTI only)."""
-    first = inventory.iloc[0]
+    first = usable(inventory).iloc[0]
     models = runs.brain_models(first["subject"], first["run"])
     index = None if models is None else standard_index(models, source=first["path"])
     labels = label_grayordinates(index, n=int(first["n_grayordinates"]))
@@ -139,7 +176,7 @@ def clean_runs(
         in timeline order, and ``repeat``: (n_runs, n_repeat_trs, n_grayordinates),
         the cleaned repeated validation clip of each run.
     """
-    subjects = list(dict.fromkeys(inventory["subject"]))
+    subjects = list(dict.fromkeys(usable(inventory)["subject"]))
     return {
         s: (lambda s=s, i=i: _clean_subject(runs, s, timeline, params, f"{i}/{len(subjects)}"))
         for i, s in enumerate(subjects, start=1)
@@ -156,14 +193,19 @@ def average_subjects(clean: dict[str, dict[str, np.ndarray]]) -> dict[str, np.nd
 
 
 def summarise_quality(clean: dict[str, dict[str, np.ndarray]], inventory: pd.DataFrame) -> pd.DataFrame:
-    """Per subject: TRs kept, grayordinates, constant (all-zero) grayordinates."""
+    """Per subject: status (used / skipped and why), TRs kept, grayordinates, constant (all-zero) grayordinates."""
     rows = []
+    used = usable(inventory)
     for subject, arrays in clean.items():
         bold = arrays["bold"]
         rows.append(
-            {"subject": subject, "n_runs": int((inventory["subject"] == subject).sum()),
+            {"subject": subject, "status": "used", "reason": "", "n_runs": int((used["subject"] == subject).sum()),
              "n_kept_trs": bold.shape[0], "n_grayordinates": bold.shape[1],
              "n_constant": int(np.sum(~np.any(bold != 0, axis=0))),
              "n_repeat_trs": arrays["repeat"].shape[1]}
         )
+    if "status" in inventory:
+        for row in inventory[inventory.status == "skipped"].itertuples():
+            rows.append({"subject": row.subject, "status": "skipped", "reason": row.reason, "n_runs": 0,
+                         "n_kept_trs": 0, "n_grayordinates": 0, "n_constant": 0, "n_repeat_trs": 0})
     return pd.DataFrame(rows)

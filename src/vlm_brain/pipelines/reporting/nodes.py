@@ -62,8 +62,9 @@ def provenance(params: dict[str, Any], demo: dict[str, Any], features: dict[str,
 
 
 def collect_findings(networks: dict, redundancy: dict, ablation: dict, polarity: dict, architecture: dict,
-                     ground_truth: dict, validation: dict | None, subjects: dict | None, params: dict[str, Any],
-                     demo: dict[str, Any], features: dict[str, Any], encoding: dict[str, Any]) -> dict[str, Any]:
+                     ground_truth: dict, validation: dict | None, subjects: dict | None, quality: pd.DataFrame,
+                     params: dict[str, Any], demo: dict[str, Any], features: dict[str, Any],
+                     encoding: dict[str, Any]) -> dict[str, Any]:
     """findings.json: provenance, the headline statistics of the four findings, and across subjects.
 
     ``units`` says what each kind of interval is over: the group-level findings'
@@ -71,7 +72,12 @@ def collect_findings(networks: dict, redundancy: dict, ablation: dict, polarity:
     subjects.
     """
     subjects = subjects or {"available": False}
+    status = quality["status"] if "status" in quality else pd.Series("used", index=quality.index)
+    skipped = quality[status == "skipped"]
+    cohort = {"n_used": int((status == "used").sum()), "used": quality.subject[status == "used"].astype(str).tolist(),
+              "skipped": dict(zip(skipped.subject.astype(str), skipped.get("reason", ""), strict=True))}
     return plain({
+        "subjects": cohort,
         "units": {
             "group-level findings": ("percentile bootstrap over the unit each entry's n counts (grayordinates, "
                                      "layers or networks of the group-mean model; ignores spatial autocorrelation)"),
@@ -358,7 +364,7 @@ def _ground_truth_section(findings: dict, recovery: pd.DataFrame) -> Section | N
 
 
 def _validation_section(validation: dict | None, figures: dict[str, bytes]) -> Section | None:
-    """The last `kedro run --pipeline validation`: its checks, and power per condition."""
+    """The last `kedro run --pipelines validation`: its checks, and power per condition."""
     if not validation:
         return None
     checks = validation.get("checks", {})
@@ -411,6 +417,10 @@ def render_report(findings: dict, network_findings: pd.DataFrame, redundancy_lay
         banner.append("SIMULATED DATA: the demo dataset, not fMRI of people.")
     meta = {"data": prov["data"], "data root": str(prov["data_root"]),
             "runs": ", ".join(f"{r} ({n} TRs)" for r, n in prov["runs"].items()),
+            "subjects": (f"{findings['subjects']['n_used']} used"
+                         + (f"; {len(findings['subjects']['skipped'])} left out (incomplete_subjects: skip): "
+                            + "; ".join(f"{s}: {why}" for s, why in findings["subjects"]["skipped"].items())
+                            if findings["subjects"]["skipped"] else "")),
             **{f"weights: {m}": w for m, w in prov["weights"].items()},
             **{f"encoding: {k}": str(v) for k, v in prov["encoding"].items()},
             "vlm-brain": prov["vlm_brain_version"], "generated (UTC)": prov["generated_utc"]}

@@ -12,7 +12,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(nodes.collect_findings,
                  ["networks_headline", "redundancy_headline", "ablation_headline", "polarity_headline",
-                  "architecture_headline", "ground_truth_headline", "validation_summary", "subjects_headline", params,
+                  "architecture_headline", "ground_truth_headline", "validation_summary", "subjects_headline", "fmri_qc", params,
                   "params:demo", "params:feature_extraction", "params:encoding"],
                  "findings", name="collect_findings"),
             Node(nodes.make_figures,

@@ -1,6 +1,6 @@
 """validation: simulate BOLD with a planted truth on real AN features, recover it.
 
-Not part of ``__default__``: run it with ``kedro run --pipeline validation``.
+Not part of ``__default__``: run it with ``kedro run --pipelines validation``.
 """
 
 from kedro.pipeline import Node, Pipeline
