@@ -51,7 +51,11 @@ def ensure_demo_dataset(root: str | Path, params: dict[str, Any]) -> dict[str, A
     partial = root.with_name(root.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     logger.info("demo dataset: generating under %s (first use; seeded, deterministic)", root)
-    manifest = generate_demo_dataset(partial, params)
+    try:
+        manifest = generate_demo_dataset(partial, params)
+    except BaseException:  # an error or Ctrl-C: nothing half-generated stays behind
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     partial.rename(root)
     return manifest
 
