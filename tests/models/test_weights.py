@@ -90,3 +90,49 @@ def test_hashing_tokenizer_is_deterministic_and_padded():
     assert out["input_ids"][1].tolist() == [0, tok.word_id("red"), 2, 1, 1]
     assert out["attention_mask"][1].tolist() == [1, 1, 1, 0, 0]
     assert out["input_ids"][0, 2] == out["input_ids"][1, 1]  # same word, same id
+
+
+@pytest.fixture
+def empty_hub_cache(tmp_path, monkeypatch):
+    """No weights downloaded: an empty Hugging Face cache, and no network either way."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HOME", str(tmp_path))  # ~/.cache/clip of URL-only open_clip tags
+    return tmp_path
+
+
+def test_offline_pretrained_clip_fails_at_once_with_the_fetch_command(empty_hub_cache):
+    import time
+
+    from vlm_brain.models.clip import cached_weights
+
+    assert cached_weights("ViT-B-32", "openai") is None
+    start = time.perf_counter()
+    with pytest.raises(WeightsError, match=r"'openai' for ViT-B-32 are not available offline.*open_clip.create_model"):
+        ClipAdapter(weights="pretrained", pretrained="openai", device="cpu")
+    assert time.perf_counter() - start < 2.0  # no HTTP retries
+    with pytest.raises(WeightsError, match="'no-such-tag' is not an open_clip pretrained tag of ViT-B-32"):
+        ClipAdapter(weights="pretrained", pretrained="no-such-tag", device="cpu")
+
+
+def test_a_cached_clip_tag_is_found_without_network(empty_hub_cache):
+    from vlm_brain.models.clip import cached_weights
+
+    # lay out the hub cache as huggingface_hub does for the tag's repository
+    repo = empty_hub_cache / "hub" / "models--timm--vit_base_patch32_clip_224.openai"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("abc123")
+    snapshot = repo / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "open_clip_model.safetensors").write_bytes(b"weights")
+    assert cached_weights("ViT-B-32", "openai") == str(snapshot / "open_clip_model.safetensors")
+
+
+def test_missing_meter_checkpoint_is_named_before_anything_else(tmp_path):
+    from vlm_brain.models.meter import MeterAdapter
+
+    missing = tmp_path / "weights" / "meter_clip16_288_roberta_pretrain.ckpt"
+    with pytest.raises(WeightsError, match=f"meter: checkpoint {missing} does not exist"):
+        MeterAdapter(weights="pretrained", checkpoint=str(missing), tokenizer=str(tmp_path / "no-tokenizer"),
+                     device="cpu")

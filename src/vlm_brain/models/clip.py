@@ -81,6 +81,8 @@ class ClipAdapter(ModelAdapter):
 def _load_pretrained(architecture: str, pretrained: str | None) -> torch.nn.Module:
     if not pretrained:
         raise WeightsError("clip: weights 'pretrained' needs `pretrained`: an open_clip tag (e.g. 'openai') or a checkpoint file")
+    if not Path(pretrained).is_file() and cached_weights(architecture, pretrained) is None:
+        raise _missing(architecture, pretrained, FileNotFoundError("not in the Hugging Face or open_clip cache"))
     try:
         return open_clip.create_model(architecture, pretrained=pretrained)
     except RuntimeError as exc:
@@ -89,6 +91,42 @@ def _load_pretrained(architecture: str, pretrained: str | None) -> torch.nn.Modu
         raise _missing(architecture, pretrained, exc) from exc
     except Exception as exc:  # hub errors when offline
         raise _missing(architecture, pretrained, exc) from exc
+
+
+def cached_weights(architecture: str, tag: str) -> str | None:
+    """The local file open_clip would load for ``tag`` of ``architecture``, or None; no network.
+
+    open_clip takes a tag's weights from the Hugging Face hub cache (its ``hf_hub``
+    entry, the safetensors file preferred) or, for URL-only tags, from ``~/.cache/clip``.
+    Looking there first makes a missing download an immediate error instead of
+    minutes of HTTP retries.
+    """
+    import os
+
+    from huggingface_hub import try_to_load_from_cache
+
+    cfg = open_clip.get_pretrained_cfg(architecture, tag)
+    if not cfg:
+        tags = open_clip.list_pretrained_tags_by_model(architecture)
+        raise WeightsError(f"clip: {tag!r} is not an open_clip pretrained tag of {architecture} "
+                           f"(known: {', '.join(tags) or 'none'}), nor a checkpoint file")
+    if cfg.get("file"):
+        return cfg["file"] if Path(cfg["file"]).is_file() else None
+    if cfg.get("hf_hub"):
+        model_id, filename = os.path.split(cfg["hf_hub"])
+        filename = filename or "open_clip_pytorch_model.bin"
+        names = [filename[: filename.rfind(".")] + ".safetensors", filename]
+        if filename == "open_clip_pytorch_model.bin":
+            names.insert(0, "open_clip_model.safetensors")
+        for name in names:
+            path = try_to_load_from_cache(model_id, name)
+            if isinstance(path, str):
+                return path
+    if cfg.get("url"):
+        path = Path("~/.cache/clip").expanduser() / os.path.basename(cfg["url"])
+        if path.is_file():
+            return str(path)
+    return None
 
 
 def _missing(architecture: str, pretrained: str, exc: Exception) -> WeightsError:

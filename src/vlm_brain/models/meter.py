@@ -22,6 +22,7 @@ The ``*.output.dense`` sites record their input: the concatenated per-head conte
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -103,6 +104,14 @@ class MeterAdapter(ModelAdapter):
         config = MeterConfig(**{**base.__dict__, "image_size": int(image_size)})
         if max_text_len + config.pad_token_id + 1 > config.text_positions:
             raise ValueError(f"meter: max_text_len {max_text_len} exceeds the text positions ({config.text_positions})")
+        if weights == "pretrained":  # the checkpoint first: it is what a user fetches first
+            if not checkpoint:
+                raise WeightsError("meter: weights 'pretrained' needs `checkpoint`: the path of an official"
+                                   " METER CLIP16-RoBERTa Lightning .ckpt (GitHub releases of zdou0830/METER)")
+            if not Path(checkpoint).is_file():
+                raise WeightsError(f"meter: checkpoint {checkpoint} does not exist. Download an official METER "
+                                   "CLIP16-RoBERTa .ckpt (GitHub releases of zdou0830/METER, e.g. "
+                                   "meter_clip16_288_roberta_pretrain.ckpt) to that path, or set `checkpoint`")
         text_tokenizer = _tokenizer(tokenizer, weights, config, int(max_text_len))  # cheap: fail fast
         arch = f"METER CLIP16-RoBERTa {config.image_size}px" if base == MeterConfig(image_size=base.image_size) \
             else f"METER {config}"
@@ -110,9 +119,6 @@ class MeterAdapter(ModelAdapter):
             model = random_meter(config, seed)
             description = f"random (seed {seed}), {arch}"
         elif weights == "pretrained":
-            if not checkpoint:
-                raise WeightsError("meter: weights 'pretrained' needs `checkpoint`: the path of an official"
-                                   " METER CLIP16-RoBERTa Lightning .ckpt (GitHub releases of zdou0830/METER)")
             model, _ = load_meter(checkpoint, config)
             description = f"pretrained checkpoint {checkpoint}, {arch}"
         else:
