@@ -60,7 +60,7 @@ def kedro_project(tmp_path, monkeypatch):
     here write under tmp_path/data and never touch the repository's data folder.
     """
     shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
-    shutil.copytree(REPO / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local"))
+    shutil.copytree(REPO / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local", "*-local"))
     (tmp_path / "conf" / "local").mkdir()
     shutil.copy(REPO / ".telemetry", tmp_path / ".telemetry")
     (tmp_path / "src").mkdir()  # the package itself is installed (editable)

@@ -51,3 +51,28 @@ def test_hcp_environment_uses_pretrained_weights_and_hcp_movie_names(kedro_proje
     assert context.params["feature_extraction"]["pooling"] == "mean"  # merged from base
     videos = context.catalog.load("movie_videos")
     assert videos.path("tfMRI_MOVIE2_7T_PA").name == "7T_MOVIE2_HO1_v2.mp4"
+
+
+def test_user_layer_overrides_the_hcp_environment_without_editing_tracked_files(kedro_project):
+    """conf/hcp-local/ (git-ignored) is read on top of conf/hcp: run lengths, weights, encoding."""
+    import hashlib
+
+    tracked = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (kedro_project / "conf").rglob("*.yml")}
+    layer = kedro_project / "conf" / "hcp-local"
+    layer.mkdir()
+    (layer / "globals.yml").write_text("runs:\n  tfMRI_MOVIE1_7T_AP: 120\n  tfMRI_MOVIE2_7T_PA: 110\n"
+                                       "raw_root: /data/my_hcp\n")
+    (layer / "parameters.yml").write_text("feature_extraction:\n  models:\n    clip: {weights: random}\n"
+                                          "encoding:\n  target: both\n")
+    context = _context(kedro_project, "hcp")
+    assert context.params["fmri_preprocessing"]["runs"] == {"tfMRI_MOVIE1_7T_AP": 120, "tfMRI_MOVIE2_7T_PA": 110}
+    clip = context.params["feature_extraction"]["models"]["clip"]
+    assert clip["weights"] == "random" and clip["architecture"] == "ViT-B-32"  # merged, not replaced
+    assert context.params["encoding"]["target"] == "both"
+    assert context.params["encoding"]["sdl"]["n_atoms"] == 64  # conf/hcp still applies beneath
+    meter = context.params["feature_extraction"]["models"]["meter"]
+    assert meter["checkpoint"] == "/data/my_hcp/weights/meter_clip16_288_roberta_pretrain.ckpt"  # follows raw_root
+    assert "/data/my_hcp/fmri" in str(context.catalog.get("fmri_runs")._describe()["path"])
+    assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in tracked} == tracked
+    # the demo (base + local) does not see the hcp user layer
+    assert _context(kedro_project, None).params["encoding"]["target"] == "group"

@@ -43,7 +43,10 @@ HOOKS = (MlflowHooks(), DemoDataHooks())
 # Class that manages how configuration is loaded.
 # from kedro.config import OmegaConfigLoader
 
-# CONFIG_LOADER_CLASS = OmegaConfigLoader
+# conf/base, the run environment, then the user's git-ignored conf/<env>-local (vlm_brain.config)
+from vlm_brain.config import LayeredConfigLoader  # noqa: E402
+
+CONFIG_LOADER_CLASS = LayeredConfigLoader
 
 # Keyword arguments to pass to the `CONFIG_LOADER_CLASS` constructor.
 CONFIG_LOADER_ARGS = {
