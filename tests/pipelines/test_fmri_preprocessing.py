@@ -42,7 +42,7 @@ def test_clean_subject_is_per_run_cleaning_then_exclusions(layout):
         ["100610", "tfMRI_MOVIE1_7T_AP"], ["100610", "tfMRI_MOVIE2_7T_PA"],
         ["102311", "tfMRI_MOVIE1_7T_AP"], ["102311", "tfMRI_MOVIE2_7T_PA"]]
     lazy = nodes.clean_runs(runs, inventory, timeline, params())
-    out = lazy["102311"]()
+    out = lazy["102311"].compute()
     expected, repeats = [], []
     for run in RUNS:
         rows = timeline[timeline.run == run]
@@ -84,7 +84,7 @@ def test_incomplete_subject_is_skipped_with_a_reason_when_asked(layout, caplog):
     skipped = inventory[inventory.status == "skipped"]
     assert skipped.subject.tolist() == ["102311"] and str(missing) in skipped.reason.iloc[0]
     timeline = build_timeline(clip_table(RUNS), RUNS, 1.0)
-    clean = {s: entry() for s, entry in nodes.clean_runs(runs, inventory, timeline, params()).items()}
+    clean = {s: entry.compute() for s, entry in nodes.clean_runs(runs, inventory, timeline, params()).items()}
     assert list(clean) == ["100610"]
     qc = nodes.summarise_quality(clean, inventory).set_index("subject")
     assert qc.loc["100610", "status"] == "used" and qc.loc["100610", "n_runs"] == 2
@@ -120,7 +120,7 @@ def test_longer_run_is_cropped_with_a_warning(layout, cortex_models, caplog):
     inventory = nodes.inventory_runs(runs, params())
     assert "using the first 28" in caplog.text
     timeline = build_timeline(clip_table(RUNS), RUNS, 1.0)
-    out = nodes.clean_runs(runs, inventory, timeline, params())["102311"]()
+    out = nodes.clean_runs(runs, inventory, timeline, params())["102311"].compute()
     assert out["bold"].shape[0] == int(timeline.keep.sum())
 
 
@@ -138,7 +138,7 @@ def test_non_finite_data(layout, cortex_models, bad):
     inventory = nodes.inventory_runs(runs, params())
     timeline = build_timeline(clip_table(RUNS), RUNS, 1.0)
     with pytest.raises(FmriInputError, match=f"{path}: {message}"):
-        nodes.clean_runs(runs, inventory, timeline, params())["100610"]()
+        nodes.clean_runs(runs, inventory, timeline, params())["100610"].compute()
 
 
 def test_unknown_grayordinate_count(layout, cortex_models):
@@ -190,20 +190,23 @@ def test_kedro_run_env_hcp_on_a_directory_in_the_hcp_layout(kedro_project, corte
     before = _digest(raw_root)
 
     run_kedro(kedro_project, "fmri_preprocessing", env="hcp")
-    run_kedro(kedro_project, "fmri_preprocessing", env="hcp")
+    data = kedro_project / "data"
+    sizes = {p: p.stat().st_size for p in data.rglob("*") if p.is_file() and "01_raw" not in p.parts}
+    run_kedro(kedro_project, "fmri_preprocessing", env="hcp")  # unchanged inputs: the cleaned subjects are reused
+    after = {p: p.stat().st_size for p in data.rglob("*") if p.is_file() and "01_raw" not in p.parts}
+    assert sum(after.values()) == sum(sizes.values()), "the second run must not store another copy"
+    entries = kedro_project / "data/03_primary/fmri_clean/entries"
+    assert len(list(entries.iterdir())) == 2  # one stored entry per subject, not per run
 
     assert _digest(raw_root) == before, "a run changed data/01_raw"
-    versions = sorted((kedro_project / "data/03_primary/fmri_clean").iterdir())
-    assert len(versions) == 2, "the second run must not overwrite the first"
-    from vlm_brain.datasets import NpyDictDataset
+    from vlm_brain.datasets import ContentAddressedDataset, NpyDictDataset
 
-    clean = NpyDictDataset(str(versions[-1] / "fmri_clean")).load()
+    clean = ContentAddressedDataset(str(kedro_project / "data/03_primary/fmri_clean")).load()
     assert sorted(clean) == ["100610", "102311"]
     timeline = pd.read_parquet(kedro_project / "data/02_intermediate/run_timeline.parquet")
     first = clean_run(raw["100610", "tfMRI_MOVIE1_7T_AP"], 1.0)[timeline.keep[timeline.run == "tfMRI_MOVIE1_7T_AP"].to_numpy()]
     np.testing.assert_allclose(clean["100610"]["bold"][: len(first)], first, atol=1e-6)
-    group_dir = next((kedro_project / "data/03_primary/fmri_group").iterdir()) / "fmri_group"
-    group = NpyDictDataset(str(group_dir)).load()
+    group = NpyDictDataset(str(kedro_project / "data/03_primary/fmri_group")).load()
     np.testing.assert_allclose(group["bold"], (clean["100610"]["bold"] + clean["102311"]["bold"]) / 2, atol=1e-6)
     labels = pd.read_parquet(kedro_project / "data/03_primary/grayordinate_labels.parquet")
     assert len(labels) == 59_412 and labels.ca_network.nunique() == 12

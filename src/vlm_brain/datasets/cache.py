@@ -5,6 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -71,3 +75,81 @@ class ArrayCacheDataset(AbstractDataset[None, ArrayCache]):
 
     def _describe(self) -> dict[str, Any]:
         return {"path": str(self._cache.root)}
+
+
+@dataclass(frozen=True)
+class Keyed:
+    """An entry of a `ContentAddressedDataset`: its content key and how to compute it if absent."""
+
+    key: str
+    compute: Callable[[], Mapping[str, np.ndarray]]
+    description: Mapping[str, Any] = field(default_factory=dict)
+
+
+class ContentAddressedDataset(AbstractDataset[Mapping[str, Keyed], dict[str, Any]]):
+    """Named array dicts stored once per content key, reused by every run whose inputs are unchanged.
+
+    ``save({name: Keyed(key, compute)})`` computes and stores an entry only if no entry
+    with that key exists (``entries/<key>/``, an :class:`NpyDictDataset`), then writes
+    ``index.json`` (name -> key) atomically. ``load()`` returns ``{name: arrays}``
+    memory-mapped from the entries of the index. Nothing is copied per run: a rerun with
+    unchanged inputs writes only the index. `prune` removes entries the index no longer
+    names (results of older inputs or settings).
+
+    Example catalog entry::
+
+        fmri_clean:
+          type: vlm_brain.datasets.ContentAddressedDataset
+          path: data/03_primary/fmri_clean
+    """
+
+    def __init__(self, path: str, metadata: dict[str, Any] | None = None) -> None:
+        self._root = Path(path)
+        self.metadata = metadata
+
+    @property
+    def _entries(self) -> Path:
+        return self._root / "entries"
+
+    def load(self) -> dict[str, Any]:
+        index = self._index()
+        return {name: NpyDictDataset(str(self._entries / key)).load() for name, key in index.items()}
+
+    def save(self, data: Mapping[str, Keyed]) -> None:
+        if not isinstance(data, Mapping) or not all(isinstance(v, Keyed) for v in data.values()):
+            raise DatasetError(f"{self._root}: expected a dict of Keyed entries (name -> Keyed(key, compute))")
+        index = {}
+        for name, entry in data.items():
+            folder = self._entries / entry.key
+            if (folder / "index.json").is_file():
+                logger.info("%s: %s unchanged, reusing %s", self._root, name, folder)
+            else:
+                NpyDictDataset(str(folder)).save(entry.compute())
+                (folder / "key.json").write_text(json.dumps({"name": name, **entry.description}, indent=1,
+                                                            default=str))
+            index[name] = entry.key
+        self._root.mkdir(parents=True, exist_ok=True)
+        staging = self._root / f".index.{os.getpid()}.json"
+        staging.write_text(json.dumps(index, indent=1))
+        os.replace(staging, self._root / "index.json")
+
+    def prune(self) -> list[str]:
+        """Delete the entries the index does not name; returns their keys."""
+        used = set(self._index().values())
+        removed = [p.name for p in self._entries.iterdir() if p.is_dir() and p.name not in used] \
+            if self._entries.is_dir() else []
+        for key in removed:
+            shutil.rmtree(self._entries / key)
+        return removed
+
+    def _index(self) -> dict[str, str]:
+        path = self._root / "index.json"
+        if not path.is_file():
+            raise DatasetError(f"{path}: no index; the dataset was never saved")
+        return json.loads(path.read_text())
+
+    def _exists(self) -> bool:
+        return (self._root / "index.json").is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": str(self._root)}

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from vlm_brain.datasets.cache import Keyed, cache_key
 from vlm_brain.fmri.cifti import CiftiError, standard_index
 from vlm_brain.fmri.cleaning import clean_run
 from vlm_brain.fmri.io import FmriInputError, RunFiles, check_finite, check_header
@@ -162,25 +163,44 @@ def _clean_subject(
     return {"bold": np.concatenate(kept), "repeat": np.stack([r[:length] for r in repeats])}
 
 
+#: bumped when the cleaning computes something else, so that stored subjects are not reused
+CLEANING_VERSION = 1
+
+
 def clean_runs(
     runs: RunFiles, inventory: pd.DataFrame, timeline: pd.DataFrame, params: dict[str, Any]
-) -> dict[str, Callable[[], dict[str, np.ndarray]]]:
+) -> dict[str, Keyed]:
     """Clean every subject's runs and apply the clip table's exclusions.
 
     Each run is detrended, optionally high-pass filtered and z-scored on its own
     (nilearn.signal.clean), then the TRs not kept by the timeline are dropped.
 
     Returns:
-        Per subject, a lazy entry (computed while saving, one subject in memory at a
-        time) with ``bold``: (n_kept_trs, n_grayordinates), the kept TRs of all runs
-        in timeline order, and ``repeat``: (n_runs, n_repeat_trs, n_grayordinates),
-        the cleaned repeated validation clip of each run.
+        Per subject, a `Keyed` entry whose key hashes the subject's run files (path,
+        size, modification time), the timeline and the cleaning parameters: the
+        dataset cleans the subject (one in memory at a time) only if no entry with that
+        key is stored, so a rerun with unchanged inputs copies nothing. The arrays:
+        ``bold`` (n_kept_trs, n_grayordinates), the kept TRs of all runs in timeline
+        order, and ``repeat`` (n_runs, n_repeat_trs, n_grayordinates), the cleaned
+        repeated validation clip of each run.
     """
     subjects = list(dict.fromkeys(usable(inventory)["subject"]))
-    return {
-        s: (lambda s=s, i=i: _clean_subject(runs, s, timeline, params, f"{i}/{len(subjects)}"))
-        for i, s in enumerate(subjects, start=1)
-    }
+    settings = {k: params.get(k) for k in ("tr", "runs", "detrend", "high_pass", "standardize")}
+    marks = {run: timeline.loc[timeline["run"] == run, ["keep", "is_repeat"]].to_numpy().tolist()
+             for run in params["runs"]}
+    entries = {}
+    for i, subject in enumerate(subjects, start=1):
+        files = []
+        for run in params["runs"]:
+            stat = runs.path(subject, run).stat()
+            files.append([str(runs.path(subject, run)), stat.st_size, stat.st_mtime_ns])
+        description = {"subject": subject, "files": files, "settings": settings, "version": CLEANING_VERSION}
+        entries[subject] = Keyed(
+            key=cache_key({**description, "timeline": marks, "format": runs.format}),
+            compute=lambda s=subject, i=i: _clean_subject(runs, s, timeline, params, f"{i}/{len(subjects)}"),
+            description=description,
+        )
+    return entries
 
 
 def average_subjects(clean: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
