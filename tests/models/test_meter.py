@@ -271,11 +271,12 @@ def test_swin_meter_hf_roberta_truncated_and_absent_files(tmp_path):
     with pytest.raises(WeightsError, match="cannot read .*truncated"):
         MeterAdapter(weights="pretrained", checkpoint=str(tmp_path / "cut.ckpt"), config=TINY, tokenizer="hashing",
                      device="cpu")
-    with pytest.raises(WeightsError, match="not found"):
+    with pytest.raises(WeightsError, match="checkpoint .*nope.ckpt does not exist. Download an official METER"):
         MeterAdapter(weights="pretrained", checkpoint=str(tmp_path / "nope.ckpt"), config=TINY, tokenizer="hashing",
                      device="cpu")
     with pytest.raises(WeightsError, match="needs `checkpoint`"):
         build_adapter("meter", {"family": "meter", "weights": "pretrained", "tokenizer": "hashing"}, device="cpu")
+    (tmp_path / "x.ckpt").write_bytes(b"")  # the checkpoint is there (checked first): then the tokenizer
     with pytest.raises(WeightsError, match="no roberta-base tokenizer files in `tokenizer` '/nonexistent/roberta'"):
         build_adapter("meter", {"family": "meter", "weights": "pretrained", "checkpoint": str(tmp_path / "x.ckpt"),
                                 "tokenizer": "/nonexistent/roberta"}, device="cpu")

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from vlm_brain.encoding._kernels import grid_sse
 from vlm_brain.encoding.significance import bartlett_weights
 
 logger = logging.getLogger(__name__)
@@ -182,15 +183,10 @@ def grid_validation_loss(factor, a_cross, v_cross, v_sq, alphas) -> np.ndarray:
     k = len(s)
     z_and_rz = projection @ a_cross  # [z; R z]
     z = z_and_rz[:k]
-    terms = np.empty((3 * k, z.shape[1]))
-    np.multiply(vt @ v_cross, z, out=terms[:k])  # z u, u = V'c_v
-    np.multiply(z, within[:, None] * z if within.ndim == 1 else within @ z, out=terms[k:2 * k])  # z h_c z
-    np.multiply(z, z_and_rz[k:], out=terms[2 * k:])
-    terms[2 * k:] *= 2.0  # 2 z R z
+    hz = within[:, None] * z if within.ndim == 1 else within @ z  # h_c z
     inv = 1.0 / (s[:, None] + np.asarray(alphas, dtype=np.float64)[None, :])  # (k, n_alphas)
-    # -2 c_v'b(a) + b(a)'H_v b(a) = sum_i -2 z_i u_i / (s_i + a) + q2_i / (s_i + a)^2 + q1_i / (s_i + a)
-    weights = np.vstack([-2.0 * inv, inv**2, inv])  # (3k, n_alphas)
-    return v_sq[None, :] + weights.T @ terms
+    # -2 c_v'b(a) + b(a)'H_v b(a) = sum_i 2 z_i ((R z)_i - u_i) / (s_i + a) + z_i (h_c z)_i / (s_i + a)^2
+    return grid_sse(inv, z, vt @ v_cross, hz, z_and_rz[k:], v_sq)
 
 
 def select_alphas(design: Design, stats: BlockStats, train_runs: Sequence[int], alphas: np.ndarray) -> np.ndarray:
