@@ -179,13 +179,3 @@ def test_degenerate_training_gram_matches_himalaya():
     assert np.array_equal(ALPHAS[scores.alpha_index], np.stack([snap(a) for a in alphas_ref]))
     np.testing.assert_allclose(scores.r, r_ref, atol=1e-5)
 
-
-def test_grid_sse_kernel_equals_numpy():
-    from vlm_brain.encoding._kernels import grid_sse, grid_sse_reference
-
-    rng = np.random.default_rng(7)
-    k, n_alphas, n_targets = 6, 5, 700  # not a multiple of the kernel's chunk of targets
-    inv = 1.0 / (rng.uniform(1, 100, (k, 1)) + np.logspace(0, 4, n_alphas)[None, :])
-    arrays = [rng.standard_normal((k, n_targets)) for _ in range(4)]
-    v_sq = rng.uniform(1, 10, n_targets)
-    np.testing.assert_allclose(grid_sse(inv, *arrays, v_sq), grid_sse_reference(inv, *arrays, v_sq), rtol=1e-12)

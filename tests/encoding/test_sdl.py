@@ -147,3 +147,20 @@ def test_loadings_from_the_gram_matrix_alone(layer):
     np.testing.assert_allclose(loadings, direct.loadings, atol=1e-4)
     with pytest.raises(ValueError, match="constant"):
         fit_sparse_loadings(np.diag([1.0, 0.0, 2.0]), n_atoms=2)
+
+
+def test_fewer_rows_than_ans_solve_the_small_side_with_the_same_result():
+    """T < N: the spectrum from X X^T gives the Gram route's eigenpairs and the same loadings."""
+    from vlm_brain.encoding.sdl import data_spectrum, fit_sparse_loadings
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((40, 6)) @ rng.standard_normal((6, 120)) + 0.2 * rng.standard_normal((40, 120))
+    energy, basis = data_spectrum(x)
+    assert basis.shape == (120, 40)
+    gram_energy, gram_basis = np.linalg.eigh(x.T @ x)
+    np.testing.assert_allclose(np.sort(energy), np.sort(gram_energy)[-40:], rtol=1e-9)
+    np.testing.assert_allclose(basis * energy @ basis.T, x.T @ x, atol=1e-8)  # the same Gram matrix
+    from_gram = fit_sparse_loadings(x.T @ x, n_atoms=5, alpha=1.0, random_state=3, max_iter=20, n_samples=40)
+    from_rows = fit_sparse_loadings(None, n_atoms=5, alpha=1.0, random_state=3, max_iter=20, n_samples=40,
+                                    spectrum=(energy, basis))
+    np.testing.assert_allclose(from_rows, from_gram, atol=1e-5)

@@ -92,54 +92,6 @@ def lag_sums_reference(series_t: np.ndarray, starts, stops, max_lag: int, centre
     return out
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def _grid_sse(inv, z, u, hz, rz, v_sq, out):  # pragma: no cover - compiled
-    k, n_targets = z.shape
-    n_alphas = inv.shape[1]
-    chunk = 256
-    for c in prange((n_targets + chunk - 1) // chunk):
-        g0 = c * chunk
-        g1 = min(n_targets, g0 + chunk)
-        width = g1 - g0
-        acc = np.empty((n_alphas, width))
-        linear = np.empty(width)
-        quadratic = np.empty(width)
-        for a in range(n_alphas):
-            for j in range(width):
-                acc[a, j] = v_sq[g0 + j]
-        for i in range(k):
-            for j in range(width):
-                zi = z[i, g0 + j]
-                linear[j] = 2.0 * zi * (rz[i, g0 + j] - u[i, g0 + j])
-                quadratic[j] = zi * hz[i, g0 + j]
-            for a in range(n_alphas):
-                first = inv[i, a]
-                second = first * first
-                for j in range(width):
-                    acc[a, j] += first * linear[j] + second * quadratic[j]
-        for a in range(n_alphas):
-            for j in range(width):
-                out[a, g0 + j] = acc[a, j]
-
-
-def grid_sse(inv: np.ndarray, z: np.ndarray, u: np.ndarray, hz: np.ndarray, rz: np.ndarray,
-             v_sq: np.ndarray) -> np.ndarray:
-    """sse[a, g] = v_sq[g] + sum_i 2 w_ia z_ig (rz_ig - u_ig) + w_ia^2 z_ig hz_ig, with w = ``inv`` (k, A).
-
-    The partial-fraction sum of `engine.grid_validation_loss`, in one pass over the
-    (k, G) float64 arrays instead of forming the (3k, G) terms and a product.
-    """
-    out = np.empty((inv.shape[1], z.shape[1]))
-    _grid_sse(np.ascontiguousarray(inv, dtype=np.float64), np.ascontiguousarray(z), np.ascontiguousarray(u),
-              np.ascontiguousarray(hz), np.ascontiguousarray(rz), np.ascontiguousarray(v_sq, dtype=np.float64), out)
-    return out
-
-
-def grid_sse_reference(inv, z, u, hz, rz, v_sq) -> np.ndarray:
-    """`grid_sse` in plain numpy."""
-    return v_sq[None, :] + (2.0 * inv).T @ (z * (rz - u)) + (inv**2).T @ (z * hz)
-
-
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def _lasso_cd(gram, cov, alpha, code, q_all, max_iter, tol):  # pragma: no cover - compiled
     k, n = cov.shape

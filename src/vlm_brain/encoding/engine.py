@@ -40,7 +40,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vlm_brain.encoding._kernels import grid_sse
 from vlm_brain.encoding.significance import bartlett_weights
 
 logger = logging.getLogger(__name__)
@@ -186,7 +185,8 @@ def grid_validation_loss(factor, a_cross, v_cross, v_sq, alphas) -> np.ndarray:
     hz = within[:, None] * z if within.ndim == 1 else within @ z  # h_c z
     inv = 1.0 / (s[:, None] + np.asarray(alphas, dtype=np.float64)[None, :])  # (k, n_alphas)
     # -2 c_v'b(a) + b(a)'H_v b(a) = sum_i 2 z_i ((R z)_i - u_i) / (s_i + a) + z_i (h_c z)_i / (s_i + a)^2
-    return grid_sse(inv, z, vt @ v_cross, hz, z_and_rz[k:], v_sq)
+    linear = z * (z_and_rz[k:] - vt @ v_cross)  # z (R z - u), u = V'c_v
+    return v_sq[None, :] + (2.0 * inv).T @ linear + (inv**2).T @ (z * hz)
 
 
 def select_alphas(design: Design, stats: BlockStats, train_runs: Sequence[int], alphas: np.ndarray) -> np.ndarray:

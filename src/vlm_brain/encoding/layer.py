@@ -38,6 +38,7 @@ from vlm_brain.encoding.ridge import (
 )
 from vlm_brain.encoding.sdl import (
     atom_timecourses,
+    data_spectrum,
     fit_sparse_dictionary,
     fit_sparse_loadings,
 )
@@ -188,10 +189,13 @@ class LayerDesigns:
             if varying.sum() < n_atoms:
                 raise ValueError(f"fold holding out run {f}: only {int(varying.sum())} ANs vary over the training "
                                  f"runs, fewer than n_atoms={n_atoms}")
-            gram = sum(grams[r] for r in range(len(slices)) if r != f)[np.ix_(varying, varying)]
+            if len(train_rows[f]) < varying.sum():  # fewer TRs than ANs: the T x T side is cheaper
+                spectrum = data_spectrum(x64[np.ix_(train_rows[f], varying)])
+            else:
+                spectrum = np.linalg.eigh(sum(grams[r] for r in range(len(slices)) if r != f)[np.ix_(varying, varying)])
             loadings = np.zeros((n_atoms, x.shape[1]), dtype=np.float32)
-            loadings[:, varying] = fit_sparse_loadings(gram, n_atoms, sdl_alpha, seed, sdl_max_iter,
-                                                       n_samples=len(train_rows[f]))
+            loadings[:, varying] = fit_sparse_loadings(None, n_atoms, sdl_alpha, seed, sdl_max_iter,
+                                                       n_samples=len(train_rows[f]), spectrum=spectrum)
             return loadings
 
         varying = np.ptp(x, axis=0) > 0

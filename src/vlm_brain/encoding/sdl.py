@@ -117,7 +117,7 @@ def fit_sparse_dictionary(
     coding step; its objective matches scikit-learn's to solver tolerance (tested).
     """
     x = check_sdl_input(x, n_atoms).astype(np.float64)
-    fit = _fit_from_gram(x.T @ x, n_atoms, alpha, random_state, max_iter, n_samples=len(x))
+    fit = _fit_from_spectrum(data_spectrum(x), n_atoms, alpha, random_state, max_iter, n_samples=len(x))
     # atoms in time: D = U D_red with U = X W / sqrt(lambda), the data's left singular vectors
     atoms = x @ ((fit.basis / np.sqrt(fit.energy)) @ fit.dictionary.T)
     loadings = fit.code.T
@@ -132,9 +132,25 @@ def fit_sparse_dictionary(
     )
 
 
+def data_spectrum(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(eigenvalues, eigenvectors) of X^T X for X (T, N), from the smaller of X^T X and X X^T.
+
+    With fewer rows than ANs (short data, many ANs) the T x T problem is solved and the
+    AN-space eigenvectors are X^T u / sqrt(lambda); the eigenvalues that are not
+    (numerically) zero are the same either way. Returns them in any order.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.shape[0] >= x.shape[1]:
+        return np.linalg.eigh(x.T @ x)
+    energy, u = np.linalg.eigh(x @ x.T)
+    keep = energy > 1e-12 * max(float(energy.max()), np.finfo(float).tiny)
+    energy, u = energy[keep], u[:, keep]
+    return energy, (x.T @ u) / np.sqrt(energy)
+
+
 def fit_sparse_loadings(
-    gram: np.ndarray, n_atoms: int = 64, alpha: float = 1.0, random_state: int = 0, max_iter: int = 100,
-    n_samples: int | None = None,
+    gram: np.ndarray | None, n_atoms: int = 64, alpha: float = 1.0, random_state: int = 0, max_iter: int = 100,
+    n_samples: int | None = None, spectrum: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """The loadings `fit_sparse_dictionary` learns, from the AN Gram matrix X^T X alone.
 
@@ -147,19 +163,24 @@ def fit_sparse_loadings(
     ----------
     gram : (N, N) X^T X of the training rows (no constant AN: every diagonal entry > 0).
     n_samples : T of those rows (scales the noise of re-initialised atoms only).
+    spectrum : instead of ``gram``, its eigendecomposition (`data_spectrum` of the rows:
+        cheaper when there are fewer rows than ANs).
 
     Returns
     -------
     loadings : (k, N) float32, unit-norm atoms, oriented as in `fit_sparse_dictionary`.
     """
-    gram = np.asarray(gram, dtype=np.float64)
-    if gram.ndim != 2 or gram.shape[0] != gram.shape[1]:
-        raise ValueError(f"gram must be a square (N, N) matrix, got shape {gram.shape}")
-    if np.any(np.diag(gram) <= 0):
-        raise ValueError(f"gram has {int(np.sum(np.diag(gram) <= 0))} constant (all-zero) ANs; drop them first")
-    if not 1 <= n_atoms <= gram.shape[0]:
-        raise ValueError(f"n_atoms={n_atoms} must be between 1 and the number of ANs ({gram.shape[0]})")
-    fit = _fit_from_gram(gram, n_atoms, alpha, random_state, max_iter, n_samples=n_samples)
+    if spectrum is None:
+        gram = np.asarray(gram, dtype=np.float64)
+        if gram.ndim != 2 or gram.shape[0] != gram.shape[1]:
+            raise ValueError(f"gram must be a square (N, N) matrix, got shape {gram.shape}")
+        if np.any(np.diag(gram) <= 0):
+            raise ValueError(f"gram has {int(np.sum(np.diag(gram) <= 0))} constant (all-zero) ANs; drop them first")
+        spectrum = np.linalg.eigh(gram)
+    n_ans = spectrum[1].shape[0]
+    if not 1 <= n_atoms <= n_ans:
+        raise ValueError(f"n_atoms={n_atoms} must be between 1 and the number of ANs ({n_ans})")
+    fit = _fit_from_spectrum(spectrum, n_atoms, alpha, random_state, max_iter, n_samples=n_samples)
     norms = np.linalg.norm(fit.dictionary, axis=1)  # = norms of the time-domain atoms
     loadings = fit.code.T * np.where(norms > 0, norms, 1.0)[:, None]
     return (loadings * _orientation(loadings)[:, None]).astype(np.float32)
@@ -174,8 +195,8 @@ class _ReducedFit:
     n_iter: int
 
 
-def _fit_from_gram(gram, n_atoms, alpha, random_state, max_iter, n_samples=None) -> _ReducedFit:
-    energy, basis = np.linalg.eigh(gram)
+def _fit_from_spectrum(spectrum, n_atoms, alpha, random_state, max_iter, n_samples=None) -> _ReducedFit:
+    energy, basis = spectrum
     order = np.argsort(energy)[::-1]
     energy = np.clip(energy[order], 0.0, None)
     n_kept = max(n_atoms, int(np.sum(energy > 1e-12 * energy[0])))
