@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from bench_encoding import hcp_alphas  # noqa: I001 (this folder, as the script runs from it)
 from vlm_brain.cohort.execution import run_tasks
 from vlm_brain.cohort.tasks import make_task, run_encoding_task
 
-HCP_ALPHAS = [1.0, 3.16, 10.0, 31.6, 100.0, 316.0, 1000.0, 3162.0, 10000.0, 31623.0, 100000.0, 316228.0, 1e6]
 COHORT = {"subjects": 184, "layers": 95}
 
 
@@ -71,7 +71,7 @@ def write_subjects(folder: Path, args: argparse.Namespace) -> tuple[list, list, 
 def main() -> None:
     args = parse_args()
     logging.basicConfig(level=logging.WARNING)
-    settings = dict(n_atoms=64, sdl_alpha=1.0, sdl_max_iter=100, alphas=np.array(HCP_ALPHAS), q=0.05, max_lag=20,
+    settings = dict(n_atoms=64, sdl_alpha=1.0, sdl_max_iter=100, alphas=hcp_alphas(), q=0.05, max_lag=20,
                     seed=0, backend=args.backend, target_batch_size=8192, null_method="refit", n_refit=100,
                     refit_targets=250)
     with tempfile.TemporaryDirectory() as tmp:

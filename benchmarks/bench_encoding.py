@@ -23,8 +23,10 @@ import inspect
 import os
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
+import yaml
 from threadpoolctl import threadpool_info
 
 from vlm_brain.encoding.layer import encode_layer
@@ -32,7 +34,12 @@ from vlm_brain.encoding.simulation import ar1
 from vlm_brain.encoding.temporal import prepare_regressors, zscore_per_run
 
 GIB = 2**30
-HCP_ALPHAS = [1.0, 3.16, 10.0, 31.6, 100.0, 316.0, 1000.0, 3162.0, 10000.0, 31623.0, 100000.0, 316228.0, 1e6]
+HCP_PARAMETERS = Path(__file__).resolve().parents[1] / "conf" / "hcp" / "parameters.yml"
+
+
+def hcp_alphas() -> np.ndarray:
+    """The ridge grid of the real study, read from conf/hcp (one home for it)."""
+    return np.asarray(yaml.safe_load(HCP_PARAMETERS.read_text())["encoding"]["alphas"], dtype=float)
 
 
 def parse_args() -> argparse.Namespace:
@@ -114,7 +121,7 @@ def main() -> None:
           f"SDL max_iter={args.sdl_max_iter}, backend={args.backend}, threads={threads}", flush=True)
     ans, y, runs = synthetic_layer(args)
     settings = dict(n_atoms=args.n_atoms, sdl_alpha=1.0, sdl_max_iter=args.sdl_max_iter,
-                    alphas=np.array(HCP_ALPHAS), q=0.05, seed=args.seed, backend=args.backend,
+                    alphas=hcp_alphas(), q=0.05, seed=args.seed, backend=args.backend,
                     target_batch_size=args.target_batch_size, null_method="refit", n_refit=100,
                     refit_targets=250, n_null=1000, max_lag=20)
     accepted = inspect.signature(encode_layer).parameters
