@@ -206,7 +206,7 @@ def network_layer_heatmaps(
 
 
 def layer_profiles(
-    table: pd.DataFrame, value: str = "r_mean", networks: list[str] | None = None
+    table: pd.DataFrame, value: str = "r_mean", networks: list[str] | None = None, legend_title: str = "network"
 ) -> Figure:
     """A value across layers, one line per network, one panel per stream.
 
@@ -215,6 +215,7 @@ def layer_profiles(
     table : columns ``stream_label``, ``network``, ``layer`` (int) and `value`.
     value : column on the y axis, e.g. ``r_mean`` (Pearson r).
     networks : networks to draw, in this order; default all.
+    legend_title : title of the legend of the ``network`` lines.
 
     Returns
     -------
@@ -249,7 +250,7 @@ def layer_profiles(
         ax.grid(alpha=0.3)
     for ax in axes[:: min(len(axes), MAX_COLUMNS)]:
         ax.set_ylabel(_label(value))
-    _figure_legend(fig, handles, title="network")
+    _figure_legend(fig, handles, title=legend_title)
     return fig
 
 

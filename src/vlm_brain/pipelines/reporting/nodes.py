@@ -119,7 +119,9 @@ def make_figures(network_scores: pd.DataFrame, redundancy_atom_dice: dict[str, n
     """Every figure of the report, by file name (``*.png``); group-level ones only with group encodings."""
     figures: dict[str, Figure] = {}
     if cohort:
-        figures["cohort_bn_profiles.png"] = rp.layer_profiles(cohort_table(cohort), value="frac")
+        table = cohort_table(cohort).rename(columns={"frac": "fraction of grayordinates"})
+        figures["cohort_bn_profiles.png"] = rp.layer_profiles(table, value="fraction of grayordinates",
+                                                              legend_title="across subjects")
     if not any(encodings):
         return figures
     scores = _stream_table(group_scores(network_scores))
