@@ -25,7 +25,7 @@ import numpy as np
 
 from bench_encoding import hcp_alphas  # noqa: I001 (this folder, as the script runs from it)
 from vlm_brain.cohort.execution import run_tasks
-from vlm_brain.cohort.tasks import make_task, run_encoding_task
+from vlm_brain.cohort.tasks import array_ref, make_task, run_encoding_task
 
 COHORT = {"subjects": 184, "layers": 95}
 
@@ -80,7 +80,7 @@ def main() -> None:
         bolds, ans, runs = write_subjects(folder, args)
         print(f"wrote {args.n_subjects} subjects ({args.n_samples} TRs x {args.n_targets} grayordinates, "
               f"{bolds[0].nbytes / 2**30:.2f} GiB each) and {args.n_layers} layers in {time.perf_counter() - t0:.0f} s")
-        tasks = [make_task(f"sub{s}", f"bench.image.L{layer:02d}", ans[layer], bolds[s], {})
+        tasks = [make_task(f"sub{s}", f"bench.image.L{layer:02d}", array_ref(ans[layer]), array_ref(bolds[s]), {})
                  for s in range(args.n_subjects) for layer in range(args.n_layers)]
         work = partial(run_encoding_task, runs=runs, keep=np.ones(len(runs), dtype=bool), tr=1.0, settings=settings,
                        cache_root=str(folder / "results"))

@@ -118,8 +118,8 @@ def kill_worker_once(task, *, marker: str, **kwargs):
 def test_a_killed_worker_still_gives_the_complete_identical_result(inputs, sequential, tmp_path):
     timeline, clean, ans = inputs
     seq_root, seq_manifest = sequential
-    tasks = [make_task(
-        r.subject, r.layer_name, ans[r.layer_name], clean[r.subject]["bold"], {}) for r in seq_manifest.itertuples()]
+    tasks = [make_task(r.subject, r.layer_name, array_ref(ans[r.layer_name]), array_ref(clean[r.subject]["bold"]), {})
+             for r in seq_manifest.itertuples()]
     settings = layer_settings(PARAMS)
     work = partial(kill_worker_once, marker=str(tmp_path / "killed"), runs=timeline.run.to_numpy(),
                    keep=timeline.keep.to_numpy(), tr=1.0, settings=settings, cache_root=str(tmp_path / "cache"))

@@ -91,29 +91,27 @@ class EncodingTask:
         return f"{self.subject}/{self.layer}"
 
 
-def make_task(subject: str, layer: str, ans: np.ndarray, bold: np.ndarray, context: dict[str, Any]) -> EncodingTask:
-    """A task whose key hashes the inputs' identities and ``context`` (settings, timeline)."""
-    ans_ref, bold_ref = array_ref(ans), array_ref(bold)
-    key = cache_key({"subject": subject, "layer": layer, "ans": ans_ref.fingerprint, "bold": bold_ref.fingerprint,
+def make_task(subject: str, layer: str, ans: ArrayRef, bold: ArrayRef, context: dict[str, Any]) -> EncodingTask:
+    """A task whose key hashes the inputs' fingerprints and ``context`` (settings, timeline)."""
+    key = cache_key({"subject": subject, "layer": layer, "ans": ans.fingerprint, "bold": bold.fingerprint,
                      **context})
-    return EncodingTask(subject=subject, layer=layer, ans=ans_ref, bold=bold_ref, key=key)
+    return EncodingTask(subject=subject, layer=layer, ans=ans, bold=bold, key=key)
 
 
 @dataclass(frozen=True)
 class TaskReport:
-    """What happened to one task: where it ran, how long it took (s), whether it was cached."""
+    """Where one task ran and how long it took (s)."""
 
     subject: str
     layer: str
     key: str
     worker: str
     seconds: float
-    cached: bool
 
 
 def is_done(cache_root: str | Path, key: str) -> bool:
     """Whether a complete result is stored under ``key``."""
-    return (Path(cache_root) / key / "index.json").is_file()
+    return ArrayCache(Path(cache_root)).has(key)
 
 
 def store_result(cache_root: str | Path, key: str, arrays: dict[str, np.ndarray], description: dict[str, Any]) -> None:
@@ -143,6 +141,14 @@ def load_result(cache_root: str | Path, key: str) -> dict[str, np.ndarray]:
     return NpyDictDataset(str(Path(cache_root) / key)).load()
 
 
+def results_by_subject(manifest, cache_root: str | Path) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+    """``{subject: {layer_name: results}}`` of a task manifest (columns subject, layer_name, key), memory-mapped."""
+    out: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    for row in manifest.itertuples():
+        out.setdefault(row.subject, {})[row.layer_name] = load_result(cache_root, row.key)
+    return out
+
+
 def run_encoding_task(task: EncodingTask, *, runs: np.ndarray, keep: np.ndarray, tr: float,
                       settings: dict[str, Any], cache_root: str) -> TaskReport:
     """Encode one task with `encode_layer` (one BLAS and one numba thread) and store its result."""
@@ -159,7 +165,7 @@ def run_encoding_task(task: EncodingTask, *, runs: np.ndarray, keep: np.ndarray,
         store_result(cache_root, task.key, result, {"subject": task.subject, "layer": task.layer,
                                                     "ans": task.ans.fingerprint, "bold": task.bold.fingerprint})
     return TaskReport(subject=task.subject, layer=task.layer, key=task.key, worker=current_worker(),
-                      seconds=time.perf_counter() - start, cached=False)
+                      seconds=time.perf_counter() - start)
 
 
 def current_worker() -> str:

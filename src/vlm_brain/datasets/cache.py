@@ -30,9 +30,13 @@ class ArrayCache:
     def __init__(self, root: Path) -> None:
         self.root = root
 
+    def has(self, key: str) -> bool:
+        """Whether a complete entry is stored under ``key``."""
+        return (self.root / key / "index.json").is_file()
+
     def get(self, key: str) -> dict[str, Any] | None:
         folder = self.root / key
-        if not (folder / "index.json").is_file():
+        if not self.has(key):
             return None
         logger.info("cache hit %s: reusing %s", key[:12], folder)
         return NpyDictDataset(str(folder)).load()
@@ -111,6 +115,10 @@ class ContentAddressedDataset(AbstractDataset[Mapping[str, Keyed], dict[str, Any
     def _entries(self) -> Path:
         return self._root / "entries"
 
+    @property
+    def _cache(self) -> ArrayCache:
+        return ArrayCache(self._entries)
+
     def load(self) -> dict[str, Any]:
         index = self._index()
         return {name: NpyDictDataset(str(self._entries / key)).load() for name, key in index.items()}
@@ -120,13 +128,10 @@ class ContentAddressedDataset(AbstractDataset[Mapping[str, Keyed], dict[str, Any
             raise DatasetError(f"{self._root}: expected a dict of Keyed entries (name -> Keyed(key, compute))")
         index = {}
         for name, entry in data.items():
-            folder = self._entries / entry.key
-            if (folder / "index.json").is_file():
-                logger.info("%s: %s unchanged, reusing %s", self._root, name, folder)
+            if self._cache.has(entry.key):
+                logger.info("%s: %s unchanged, reusing entry %s", self._root, name, entry.key[:12])
             else:
-                NpyDictDataset(str(folder)).save(entry.compute())
-                (folder / "key.json").write_text(json.dumps({"name": name, **entry.description}, indent=1,
-                                                            default=str))
+                self._cache.put(entry.key, entry.compute(), {"name": name, **entry.description})
             index[name] = entry.key
         self._root.mkdir(parents=True, exist_ok=True)
         staging = self._root / f".index.{os.getpid()}.json"

@@ -33,8 +33,10 @@ from vlm_brain.analyses.stats import (
     difference_of_means,
     paired_difference,
 )
-from vlm_brain.cohort.summary import group_scores
+from vlm_brain.cohort.summary import across_subject_summary, finding_numbers, group_scores, subject_scores
+from vlm_brain.cohort.tasks import results_by_subject
 from vlm_brain.encoding.temporal import prepare_regressors
+from vlm_brain.tracking import flatten_numbers
 from vlm_brain.validation.metrics import observed_fdr, sensitivity, specificity
 
 logger = logging.getLogger(__name__)
@@ -479,21 +481,13 @@ def analyse_subjects(manifest: pd.DataFrame, cache, cohort: dict[str, dict], net
     truth are group-level only. ``cohort``: per layer, the cohort BN counts of
     `infer_across_subjects`. ``{"available": False}`` without per-subject encodings.
     """
-    from vlm_brain.cohort.summary import (
-        across_subject_summary,
-        finding_numbers,
-        subject_scores,
-    )
-    from vlm_brain.cohort.tasks import load_result
-    from vlm_brain.tracking import flatten_numbers
-
     if manifest is None or len(manifest) == 0:
         return {"available": False}
     numbers: dict[str, dict[str, dict[str, float]]] = {name: {} for name in SUBJECT_FINDINGS}
-    subjects = sorted(manifest.subject.unique())
+    by_subject = results_by_subject(manifest, cache.root)
+    subjects = sorted(by_subject)
     for subject in subjects:
-        rows = manifest[manifest.subject == subject]
-        encoding = {row.layer_name: load_result(cache.root, row.key) for row in rows.itertuples()}
+        encoding = by_subject[subject]
         headlines = {
             "networks": analyse_networks(subject_scores(network_scores, subject), labels, params, encoding)[1],
             "redundancy": analyse_redundancy(params, encoding)[2],

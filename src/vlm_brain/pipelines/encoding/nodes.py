@@ -12,7 +12,7 @@ import pandas as pd
 
 from vlm_brain.cohort.execution import run_tasks
 from vlm_brain.cohort.inference import across_subjects
-from vlm_brain.cohort.tasks import is_done, load_result, make_task, run_encoding_task
+from vlm_brain.cohort.tasks import array_ref, is_done, make_task, results_by_subject, run_encoding_task
 from vlm_brain.datasets.cache import ArrayCache
 from vlm_brain.encoding.ceiling import noise_ceiling, normalized_r
 from vlm_brain.encoding.layer import encode_layer, layer_polarity
@@ -156,18 +156,21 @@ def encode_subjects(run_timeline: pd.DataFrame, fmri_clean: dict[str, dict[str, 
     runs, keep, tr = run_timeline["run"].to_numpy(), run_timeline["keep"].to_numpy(), float(params["tr"])
     context = {"settings": {k: np.asarray(v).tolist() for k, v in settings.items()}, "runs": runs.tolist(),
                "keep": keep.tolist(), "tr": tr, "engine": ENGINE_VERSION}
+    layer_refs = {}
+    for ans in ans_by_model:
+        for layer in sorted(ans):
+            if len(ans[layer]) != len(run_timeline):
+                raise ValueError(f"{layer}: {len(ans[layer])} TRs of ANs but the run timeline has {len(run_timeline)}")
+            layer_refs[layer] = array_ref(ans[layer])  # hashed once, shared by the subjects
     tasks = []
     for subject in sorted(fmri_clean):
         bold = fmri_clean[subject]["bold"]
         if len(bold) != int(keep.sum()):
             raise ValueError(f"fmri_clean[{subject!r}]: {len(bold)} TRs but the run timeline keeps {int(keep.sum())}; "
                              "rerun fmri_preprocessing with the same runs")
-        for ans in ans_by_model:
-            for layer in sorted(ans):
-                if len(ans[layer]) != len(run_timeline):
-                    raise ValueError(f"{layer}: {len(ans[layer])} TRs of ANs but the run timeline has "
-                                     f"{len(run_timeline)}")
-                tasks.append(make_task(subject, layer, ans[layer], bold, context))
+        bold_ref = array_ref(bold)  # hashed once per subject
+        for layer, ans_ref in layer_refs.items():
+            tasks.append(make_task(subject, layer, ans_ref, bold_ref, context))
     missing = [task for task in tasks if not is_done(cache.root, task.key)]
     cluster = {**CLUSTER_DEFAULTS, **(params.get("cluster") or {})}
     logger.info("per-subject encoding: %d subjects x %d layers = %d tasks; %d done in earlier runs, %d to compute "
@@ -177,23 +180,15 @@ def encode_subjects(run_timeline: pd.DataFrame, fmri_clean: dict[str, dict[str, 
     reports = run_tasks(work, missing, scheduler=str(cluster["scheduler"]), n_workers=cluster["n_workers"],
                         retries=int(cluster["retries"]), describe=lambda task: task.name, desc="subject x layer")
     done = {report.key: report for report in reports}
-    rows = [{"subject": task.subject, "model": task.layer.split(".")[0], "layer_name": task.layer, "key": task.key,
+    rows = [{"subject": task.subject, "model": _layer_index(task.layer)[0], "layer_name": task.layer, "key": task.key,
              "computed": task.key in done, "worker": done[task.key].worker if task.key in done else "",
              "seconds": done[task.key].seconds if task.key in done else np.nan} for task in tasks]
     return pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
 
 
-def subject_encodings(manifest: pd.DataFrame, cache: ArrayCache) -> dict[str, dict[str, dict[str, np.ndarray]]]:
-    """``{subject: {layer_name: results}}`` of a manifest, memory-mapped from the cache."""
-    out: dict[str, dict[str, dict[str, np.ndarray]]] = {}
-    for row in manifest.itertuples():
-        out.setdefault(row.subject, {})[row.layer_name] = load_result(cache.root, row.key)
-    return out
-
-
 def infer_across_subjects(manifest: pd.DataFrame, cache: ArrayCache, params: dict[str, Any]) -> dict[str, dict]:
     """Per layer, the cohort maps of `vlm_brain.cohort.inference.across_subjects` (empty without subjects)."""
-    by_subject = subject_encodings(manifest, cache)
+    by_subject = results_by_subject(manifest, cache.root)
     if not by_subject:
         return {}
     cohort = {**COHORT_DEFAULTS, **(params.get("cohort") or {})}
@@ -247,11 +242,11 @@ def score_networks(labels: pd.DataFrame, ceiling: dict[str, np.ndarray], manifes
     Columns otherwise as `network_rows`.
     """
     tables = [network_rows(labels, np.asarray(ceiling["ceiling"]), encoding, "group") for encoding in encodings]
-    for subject, layers in subject_encodings(manifest, cache).items():
+    for subject, layers in results_by_subject(manifest, cache.root).items():
         own = _ceiling(fmri_clean[subject]["repeat"], subject)
         tables.append(network_rows(labels, own, layers, subject))
-    table = pd.concat([t for t in tables if len(t)], ignore_index=True) if any(len(t) for t in tables) \
-        else network_rows(labels, np.asarray(ceiling["ceiling"]), {}, "group")
+    tables = [t for t in tables if len(t)]
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=SCORE_COLUMNS)
     logger.info("network scores: %d rows (%d layers, %d subjects + %s)", len(table),
                 table.layer_name.nunique() if len(table) else 0, table[table.subject != "group"].subject.nunique()
                 if len(table) else 0, "group" if (table.subject == "group").any() else "no group")

@@ -19,6 +19,7 @@ from vlm_brain.pipelines.analyses.nodes import (
     find_layer,
     layer_with_most_bns,
     plain,
+    split_layer_name,
     stream_layers,
 )
 from vlm_brain.reporting.html import Section
@@ -102,15 +103,18 @@ def _stream_table(scores: pd.DataFrame, atlas: str = "ca_network") -> pd.DataFra
 
 
 def cohort_table(cohort: dict[str, dict]) -> pd.DataFrame:
-    """Per layer of the cohort maps: stream_label, layer, and two BN fractions as ``network`` / ``frac``."""
+    """Per layer of the cohort maps: stream_label, layer, and two BN fractions (``network``, ``value``)."""
     rows = []
     for layer_name, res in sorted(cohort.items()):
-        model, stream, layer = layer_name.split(".")
-        base = {"stream_label": f"{model}.{stream}", "layer": int(layer.lstrip("L"))}
-        rows.append({**base, "network": "cohort BNs (BH across subjects)", "frac": float(np.mean(res["bn"]))})
+        model, stream, layer = split_layer_name(layer_name)
+        base = {"stream_label": f"{model}.{stream}", "layer": layer}
+        rows.append({**base, "network": "cohort BNs (BH across subjects)", COHORT_VALUE: float(np.mean(res["bn"]))})
         rows.append({**base, "network": "BN in >= half the subjects",
-                     "frac": float(np.mean(np.asarray(res["frac_subjects_bn"]) >= 0.5))})
-    return pd.DataFrame(rows, columns=["stream_label", "layer", "network", "frac"])
+                     COHORT_VALUE: float(np.mean(np.asarray(res["frac_subjects_bn"]) >= 0.5))})
+    return pd.DataFrame(rows, columns=["stream_label", "layer", "network", COHORT_VALUE])
+
+
+COHORT_VALUE = "fraction of grayordinates"
 
 
 def make_figures(network_scores: pd.DataFrame, redundancy_atom_dice: dict[str, np.ndarray],
@@ -119,8 +123,7 @@ def make_figures(network_scores: pd.DataFrame, redundancy_atom_dice: dict[str, n
     """Every figure of the report, by file name (``*.png``); group-level ones only with group encodings."""
     figures: dict[str, Figure] = {}
     if cohort:
-        table = cohort_table(cohort).rename(columns={"frac": "fraction of grayordinates"})
-        figures["cohort_bn_profiles.png"] = rp.layer_profiles(table, value="fraction of grayordinates",
+        figures["cohort_bn_profiles.png"] = rp.layer_profiles(cohort_table(cohort), value=COHORT_VALUE,
                                                               legend_title="across subjects")
     if not any(encodings):
         return figures
