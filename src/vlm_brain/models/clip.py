@@ -78,6 +78,14 @@ class ClipAdapter(ModelAdapter):
             self.model.encode_text(batch.inputs["text"])
 
 
+def from_spec(name: str, spec: dict, device: str = "auto", precision: str = "fp32") -> ClipAdapter:
+    """``{family: open_clip, architecture, weights, pretrained (tag or file), seed}``."""
+    from vlm_brain.models.registry import common_arguments
+
+    return ClipAdapter(name, spec.get("architecture", "ViT-B-32"), pretrained=spec.get("pretrained"),
+                       **common_arguments(spec, device, precision))
+
+
 def _load_pretrained(architecture: str, pretrained: str | None) -> torch.nn.Module:
     if not pretrained:
         raise WeightsError("clip: weights 'pretrained' needs `pretrained`: an open_clip tag (e.g. 'openai') or a checkpoint file")

@@ -155,6 +155,18 @@ class HFEncoderAdapter(ModelAdapter):
         self.model(**batch.to(self.device, self.dtype).inputs)
 
 
+def from_spec(name: str, spec: dict, device: str = "auto", precision: str = "fp32") -> HFEncoderAdapter:
+    """``{family: transformers, source (hub name or local folder), weights, seed, tokenizer,
+    local_files_only, max_text_tokens}``."""
+    from vlm_brain.models.registry import common_arguments
+
+    if "source" not in spec:
+        raise ValueError(f"feature_extraction.models.{name}: missing `source` (hub name or local directory)")
+    return HFEncoderAdapter(name, spec["source"], local_files_only=spec.get("local_files_only"),
+                            tokenizer=spec.get("tokenizer"), max_text_tokens=int(spec.get("max_text_tokens", 128)),
+                            **common_arguments(spec, device, precision))
+
+
 def _config(source: str, offline: bool) -> PretrainedConfig:
     if source in BUILTIN_CONFIGS:
         model_type, overrides = BUILTIN_CONFIGS[source]

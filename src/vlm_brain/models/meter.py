@@ -184,6 +184,15 @@ class MeterAdapter(ModelAdapter):
         return self.model(**batch.inputs)
 
 
+def from_spec(name: str, spec: dict, device: str = "auto", precision: str = "fp32") -> MeterAdapter:
+    """``{family: meter, weights, checkpoint, tokenizer, image_size, max_text_len, seed}``."""
+    from vlm_brain.models.registry import common_arguments
+
+    return MeterAdapter(name, checkpoint=spec.get("checkpoint"), tokenizer=spec.get("tokenizer"),
+                        image_size=int(spec.get("image_size", 288)), max_text_len=int(spec.get("max_text_len", 50)),
+                        **common_arguments(spec, device, precision))
+
+
 def _tokenizer(tokenizer: str | None, weights: str, config: MeterConfig, max_len: int):
     from transformers import AutoTokenizer
 
