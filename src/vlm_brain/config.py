@@ -22,6 +22,11 @@ USER_LAYER_SUFFIX = "-local"
 class LayeredConfigLoader(OmegaConfigLoader):
     """`OmegaConfigLoader` with ``conf/<run env>-local/`` merged on top of the run environment."""
 
+    def __init__(self, *args: Any, remember: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if remember:  # the loader of a Kedro session: the run's configuration
+            _remember(self)
+
     def user_layer(self) -> Path | None:
         """The user layer's folder of this run, if it exists (none for the base and local environments)."""
         run_env = self.env or self.default_run_env
@@ -40,3 +45,66 @@ class LayeredConfigLoader(OmegaConfigLoader):
         if not files:
             return config
         return self._merge_configs(config, self._merge_and_resolve(key, layer), key, str(folder))
+
+
+# --------------------------------------------------------------------------- the run's models
+#: the configuration of the current run: set when Kedro's session creates its loader
+_active_loader: LayeredConfigLoader | None = None
+
+
+def _remember(loader: LayeredConfigLoader) -> None:
+    """Make ``loader`` the run's configuration and have Kedro register the pipelines anew.
+
+    The pipelines depend on the parameters (one namespaced pipeline per model), so a new
+    run configuration (another ``--env``, other ``--params``, a new session in the same
+    process) must not reuse pipelines registered for the previous one.
+    """
+    global _active_loader  # noqa: PLW0603
+    _active_loader = loader
+    from kedro.framework.project import PACKAGE_NAME, pipelines
+
+    if PACKAGE_NAME:
+        pipelines.configure(f"{PACKAGE_NAME}.pipeline_registry")
+
+
+def run_parameters() -> dict[str, Any]:
+    """The parameters of the current run.
+
+    Inside ``kedro run`` / ``kedro viz`` / a ``KedroSession``, those of the session's
+    loader (its ``--env`` and ``--params``); otherwise (``kedro registry list``, a bare
+    ``register_pipelines()``) those of ``conf/`` under the working directory, for the
+    environment in ``KEDRO_ENV`` (default ``local``).
+    """
+    if _active_loader is not None:
+        return _active_loader["parameters"]
+    import os
+
+    from kedro.framework.project import settings
+
+    loader = LayeredConfigLoader(str(Path.cwd() / settings.CONF_SOURCE), env=os.environ.get("KEDRO_ENV"),
+                                 remember=False, **settings.CONFIG_LOADER_ARGS)
+    return loader["parameters"]
+
+
+def model_names(parameters: dict[str, Any]) -> list[str]:
+    """The models of ``feature_extraction.models``, in YAML order.
+
+    A model whose entry is ``null`` or has ``enabled: false`` is left out, so that a
+    layer on top of ``conf/base`` (``conf/hcp``, ``conf/local``, ``--params``) can drop
+    one; deleting its entry from the YAML does the same.
+    """
+    models = (parameters.get("feature_extraction") or {}).get("models") or {}
+    names = []
+    for name, spec in models.items():
+        if spec is None or (isinstance(spec, dict) and not spec.get("enabled", True)):
+            continue
+        if not isinstance(spec, dict) or "family" not in spec:
+            raise ValueError(f"feature_extraction.models.{name}: expected a mapping with a `family`"
+                             f" (see conf/base/parameters_feature_extraction.yml), got {spec!r}")
+        if not name.isidentifier():
+            raise ValueError(f"feature_extraction.models: model name {name!r} must be a Python identifier"
+                             " (letters, digits, underscores): it names datasets, layers and a namespace")
+        names.append(name)
+    if not names:
+        raise ValueError("feature_extraction.models: no model is enabled; list at least one")
+    return names

@@ -1,9 +1,10 @@
-"""Project pipelines."""
+"""Project pipelines, built for the models of the run's parameters."""
 
 from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
+from vlm_brain.config import model_names, run_parameters
 from vlm_brain.pipelines import (
     analyses,
     encoding,
@@ -12,6 +13,7 @@ from vlm_brain.pipelines import (
     reporting,
     validation,
 )
+from vlm_brain.pipelines.validation.pipeline import feature_models
 
 PIPELINES = {
     "feature_extraction": feature_extraction,
@@ -28,8 +30,17 @@ NOT_IN_DEFAULT = ("validation",)
 
 def register_pipelines() -> dict[str, Pipeline]:
     """Every pipeline by name; ``__default__`` (``kedro run``) runs all but the
-    on-demand ones (`NOT_IN_DEFAULT`: the method validation)."""
-    pipelines = {name: module.create_pipeline() for name, module in PIPELINES.items()}
+    on-demand ones (`NOT_IN_DEFAULT`: the method validation).
+
+    The models are those of ``feature_extraction.models`` in the run's parameters
+    (:func:`vlm_brain.config.model_names`): each has its own namespace (extraction and
+    encoding), and the analyses and the report read all of them.
+    """
+    parameters = run_parameters()
+    models = model_names(parameters)
+    pipelines = {name: module.create_pipeline(models=models) for name, module in PIPELINES.items()
+                 if name != "validation"}
+    pipelines["validation"] = validation.create_pipeline(models=feature_models(parameters))
     pipelines["__default__"] = sum(
         (p for name, p in pipelines.items() if name not in NOT_IN_DEFAULT), Pipeline([])
     )

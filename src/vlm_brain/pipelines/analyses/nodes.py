@@ -7,7 +7,6 @@ of headline statistics, each with its uncertainty (bootstrap CI or test) and n.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -37,65 +36,20 @@ from vlm_brain.cohort.summary import across_subject_summary, finding_numbers, gr
 from vlm_brain.cohort.tasks import results_by_subject
 from vlm_brain.encoding.temporal import prepare_regressors
 from vlm_brain.tracking import flatten_numbers
+from vlm_brain.fmri.networks import ATLASES
+from vlm_brain.results import (
+    find_layer,
+    iter_layers,
+    layer_with_most_bns,
+    parse_layer_name,
+    plain,
+    stream_layers,
+)
 from vlm_brain.validation.metrics import observed_fdr, sensitivity, specificity
 
 logger = logging.getLogger(__name__)
 
-ATLASES = ("ca_network", "yeo7")
-
-
 # --------------------------------------------------------------------------- helpers
-def plain(value: Any) -> Any:
-    """JSON-ready copy: numpy scalars and arrays to Python types, NaN and inf to None."""
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | np.ndarray):
-        return [plain(v) for v in value]
-    if isinstance(value, np.bool_ | bool):
-        return bool(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        return float(value) if np.isfinite(value) else None
-    return value
-
-
-def split_layer_name(layer_name: str) -> tuple[str, str, int]:
-    """``clip.image.L03`` -> ("clip", "image", 3)."""
-    model, stream, layer = layer_name.split(".")
-    return model, stream, int(layer.lstrip("L"))
-
-
-def iter_layers(encodings: tuple[dict, ...]) -> Iterator[tuple[str, dict]]:
-    """(layer_name, results) of every layer of every model, in name order."""
-    for encoding in encodings:
-        for layer_name in sorted(encoding):
-            yield layer_name, encoding[layer_name]
-
-
-def stream_layers(encodings: tuple[dict, ...]) -> dict[str, list[str]]:
-    """``{"clip.image": ["clip.image.L00", ...], ...}`` with layers in depth order."""
-    streams: dict[str, list[str]] = {}
-    for layer_name, _ in iter_layers(encodings):
-        model, stream, _ = split_layer_name(layer_name)
-        streams.setdefault(f"{model}.{stream}", []).append(layer_name)
-    return {s: sorted(names, key=lambda n: split_layer_name(n)[2]) for s, names in streams.items()}
-
-
-def layer_with_most_bns(encodings: tuple[dict, ...], names: list[str]) -> tuple[str, int]:
-    """Of the layers `names`, the one with the most BNs, and its BN count."""
-    counts = {name: int(np.sum(find_layer(encodings, name)["bn"])) for name in names}
-    best = max(names, key=counts.__getitem__)
-    return best, counts[best]
-
-
-def find_layer(encodings: tuple[dict, ...], layer_name: str) -> dict:
-    for encoding in encodings:
-        if layer_name in encoding:
-            return encoding[layer_name]
-    raise KeyError(layer_name)
-
-
 #: the headline of a group-level finding when the group mean was not modelled
 NO_GROUP = {"available": False, "reason": "encoding.target is 'subjects': the group mean was not modelled; "
             "see across_subjects"}
@@ -176,7 +130,7 @@ def analyse_redundancy(params: dict[str, Any], *encodings: dict
         return _no_group(pd.DataFrame(), {})
     rows = []
     for layer_name, res in iter_layers(encodings):
-        model, stream, layer = split_layer_name(layer_name)
+        model, stream, layer = parse_layer_name(layer_name)
         rows.append({"model": model, "stream": stream, "stream_label": f"{model}.{stream}", "layer": layer,
                      "layer_name": layer_name,
                      **layer_redundancy(np.asarray(res["bn"]), np.asarray(res["atom_pos"]),
@@ -272,7 +226,7 @@ def analyse_polarity(labels: pd.DataFrame, params: dict[str, Any], *encodings: d
         return _no_group(pd.DataFrame(), pd.DataFrame())
     rows, signs = [], []
     for layer_name, res in iter_layers(encodings):
-        model, stream, layer = split_layer_name(layer_name)
+        model, stream, layer = parse_layer_name(layer_name)
         sign, strength = bn_polarity(res["bn"], res["atom_t"], res["atom_pos"], res["atom_neg"])
         base = {"model": model, "stream": stream, "stream_label": f"{model}.{stream}", "layer": layer,
                 "layer_name": layer_name}
@@ -331,8 +285,8 @@ def analyse_architecture(labels: pd.DataFrame, params: dict[str, Any], *encoding
         if image_stream not in streams or text_stream not in streams:
             logger.warning("architecture: pair %r skipped (%s or %s not encoded)", pair, image_stream, text_stream)
             continue
-        image = {split_layer_name(n)[2]: n for n in streams[image_stream]}
-        text = {split_layer_name(n)[2]: n for n in streams[text_stream]}
+        image = {parse_layer_name(n).index: n for n in streams[image_stream]}
+        text = {parse_layer_name(n).index: n for n in streams[text_stream]}
         shared = sorted(set(image) & set(text))
         for layer in shared:
             a, b = find_layer(encodings, image[layer]), find_layer(encodings, text[layer])

@@ -16,10 +16,11 @@ from vlm_brain.cohort.tasks import array_ref, is_done, make_task, results_by_sub
 from vlm_brain.datasets.cache import ArrayCache
 from vlm_brain.encoding.ceiling import noise_ceiling, normalized_r
 from vlm_brain.encoding.layer import encode_layer, layer_polarity
+from vlm_brain.fmri.networks import ATLASES
+from vlm_brain.results import parse_layer_name
 
 logger = logging.getLogger(__name__)
 
-ATLASES = ("ca_network", "yeo7")
 #: bumped when `encode_layer` changes what it computes, so that stored per-subject results are not reused
 ENGINE_VERSION = 1
 CLUSTER_DEFAULTS = {"scheduler": "local", "n_workers": None, "retries": 2}
@@ -180,7 +181,7 @@ def encode_subjects(run_timeline: pd.DataFrame, fmri_clean: dict[str, dict[str, 
     reports = run_tasks(work, missing, scheduler=str(cluster["scheduler"]), n_workers=cluster["n_workers"],
                         retries=int(cluster["retries"]), describe=lambda task: task.name, desc="subject x layer")
     done = {report.key: report for report in reports}
-    rows = [{"subject": task.subject, "model": _layer_index(task.layer)[0], "layer_name": task.layer, "key": task.key,
+    rows = [{"subject": task.subject, "model": parse_layer_name(task.layer).model, "layer_name": task.layer, "key": task.key,
              "computed": task.key in done, "worker": done[task.key].worker if task.key in done else "",
              "seconds": done[task.key].seconds if task.key in done else np.nan} for task in tasks]
     return pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
@@ -228,11 +229,6 @@ def _ceiling(repeat: np.ndarray, who: str) -> np.ndarray:
     return ceiling
 
 
-def _layer_index(layer_name: str) -> tuple[str, str, int]:
-    model, stream, layer = layer_name.split(".")
-    return model, stream, int(layer.lstrip("L"))
-
-
 def score_networks(labels: pd.DataFrame, ceiling: dict[str, np.ndarray], manifest: pd.DataFrame, cache: ArrayCache,
                    fmri_clean: dict[str, dict[str, np.ndarray]], *encodings: dict) -> pd.DataFrame:
     """Per (subject, model, stream, layer, atlas, network): the tidy table of the study.
@@ -267,7 +263,7 @@ def network_rows(labels: pd.DataFrame, ceil: np.ndarray, encoding: dict, subject
     """
     rows = []
     for layer_name, res in encoding.items():
-        model, stream, layer = _layer_index(layer_name)
+        model, stream, layer = parse_layer_name(layer_name)
         r, bn = np.asarray(res["r"]), np.asarray(res["bn"], dtype=bool)
         if len(r) != len(labels):
             raise ValueError(f"{layer_name}: {len(r)} grayordinates but {len(labels)} labels")

@@ -15,14 +15,8 @@ from matplotlib.figure import Figure
 from vlm_brain import reporting as rp
 from vlm_brain.analyses.polarity import bn_polarity
 from vlm_brain.cohort.summary import group_scores
-from vlm_brain.pipelines.analyses.nodes import (
-    find_layer,
-    layer_with_most_bns,
-    plain,
-    split_layer_name,
-    stream_layers,
-)
 from vlm_brain.reporting.html import Section
+from vlm_brain.results import find_layer, layer_with_most_bns, parse_layer_name, plain, stream_layers
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +100,7 @@ def cohort_table(cohort: dict[str, dict]) -> pd.DataFrame:
     """Per layer of the cohort maps: stream_label, layer, and two BN fractions (``network``, ``value``)."""
     rows = []
     for layer_name, res in sorted(cohort.items()):
-        model, stream, layer = split_layer_name(layer_name)
+        model, stream, layer = parse_layer_name(layer_name)
         base = {"stream_label": f"{model}.{stream}", "layer": layer}
         rows.append({**base, "network": "cohort BNs (BH across subjects)", COHORT_VALUE: float(np.mean(res["bn"]))})
         rows.append({**base, "network": "BN in >= half the subjects",

@@ -2,12 +2,12 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from vlm_brain.pipelines.analyses.pipeline import ENCODINGS
 from vlm_brain.pipelines.reporting import nodes
 
 
-def create_pipeline(**kwargs) -> Pipeline:
+def create_pipeline(models: list[str] = (), **kwargs) -> Pipeline:
     params = "params:reporting"
+    encodings = [f"{model}.encoding" for model in models]
     return Pipeline(
         [
             Node(nodes.collect_findings,
@@ -17,7 +17,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                  "findings", name="collect_findings"),
             Node(nodes.make_figures,
                  ["network_scores", "redundancy_atom_dice", "ablation_curves", "polarity_layers",
-                  "architecture_overlap", "baseline_comparison", "cohort_encoding", params, *ENCODINGS],
+                  "architecture_overlap", "baseline_comparison", "cohort_encoding", params, *encodings],
                  "report_figures@matplotlib", name="make_figures"),
             Node(nodes.render_report,
                  ["findings", "network_findings", "redundancy_layers", "polarity_profiles", "architecture_overlap",

@@ -38,15 +38,16 @@ def _seeds(params: dict[str, Any]) -> list[int]:
     return list(range(first, first + n_seeds))
 
 
-def _layer(ans: dict[str, np.ndarray], name: str, key: str) -> np.ndarray:
-    if name not in ans:
-        raise ValueError(f"validation.{key}={name!r} is not a layer of the AN features; "
-                         f"available: {sorted(ans)}")
-    return np.asarray(ans[name], dtype=np.float32)
+def _layer(ans: tuple[dict[str, np.ndarray], ...], name: str, key: str) -> np.ndarray:
+    for features in ans:
+        if name in features:
+            return np.asarray(features[name], dtype=np.float32)
+    raise ValueError(f"validation.{key}={name!r} is not a layer of the AN features; "
+                     f"available: {sorted(n for f in ans for n in f)}")
 
 
 def simulate_and_recover(
-    an_timeseries: dict[str, np.ndarray], run_timeline: pd.DataFrame, params: dict[str, Any]
+    run_timeline: pd.DataFrame, params: dict[str, Any], *an_timeseries: dict[str, np.ndarray]
 ) -> pd.DataFrame:
     """Plant a truth on one image and one text layer, recover it with `encode_layer`.
 
