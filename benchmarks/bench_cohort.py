@@ -22,10 +22,11 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-
 from bench_encoding import hcp_alphas  # noqa: I001 (this folder, as the script runs from it)
+
 from vlm_brain.cohort.execution import run_tasks
 from vlm_brain.cohort.tasks import array_ref, make_task, run_encoding_task
+from vlm_brain.encoding.settings import EncodingSettings
 
 COHORT = {"subjects": 184, "layers": 95}
 
@@ -71,9 +72,9 @@ def write_subjects(folder: Path, args: argparse.Namespace) -> tuple[list, list, 
 def main() -> None:
     args = parse_args()
     logging.basicConfig(level=logging.WARNING)
-    settings = dict(n_atoms=64, sdl_alpha=1.0, sdl_max_iter=100, alphas=hcp_alphas(), q=0.05, max_lag=20,
-                    seed=0, backend=args.backend, target_batch_size=8192, null_method="refit", n_refit=100,
-                    refit_targets=250)
+    settings = EncodingSettings(n_atoms=64, sdl_alpha=1.0, sdl_max_iter=100, alphas=hcp_alphas(), q=0.05,
+                                max_lag=20, seed=0, backend=args.backend, target_batch_size=8192,
+                                null_method="refit", n_refit=100, refit_targets=250)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         t0 = time.perf_counter()

@@ -125,6 +125,11 @@ def main() -> None:
                     target_batch_size=args.target_batch_size, null_method="refit", n_refit=100,
                     refit_targets=250, n_null=1000, max_lag=20)
     accepted = inspect.signature(encode_layer).parameters
+    if "changes" in accepted:  # settings as one EncodingSettings (its fields are the keyword overrides)
+        from dataclasses import fields
+
+        from vlm_brain.encoding.settings import EncodingSettings
+        accepted = {f.name for f in fields(EncodingSettings)}
     settings = {key: value for key, value in settings.items() if key in accepted}
     keep = np.ones(len(runs), dtype=bool)
     # warm-up on a slice (compiles the numba kernels) so that the timing is the steady state

@@ -15,9 +15,16 @@ import pandas as pd
 import pytest
 
 from vlm_brain.cohort.execution import run_tasks
-from vlm_brain.cohort.tasks import array_ref, is_done, load_result, make_task, run_encoding_task
+from vlm_brain.cohort.tasks import (
+    array_ref,
+    is_done,
+    load_result,
+    make_task,
+    run_encoding_task,
+)
 from vlm_brain.datasets.cache import ArrayCache
-from vlm_brain.pipelines.encoding.nodes import encode_subjects, layer_settings
+from vlm_brain.encoding.settings import EncodingSettings
+from vlm_brain.pipelines.encoding.nodes import encode_subjects
 
 RUN_LENGTH, N_RUNS, N_TARGETS, N_ANS = 60, 3, 120, 24
 PARAMS = {"target": "subjects", "tr": 1.0, "sdl": {"n_atoms": 4, "alpha": 0.5, "max_iter": 5},
@@ -120,7 +127,7 @@ def test_a_killed_worker_still_gives_the_complete_identical_result(inputs, seque
     seq_root, seq_manifest = sequential
     tasks = [make_task(r.subject, r.layer_name, array_ref(ans[r.layer_name]), array_ref(clean[r.subject]["bold"]), {})
              for r in seq_manifest.itertuples()]
-    settings = layer_settings(PARAMS)
+    settings = EncodingSettings.from_params(PARAMS)
     work = partial(kill_worker_once, marker=str(tmp_path / "killed"), runs=timeline.run.to_numpy(),
                    keep=timeline.keep.to_numpy(), tr=1.0, settings=settings, cache_root=str(tmp_path / "cache"))
     reports = run_tasks(work, tasks, scheduler="local", n_workers=2, describe=lambda t: t.name)

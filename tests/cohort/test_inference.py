@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from vlm_brain.cohort.inference import across_subjects, fisher_z, one_sample_t, sign_flip_p, sign_flips
+from vlm_brain.cohort.inference import (
+    across_subjects,
+    fisher_z,
+    one_sample_t,
+    sign_flip_p,
+    sign_flips,
+)
 from vlm_brain.cohort.summary import across_subject_summary, finding_numbers
 
 

@@ -102,7 +102,7 @@ def test_encode_layer_rejects_bad_settings():
         encode_layer(sim.features, sim.y, sim.runs, sim.keep, sim.tr, n_atoms=3, null_method="bogus")
     with pytest.raises(ValueError, match="alphas"):
         encode_layer(sim.features, sim.y, sim.runs, sim.keep, sim.tr, n_atoms=3, alphas=[-1.0])
-    with pytest.raises(ValueError, match="q must be"):
+    with pytest.raises(ValueError, match="q = 5: must be a number in"):
         encode_layer(sim.features, sim.y, sim.runs, sim.keep, sim.tr, n_atoms=3, q=5)
 
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
+from vlm_brain.encoding.settings import EncodingSettings
 from vlm_brain.encoding.simulation import simulate_layer
 
 
@@ -32,8 +33,9 @@ def layers():
 
 #: small settings of the recovery tests (a condition takes ~0.1 s)
 SMALL = {"n_targets": 400, "frac_image": 0.15, "frac_text": 0.15, "overlap": 0.3, "frac_negative": 0.5,
-         "n_drivers": 2, "noise_ar": 0.3, "n_atoms": 4, "sdl_alpha": 0.5, "sdl_max_iter": 10,
-         "alphas": (1.0, 10.0, 100.0, 1000.0), "n_refit": 50, "q": 0.05}
+         "n_drivers": 2, "noise_ar": 0.3,
+         "encoding": EncodingSettings(n_atoms=4, sdl_alpha=0.5, sdl_max_iter=10, alphas=(1.0, 10.0, 100.0, 1000.0),
+                                      n_refit=50, q=0.05, target_batch_size=4096)}
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import pytest
 from vlm_brain.validation.metrics import (
     condition_metrics,
     observed_fdr,
-    separation,
     sensitivity,
+    separation,
     sign_accuracy,
     specificity,
 )

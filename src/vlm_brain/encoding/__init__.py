@@ -12,8 +12,8 @@ from vlm_brain.encoding.ceiling import (
     spearman_brown,
     split_half_reliability,
 )
+from vlm_brain.encoding.layer import encode_layer, layer_polarity
 from vlm_brain.encoding.ridge import (
-    DEFAULT_ALPHAS,
     EncodingResult,
     FullFit,
     cross_validate_encoding,
@@ -21,7 +21,12 @@ from vlm_brain.encoding.ridge import (
     raw_regressors,
     sdl_regressors,
 )
-from vlm_brain.encoding.sdl import SparseDictionary, atom_timecourses, fit_sparse_dictionary
+from vlm_brain.encoding.sdl import (
+    SparseDictionary,
+    atom_timecourses,
+    fit_sparse_dictionary,
+)
+from vlm_brain.encoding.settings import DEFAULT_ALPHAS, EncodingSettings
 from vlm_brain.encoding.significance import (
     AtomMaps,
     ShiftTestResult,
@@ -35,6 +40,7 @@ __all__ = [
     "DEFAULT_ALPHAS",
     "AtomMaps",
     "EncodingResult",
+    "EncodingSettings",
     "FullFit",
     "ShiftTestResult",
     "SparseDictionary",
@@ -43,9 +49,11 @@ __all__ = [
     "circular_shift_test",
     "convolve_hrf",
     "cross_validate_encoding",
+    "encode_layer",
     "fdr_bh",
     "fit_full",
     "fit_sparse_dictionary",
+    "layer_polarity",
     "noise_ceiling",
     "normalized_r",
     "prepare_regressors",

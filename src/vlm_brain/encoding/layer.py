@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import special, stats
 
+from vlm_brain.encoding._kernels import lag_products, transposed_batch
 from vlm_brain.encoding._validation import check_time_series, run_slices
 from vlm_brain.encoding.engine import (
     Design,
@@ -26,9 +28,7 @@ from vlm_brain.encoding.engine import (
     select_alphas,
     shift_spread,
 )
-from vlm_brain.encoding._kernels import lag_products, transposed_batch
 from vlm_brain.encoding.ridge import (
-    DEFAULT_ALPHAS,
     _check_alphas,
     _target_batches,
     cross_validate_encoding,
@@ -39,15 +39,15 @@ from vlm_brain.encoding.ridge import (
 from vlm_brain.encoding.sdl import (
     atom_timecourses,
     data_spectrum,
-    fit_sparse_dictionary,
+    fit_layer_dictionary,
     fit_sparse_loadings,
 )
+from vlm_brain.encoding.settings import EncodingSettings
 from vlm_brain.encoding.significance import fdr_bh, lagged_gram
 from vlm_brain.encoding.temporal import prepare_regressors
 
 logger = logging.getLogger(__name__)
 
-NULL_METHODS = ("refit", "shift")
 
 
 def encode_layer(
@@ -56,19 +56,8 @@ def encode_layer(
     runs_full: np.ndarray,
     keep: np.ndarray,
     tr: float,
-    n_atoms: int = 64,
-    sdl_alpha: float = 1.0,
-    sdl_max_iter: int = 100,
-    alphas: np.ndarray | None = None,
-    q: float = 0.05,
-    seed: int = 0,
-    backend: str = "numpy",
-    target_batch_size: int = 8192,
-    raw_model: bool = False,
-    null_method: str = "refit",
-    n_refit: int = 100,
-    refit_targets: int = 250,
-    max_lag: int = 20,
+    settings: EncodingSettings | None = None,
+    **changes: Any,
 ) -> dict[str, np.ndarray]:
     """Everything the study measures for one layer.
 
@@ -76,17 +65,19 @@ def encode_layer(
         ans: (T_full, N) AN time series of all TRs of all runs (timeline order).
         y: (T_kept, G) fMRI of the kept TRs, cleaned and z-scored per run.
         runs_full, keep: (T_full,) run label and kept-for-fitting flag per TR.
-        null_method: how held-out r becomes a p-value. Both standardise r by the
-            spread of r over circular shifts of each run's predictions (computed, not
-            sampled: lag-window products up to ``max_lag``). "refit" (default) then
-            compares the standardised statistic with the whole model refitted on
-            stimuli shifted circularly in every run (``n_refit`` draws on
-            ``refit_targets`` grayordinates, alpha re-selected each time): permutation
-            p-values, and a generalized Pareto tail beyond the null's 99th percentile
-            (`tail_p_values`), so p has no resolution floor; "shift" reads p from the
-            standard Gaussian (too liberal with leave-one-run-out predictions; kept for
-            comparison).
-        max_lag: lag window (TRs) of the HAC t-maps and of the shift spread.
+        tr: repetition time (s).
+        settings: how the layer is encoded (`EncodingSettings`; default: its defaults);
+            ``changes`` override single fields, e.g. ``encode_layer(..., n_atoms=16)``.
+
+    ``settings.null_method`` says how held-out r becomes a p-value. Both standardise r
+    by the spread of r over circular shifts of each run's predictions (computed, not
+    sampled: lag-window products up to ``max_lag``). "refit" (default) then compares the
+    standardised statistic with the whole model refitted on stimuli shifted circularly
+    in every run (``n_refit`` draws on ``refit_targets`` grayordinates, alpha re-selected
+    each time): permutation p-values, and a generalized Pareto tail beyond the null's
+    99th percentile (`tail_p_values`), so p has no resolution floor; "shift" reads p
+    from the standard Gaussian (too liberal with leave-one-run-out predictions; kept for
+    comparison). ``max_lag`` is also the lag window of the HAC t-maps.
 
     Returns:
         ``r`` (G,) held-out Pearson r of the atom model (leave-one-run-out, SDL fitted
@@ -100,14 +91,13 @@ def encode_layer(
         tail probability; NaN with "shift"); with ``raw_model``, ``raw_r`` (G,) of all N ANs as
         regressors (himalaya RidgeCV).
     """
-    if null_method not in NULL_METHODS:
-        raise ValueError(f"null_method must be one of {NULL_METHODS}, got {null_method!r}")
-    if not 0 < q < 1:
-        raise ValueError(f"q must be in (0, 1), got {q}")
-    if max_lag < 0:
-        raise ValueError(f"max_lag must be >= 0, got {max_lag}")
-    alphas = _check_alphas(DEFAULT_ALPHAS if alphas is None else alphas)
-    backend = resolve_backend(backend)
+    settings = settings or EncodingSettings()
+    if changes:
+        settings = settings.replace(**changes)
+    alphas = _check_alphas(settings.alphas)
+    backend = resolve_backend(settings.backend)
+    n_atoms, sdl_alpha, sdl_max_iter, seed = settings.n_atoms, settings.sdl_alpha, settings.sdl_max_iter, settings.seed
+    q, max_lag, target_batch_size = settings.q, settings.max_lag, settings.target_batch_size
     y = check_time_series(y, "y")
     x, runs = prepare_regressors(ans, runs_full, keep, tr)
     if len(x) != len(y):
@@ -121,8 +111,9 @@ def encode_layer(
     matmul = _matmul(backend)
     fit = _fit_targets(layer, y, slices, alphas, max_lag, target_batch_size, matmul)
     z = np.divide(fit.r - fit.mean, fit.sd, out=np.full(fit.r.shape, -np.inf), where=fit.sd > 0)
-    if null_method == "refit":
-        z_null = refit_null(layer, y, slices, alphas, fit, n_refit, refit_targets, seed, target_batch_size, matmul)
+    if settings.null_method == "refit":
+        z_null = refit_null(layer, y, slices, alphas, fit, settings.n_refit, settings.refit_targets, seed,
+                            target_batch_size, matmul)
         p, calibration = tail_p_values(z, z_null)
     else:
         p, calibration = stats.norm.sf(z), np.full(4, np.nan)
@@ -136,7 +127,7 @@ def encode_layer(
         "atom_t": fit.atom_t.astype(np.float32), "atom_pos": significant & (fit.atom_t > 0),
         "atom_neg": significant & (fit.atom_t < 0), "null_calibration": calibration,
     }
-    if raw_model:
+    if settings.raw_model:
         out["raw_r"] = cross_validate_encoding(x, y, runs, raw_regressors(), alphas=alphas, backend=backend,
                                                target_batch_size=target_batch_size).r
     logger.debug("layer encoded in %.1f s", time.perf_counter() - started)
@@ -198,17 +189,15 @@ class LayerDesigns:
                                                        n_samples=len(train_rows[f]), spectrum=spectrum)
             return loadings
 
-        varying = np.ptp(x, axis=0) > 0
         *fold_results, dictionary = _in_parallel(
             [lambda f=f: fold_loadings(f) for f in range(len(slices))]
-            + [lambda: fit_sparse_dictionary(x[:, varying], n_atoms, sdl_alpha, seed, max_iter=sdl_max_iter)])
+            + [lambda: fit_layer_dictionary(x, n_atoms, sdl_alpha, seed, max_iter=sdl_max_iter)])
         designs = []
         for f, loadings in enumerate(fold_results):
             timecourses = atom_timecourses(x, loadings)
             _, standardized = standardize_train(timecourses[train_rows[f]], timecourses)
             designs.append(np.asarray(standardized, dtype=np.float32))
-        loadings = np.zeros((n_atoms, x.shape[1]), dtype=np.float32)
-        loadings[:, varying] = dictionary.loadings
+        loadings = dictionary.loadings
         full, _ = standardize_train(atom_timecourses(x, loadings), x[:0, :n_atoms])
         designs.append(np.asarray(full, dtype=np.float32))
         stacked = np.hstack(designs)

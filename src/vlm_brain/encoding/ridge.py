@@ -24,14 +24,13 @@ from vlm_brain.encoding._validation import (
     run_labels,
     run_slices,
 )
-from vlm_brain.encoding.sdl import atom_timecourses, fit_sparse_dictionary
+from vlm_brain.encoding.sdl import atom_timecourses, fit_layer_dictionary
+from vlm_brain.encoding.settings import DEFAULT_ALPHAS, SUPPORTED_BACKENDS
 
 logger = logging.getLogger(__name__)
 
 #: Default ridge grid: half-decade steps from ~OLS (alpha 1 against z-scored regressors
 #: with thousands of samples) to ~zero weights (alpha 1e7).
-DEFAULT_ALPHAS = np.logspace(0, 7, 15)
-SUPPORTED_BACKENDS = ("numpy", "torch", "torch_cuda")
 
 #: make_regressors(x_train, x_test, runs_train) -> (r_train, r_test)
 RegressorFactory = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -138,14 +137,7 @@ def sdl_regressors(
 
     def make(x_train: np.ndarray, x_test: np.ndarray, runs_train: np.ndarray):
         x_train = np.asarray(x_train)
-        varying = np.ptp(x_train, axis=0) > 0
-        if not varying.all():
-            logger.info("SDL: %d constant ANs left out", int((~varying).sum()))
-        dictionary = fit_sparse_dictionary(
-            x_train[:, varying], n_atoms=n_atoms, alpha=alpha, random_state=seed, **sdl_kwargs
-        )
-        loadings = np.zeros((n_atoms, x_train.shape[1]), dtype=np.float32)
-        loadings[:, varying] = dictionary.loadings
+        loadings = fit_layer_dictionary(x_train, n_atoms, alpha, seed, **sdl_kwargs).loadings
         return standardize_train(
             atom_timecourses(x_train, loadings), atom_timecourses(np.asarray(x_test), loadings)
         )

@@ -14,14 +14,14 @@ unchanged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 from sklearn.utils.extmath import svd_flip
 
 from vlm_brain.encoding._kernels import lasso_codes_gram, update_atoms
-
 from vlm_brain.encoding._validation import check_time_series
 
 logger = logging.getLogger(__name__)
@@ -130,6 +130,27 @@ def fit_sparse_dictionary(
         reconstruction_error=float(residual),
         n_iter=fit.n_iter,
     )
+
+
+def fit_layer_dictionary(
+    x: np.ndarray, n_atoms: int = 64, alpha: float = 1.0, random_state: int = 0, max_iter: int = 100
+) -> SparseDictionary:
+    """The SDL of one layer's rows, as the encoding fits it everywhere.
+
+    ANs constant over the rows are left out of the fit (they carry nothing and would
+    break z-scoring) and get loading 0; otherwise as `fit_sparse_dictionary`.
+
+    Returns:
+        The dictionary, ``loadings`` (k, N) at the layer's full width.
+    """
+    x = np.asarray(x)
+    varying = np.ptp(x, axis=0) > 0
+    if not varying.all():
+        logger.info("SDL: %d constant ANs left out", int((~varying).sum()))
+    fitted = fit_sparse_dictionary(x[:, varying], n_atoms, alpha, random_state, max_iter=max_iter)
+    loadings = np.zeros((n_atoms, x.shape[1]), dtype=np.float32)
+    loadings[:, varying] = fitted.loadings
+    return dataclasses.replace(fitted, loadings=loadings)
 
 
 def data_spectrum(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer, PretrainedConfig
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModel,
+    AutoTokenizer,
+    PretrainedConfig,
+)
 
 from vlm_brain.models.base import Batch, ModelAdapter, WeightsError, resolve_device
 from vlm_brain.models.capture import AttentionSite

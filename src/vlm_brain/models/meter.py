@@ -42,7 +42,12 @@ from vlm_brain.models.meter_model import (
     init_random_,
     resize_position_embedding,
 )
-from vlm_brain.models.meter_weights import KNOWN_UNUSED_KEYS, load_meter, prepare_state_dict, read_checkpoint
+from vlm_brain.models.meter_weights import (
+    KNOWN_UNUSED_KEYS,
+    load_meter,
+    prepare_state_dict,
+    read_checkpoint,
+)
 
 logger = logging.getLogger(__name__)
 

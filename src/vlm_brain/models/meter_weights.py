@@ -23,7 +23,11 @@ from typing import Any
 import torch
 
 from vlm_brain.models.base import WeightsError
-from vlm_brain.models.meter_model import MeterConfig, MeterModel, resize_position_embedding
+from vlm_brain.models.meter_model import (
+    MeterConfig,
+    MeterModel,
+    resize_position_embedding,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -34,7 +34,13 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer, PretrainedConfig
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModel,
+    AutoTokenizer,
+    PretrainedConfig,
+)
 
 from vlm_brain.models.base import Batch, ModelAdapter, WeightsError, resolve_device
 from vlm_brain.models.capture import AttentionSite
@@ -249,7 +255,11 @@ def default_image_processor(vision: PretrainedConfig):
     """Mean/std 0.5 processor at the tower's resolution: SigLIP 2 patchifies to
     ``num_patches`` patches; CLIP resizes the short side and center-crops; others
     resize to an ``image_size`` square."""
-    from transformers import CLIPImageProcessor, Siglip2ImageProcessor, SiglipImageProcessor
+    from transformers import (
+        CLIPImageProcessor,
+        Siglip2ImageProcessor,
+        SiglipImageProcessor,
+    )
 
     half = [0.5, 0.5, 0.5]
     model_type = getattr(vision, "model_type", "")

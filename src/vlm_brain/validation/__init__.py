@@ -13,7 +13,12 @@ Plain numpy; no Kedro imports (the `validation` pipeline wraps this module).
 
 from vlm_brain.validation.metrics import condition_metrics
 from vlm_brain.validation.run import ValidationSettings, run_condition, run_grid
-from vlm_brain.validation.simulate import PlantedTruth, SimulatedBold, crop_runs, simulate_bold
+from vlm_brain.validation.simulate import (
+    PlantedTruth,
+    SimulatedBold,
+    crop_runs,
+    simulate_bold,
+)
 
 __all__ = [
     "PlantedTruth",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -13,10 +13,16 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from vlm_brain.encoding.layer import encode_layer, layer_polarity
+from vlm_brain.encoding.settings import EncodingSettings
 from vlm_brain.validation.metrics import condition_metrics
 from vlm_brain.validation.simulate import crop_runs, simulate_bold
 
 logger = logging.getLogger(__name__)
+
+
+#: how the validation encodes its layers unless its parameters say otherwise (small and fast)
+VALIDATION_ENCODING = EncodingSettings(n_atoms=16, sdl_alpha=1.0, sdl_max_iter=5,
+                                       alphas=(10.0, 100.0, 1000.0, 10000.0), target_batch_size=4096)
 
 
 @dataclass(frozen=True)
@@ -31,8 +37,9 @@ class ValidationSettings:
     min_run_share : driver atoms must be present in every run
         (`vlm_brain.validation.simulate.select_drivers`).
     noise_ar : AR(1) coefficient of the BOLD noise.
-    n_atoms, sdl_alpha, sdl_max_iter, alphas, n_refit, refit_targets, q, backend, target_batch_size :
-        passed to `encode_layer` (and the SDL of the planted drivers).
+    encoding : how both layers are encoded (`EncodingSettings`, as in the encoding
+        pipeline; its SDL also makes the planted drivers). Its seed is replaced by each
+        condition's seed.
     extend_runs : allow data lengths beyond the features' runs (see `crop_runs`).
     blas_threads : BLAS threads while a condition runs (None: leave as is). The
         matrices of a condition are small; on few shared cores threaded BLAS mostly
@@ -47,32 +54,31 @@ class ValidationSettings:
     n_drivers: int = 3
     min_run_share: float = 0.4
     noise_ar: float = 0.3
-    n_atoms: int = 16
-    sdl_alpha: float = 1.0
-    sdl_max_iter: int = 5
-    alphas: tuple[float, ...] = (10.0, 100.0, 1000.0, 10000.0)
-    n_refit: int = 100
-    refit_targets: int = 250
-    q: float = 0.05
+    encoding: EncodingSettings = VALIDATION_ENCODING
     extend_runs: bool = False
-    backend: str = "numpy"
-    target_batch_size: int = 4096
     blas_threads: int | None = 1
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def q(self) -> float:
+        return self.encoding.q
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> ValidationSettings:
-        """Settings from a flat parameter dict; unknown keys are ignored (kept in ``extra``)."""
-        names = {f.name for f in fields(cls)} - {"extra"}
-        kwargs = {k: v for k, v in params.items() if k in names}
-        if "alphas" in kwargs:
-            kwargs["alphas"] = tuple(float(a) for a in kwargs["alphas"])
-        return cls(**kwargs, extra={k: v for k, v in params.items() if k not in names})
+        """Settings from the ``validation`` parameters: the encoding keys (``sdl``, ``alphas``,
+        ``q``, ``n_refit``, ...) as in ``encoding``, the others by field name; the rest ignored."""
+        defaults = {**VALIDATION_ENCODING.as_dict(), **{"sdl": {"n_atoms": VALIDATION_ENCODING.n_atoms,
+                    "alpha": VALIDATION_ENCODING.sdl_alpha, "max_iter": VALIDATION_ENCODING.sdl_max_iter}}}
+        merged = {**defaults, **params, "sdl": {**defaults["sdl"], **(params.get("sdl") or {})}}
+        encoding = EncodingSettings.from_params(merged, where="validation")
+        names = {f.name for f in fields(cls)} - {"encoding"}
+        return cls(**{k: v for k, v in params.items() if k in names}, encoding=encoding)
 
     def simulation_kwargs(self) -> dict[str, Any]:
         keys = ("n_targets", "frac_image", "frac_text", "overlap", "frac_negative", "n_drivers",
-                "min_run_share", "noise_ar", "n_atoms", "sdl_alpha", "sdl_max_iter")
-        return {k: getattr(self, k) for k in keys}
+                "min_run_share", "noise_ar")
+        sdl = {"n_atoms": self.encoding.n_atoms, "sdl_alpha": self.encoding.sdl_alpha,
+               "sdl_max_iter": self.encoding.sdl_max_iter}
+        return {**{k: getattr(self, k) for k in keys}, **sdl}
 
 
 def run_condition(
@@ -127,23 +133,12 @@ def _run_condition(image_ans, text_ans, runs, keep, tr, *, snr, n_trs, seed, nul
                         null=null, **settings.simulation_kwargs())
     encoded = {}
     for name, ans in (("image", image), ("text", text)):
-        encoded[name] = encode_layer(
-            ans, sim.y, runs_sim, keep_sim, tr, n_atoms=settings.n_atoms, sdl_alpha=settings.sdl_alpha,
-            sdl_max_iter=settings.sdl_max_iter, alphas=np.asarray(settings.alphas, dtype=float),
-            n_refit=settings.n_refit, refit_targets=settings.refit_targets, q=settings.q, seed=seed, backend=settings.backend,
-            target_batch_size=settings.target_batch_size,
-        )
+        encoded[name] = encode_layer(ans, sim.y, runs_sim, keep_sim, tr, settings.encoding, seed=seed)
     polarity = {name: layer_polarity(res["bn"], res["atom_t"], res["atom_pos"], res["atom_neg"])
                 for name, res in encoded.items()}
     metrics = condition_metrics(encoded["image"]["bn"], encoded["text"]["bn"], polarity["image"],
                                 polarity["text"], sim.truth, encoded["image"]["p"], encoded["text"]["p"],
                                 q=settings.q)
-    if not null:
-        for name, loadings in (("image", sim.image_loadings), ("text", sim.text_loadings)):
-            if not np.allclose(encoded[name]["loadings"], loadings, atol=1e-5):
-                raise RuntimeError(f"{name} layer: encode_layer's SDL refit differs from the dictionary the "
-                                   "truth was planted in; vlm_brain.validation.simulate.layer_atoms is out of "
-                                   "date with vlm_brain.encoding.layer.encode_layer")
     driven = sim.truth.driven
     r_all = np.r_[encoded["image"]["r"][sim.truth.image], encoded["text"]["r"][sim.truth.text]]
     r_null = np.r_[encoded["image"]["r"][~driven], encoded["text"]["r"][~driven]]
@@ -189,7 +184,7 @@ def run_grid(
     if null:
         jobs += [(0.0, n, int(seed), True) for n, seed in itertools.product(n_trs, seeds)]
     logger.info("validation: %d conditions x seeds (G=%d, refit null %d draws x %d grayordinates, q=%g)",
-                len(jobs), settings.n_targets, settings.n_refit, settings.refit_targets, settings.q)
+                len(jobs), settings.n_targets, settings.encoding.n_refit, settings.encoding.refit_targets, settings.q)
     table = pd.DataFrame([
         run_condition(image_ans, text_ans, runs, keep, tr, snr=snr, n_trs=n, seed=seed, null=is_null,
                       settings=settings)
@@ -200,7 +195,5 @@ def run_grid(
 
 def settings_dict(settings: ValidationSettings) -> dict[str, Any]:
     """The settings as plain JSON-able values."""
-    out = asdict(settings)
-    out.pop("extra", None)
-    out["alphas"] = list(out["alphas"])
-    return out
+    out = {f.name: getattr(settings, f.name) for f in fields(settings) if f.name != "encoding"}
+    return {**out, **settings.encoding.as_dict()}

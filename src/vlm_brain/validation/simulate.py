@@ -36,7 +36,7 @@ import numpy as np
 
 from vlm_brain.encoding._validation import run_slices
 from vlm_brain.encoding.ridge import standardize_train
-from vlm_brain.encoding.sdl import atom_timecourses, fit_sparse_dictionary
+from vlm_brain.encoding.sdl import atom_timecourses, fit_layer_dictionary
 from vlm_brain.encoding.simulation import ar1
 from vlm_brain.encoding.temporal import prepare_regressors, zscore_per_run
 
@@ -248,17 +248,14 @@ class LayerAtoms:
 
 def layer_atoms(x: np.ndarray, n_atoms: int, sdl_alpha: float, sdl_max_iter: int, seed: int,
                 runs: np.ndarray | None = None) -> LayerAtoms:
-    """The dictionary `encode_layer` fits on all runs, built the same way.
+    """The dictionary `encode_layer` fits on all runs (the same `fit_layer_dictionary` call).
 
     Parameters
     ----------
     x : (T_kept, N) prepared regressors of the layer (`prepare_regressors` output).
     runs : (T_kept,) run labels of the rows (one run if None), for ``run_share``.
     """
-    varying = np.ptp(x, axis=0) > 0
-    dictionary = fit_sparse_dictionary(x[:, varying], n_atoms, sdl_alpha, seed, max_iter=sdl_max_iter)
-    loadings = np.zeros((n_atoms, x.shape[1]), dtype=np.float32)
-    loadings[:, varying] = dictionary.loadings
+    loadings = fit_layer_dictionary(x, n_atoms, sdl_alpha, seed, max_iter=sdl_max_iter).loadings
     regressors, _ = standardize_train(atom_timecourses(x, loadings), x[:0, :n_atoms])
     regressors = np.asarray(regressors, dtype=np.float64)
     slices = run_slices(np.zeros(len(x)) if runs is None else np.asarray(runs))

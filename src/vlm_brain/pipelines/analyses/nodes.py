@@ -32,10 +32,14 @@ from vlm_brain.analyses.stats import (
     difference_of_means,
     paired_difference,
 )
-from vlm_brain.cohort.summary import across_subject_summary, finding_numbers, group_scores, subject_scores
+from vlm_brain.cohort.summary import (
+    across_subject_summary,
+    finding_numbers,
+    group_scores,
+    subject_scores,
+)
 from vlm_brain.cohort.tasks import results_by_subject
 from vlm_brain.encoding.temporal import prepare_regressors
-from vlm_brain.tracking import flatten_numbers
 from vlm_brain.fmri.networks import ATLASES
 from vlm_brain.results import (
     find_layer,
@@ -45,6 +49,7 @@ from vlm_brain.results import (
     plain,
     stream_layers,
 )
+from vlm_brain.tracking import flatten_numbers
 from vlm_brain.validation.metrics import observed_fdr, sensitivity, specificity
 
 logger = logging.getLogger(__name__)

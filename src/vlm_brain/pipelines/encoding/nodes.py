@@ -12,10 +12,17 @@ import pandas as pd
 
 from vlm_brain.cohort.execution import run_tasks
 from vlm_brain.cohort.inference import across_subjects
-from vlm_brain.cohort.tasks import array_ref, is_done, make_task, results_by_subject, run_encoding_task
+from vlm_brain.cohort.tasks import (
+    array_ref,
+    is_done,
+    make_task,
+    results_by_subject,
+    run_encoding_task,
+)
 from vlm_brain.datasets.cache import ArrayCache
 from vlm_brain.encoding.ceiling import noise_ceiling, normalized_r
 from vlm_brain.encoding.layer import encode_layer, layer_polarity
+from vlm_brain.encoding.settings import EncodingSettings
 from vlm_brain.fmri.networks import ATLASES
 from vlm_brain.results import parse_layer_name
 
@@ -43,19 +50,6 @@ def _target(fmri_group: dict[str, np.ndarray], params: dict[str, Any]) -> np.nda
     return np.asarray(fmri_group["bold"], dtype=np.float32)
 
 
-def layer_settings(params: dict[str, Any]) -> dict[str, Any]:
-    """The keyword arguments of `encode_layer` from the ``encoding`` parameters."""
-    sdl = params["sdl"]
-    return dict(
-        n_atoms=int(sdl["n_atoms"]), sdl_alpha=float(sdl["alpha"]), sdl_max_iter=int(sdl["max_iter"]),
-        alphas=np.asarray(params["alphas"], dtype=float), q=float(params["q"]), max_lag=int(params.get("max_lag", 20)),
-        seed=int(params["seed"]), backend=params["backend"], target_batch_size=int(params["target_batch_size"]),
-        raw_model=bool(params.get("raw_an_model", False)),
-        null_method=params.get("null_method", "refit"), n_refit=int(params.get("n_refit", 100)),
-        refit_targets=int(params.get("refit_targets", 250)),
-    )
-
-
 def encode_model_layers(
     name: str, ans: dict[str, np.ndarray], run_timeline: pd.DataFrame, fmri_group: dict[str, np.ndarray],
     params: dict[str, Any],
@@ -66,13 +60,13 @@ def encode_model_layers(
     results at a time (a few with ``n_jobs`` > 1 worker processes), whatever the number
     of layers.
     """
+    settings = EncodingSettings.from_params(params)
     if encoding_target(params) == "subjects":
         logger.info("%s: group-mean encoding skipped (encoding.target=subjects)", name)
         return {}
     y = _target(fmri_group, params)
     runs = run_timeline["run"].to_numpy()
     keep = run_timeline["keep"].to_numpy()
-    sdl = params["sdl"]
     layers = sorted(ans)
     if not layers:
         raise ValueError(f"{name}: no AN layers to encode")
@@ -80,16 +74,14 @@ def encode_model_layers(
         if len(ans[layer]) != len(run_timeline):
             raise ValueError(f"{layer}: {len(ans[layer])} TRs of ANs but the run timeline has {len(run_timeline)}")
     logger.info("%s: encoding %d layers (k=%d atoms, lambda=%g, %s null, q=%g) against %d grayordinates x %d TRs",
-                name, len(layers), sdl["n_atoms"], sdl["alpha"], params.get("null_method", "refit"), params["q"],
+                name, len(layers), settings.n_atoms, settings.sdl_alpha, settings.null_method, settings.q,
                 y.shape[1], y.shape[0])
-
-    settings = layer_settings(params)
     tr = float(params["tr"])
     n_jobs = int(params.get("n_jobs", 1))
     if n_jobs == 1:
         def one(layer: str, i: int) -> dict[str, np.ndarray]:
             logger.info("encoding %s (%d/%d)", layer, i, len(layers))
-            return encode_layer(np.asarray(ans[layer]), y, runs, keep, tr, **settings)
+            return encode_layer(np.asarray(ans[layer]), y, runs, keep, tr, settings)
 
         return {layer: (lambda layer=layer, i=i: one(layer, i)) for i, layer in enumerate(layers, start=1)}
     return _parallel_entries(name, layers, ans, y, runs, keep, tr, settings, n_jobs)
@@ -113,7 +105,7 @@ def _parallel_entries(name, layers, ans, y, runs, keep, tr, settings, n_jobs):
 
     logger.info("%s: %d layers in %d parallel processes", name, len(layers), n_jobs)
     results = Parallel(n_jobs=n_jobs, return_as="generator", max_nbytes="1M")(
-        delayed(_encode_named)(layer, np.asarray(ans[layer]), y, runs, keep, tr, **settings) for layer in layers
+        delayed(_encode_named)(layer, np.asarray(ans[layer]), y, runs, keep, tr, settings) for layer in layers
     )
     done: dict[str, dict[str, np.ndarray]] = {}
 
@@ -153,9 +145,9 @@ def encode_subjects(run_timeline: pd.DataFrame, fmri_clean: dict[str, dict[str, 
     """
     if encoding_target(params) == "group":
         return pd.DataFrame(columns=MANIFEST_COLUMNS)
-    settings = layer_settings(params)
+    settings = EncodingSettings.from_params(params)
     runs, keep, tr = run_timeline["run"].to_numpy(), run_timeline["keep"].to_numpy(), float(params["tr"])
-    context = {"settings": {k: np.asarray(v).tolist() for k, v in settings.items()}, "runs": runs.tolist(),
+    context = {"settings": settings.as_dict(), "runs": runs.tolist(),
                "keep": keep.tolist(), "tr": tr, "engine": ENGINE_VERSION}
     layer_refs = {}
     for ans in ans_by_model:

@@ -16,7 +16,13 @@ from vlm_brain import reporting as rp
 from vlm_brain.analyses.polarity import bn_polarity
 from vlm_brain.cohort.summary import group_scores
 from vlm_brain.reporting.html import Section
-from vlm_brain.results import find_layer, layer_with_most_bns, parse_layer_name, plain, stream_layers
+from vlm_brain.results import (
+    find_layer,
+    layer_with_most_bns,
+    parse_layer_name,
+    plain,
+    stream_layers,
+)
 
 logger = logging.getLogger(__name__)
 

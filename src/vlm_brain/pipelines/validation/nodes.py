@@ -23,11 +23,7 @@ SUMMARY_METRICS = (
 
 
 def _settings(params: dict[str, Any]) -> ValidationSettings:
-    flat = dict(params)
-    sdl = flat.pop("sdl", {}) or {}
-    flat.update({"n_atoms": sdl.get("n_atoms", 16), "sdl_alpha": sdl.get("alpha", 1.0),
-                 "sdl_max_iter": sdl.get("max_iter", 5)})
-    return ValidationSettings.from_params(flat)
+    return ValidationSettings.from_params(params)
 
 
 def _seeds(params: dict[str, Any]) -> list[int]:
