@@ -27,6 +27,7 @@ import numpy as np
 
 from vlm_brain.datasets.arrays import NpyDictDataset
 from vlm_brain.datasets.cache import ArrayCache, cache_key
+from vlm_brain.encoding.settings import EncodingSettings
 
 logger = logging.getLogger(__name__)
 
