@@ -10,12 +10,10 @@ HCP_MOVIE_RUNS = (
     "tfMRI_MOVIE3_7T_PA",
     "tfMRI_MOVIE4_7T_AP",
 )
-HCP_MOVIE_RUN_LENGTHS = dict(zip(HCP_MOVIE_RUNS, (921, 918, 915, 901), strict=True))
 
 DTSERIES_PATTERN = (
     "{subject}/MNINonLinear/Results/{run}/{run}_Atlas_MSMAll_hp2000_clean.dtseries.nii"
 )
-NIFTI_PATTERN = "{subject}/MNINonLinear/Results/{run}/{run}_hp2000_clean.nii.gz"
 
 
 def run_path(root: str | Path, subject: str, run: str, pattern: str = DTSERIES_PATTERN) -> Path:

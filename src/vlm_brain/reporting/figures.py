@@ -28,11 +28,8 @@ MAX_COLUMNS = 4
 
 _LABELS = {
     "r_mean": "mean r (Pearson)",
-    "r_median": "median r (Pearson)",
-    "r_max": "max r (Pearson)",
-    "r_norm": "noise-normalised r",
-    "n_significant": "number of significant BNs",
-    "fraction_significant": "fraction of significant BNs",
+    "r_norm_mean": "mean noise-normalised r",
+    "frac_bn": "fraction of grayordinates that are BNs",
 }
 
 

