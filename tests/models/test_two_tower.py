@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
 
 from vlm_brain.models.base import WeightsError
 from vlm_brain.models.capture import ANRecorder
@@ -100,9 +102,10 @@ def _manual_head(hidden: np.ndarray, attention, head: int, heads: int, additive:
     return (p / p.sum(-1, keepdims=True)) @ v
 
 
-def _additive_mask(adapter, stream, batch, length: int) -> np.ndarray:
-    """(batch, length, length) mask the attention should have seen, built from the batch by hand."""
-    keys = np.ones((len(batch.inputs[next(iter(batch.inputs))]), length), dtype=bool)
+def _additive_mask(adapter, stream, batch, shape: tuple[int, int]) -> np.ndarray:
+    """(batch, tokens, tokens) mask the attention should have seen, built from the batch by hand."""
+    keys = np.ones(shape, dtype=bool)
+    length = shape[1]
     if stream == "image" and "pixel_attention_mask" in batch.inputs:  # SigLIP 2 padding patches
         keys = batch.inputs["pixel_attention_mask"].bool().numpy()
     if stream == "text" and "attention_mask" in batch.inputs:  # CLIP; SigLIP text runs unmasked
@@ -128,9 +131,9 @@ def test_an_block_of_a_head_is_softmax_qk_v_by_hand(adapter, stream):
     hidden = seen["h"].double().numpy()
     heads = _tower(adapter, stream).config.num_attention_heads
     d = hidden.shape[-1] // heads
-    additive = _additive_mask(adapter, stream, batch, hidden.shape[1])
+    additive = _additive_mask(adapter, stream, batch, hidden.shape[:2])
     valid = np.ones(hidden.shape[:2], dtype=bool) if batch.mask is None else batch.mask.numpy()
-    assert valid.sum() < valid.size or stream == "image" and adapter.name != "siglip2"  # padding is exercised
+    assert valid.sum() < valid.size or (stream == "image" and adapter.name != "siglip2")  # padding is exercised
     for head in (0, heads - 1):
         expected = _manual_head(hidden, attention.module, head, heads, additive)
         got = seen["ans"][..., head * d:(head + 1) * d].double().numpy()
@@ -249,9 +252,6 @@ def test_layer_count_mismatch_raises(adapter, monkeypatch):
 
 
 def _word_tokenizer(folder) -> None:
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
     words = ["<unk>", "</s>"] + sorted({w for t in TEXTS for w in t.split()})
     tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()

@@ -39,12 +39,16 @@ from transformers import (
     AutoImageProcessor,
     AutoModel,
     AutoTokenizer,
+    CLIPImageProcessor,
     PretrainedConfig,
+    Siglip2ImageProcessor,
+    SiglipImageProcessor,
 )
 
 from vlm_brain.models.base import Batch, ModelAdapter, WeightsError, resolve_device
 from vlm_brain.models.capture import AttentionSite
 from vlm_brain.models.hf import HashingTokenizer, _missing
+from vlm_brain.models.registry import common_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +98,7 @@ class TwoTowerAdapter(ModelAdapter):
         name: str,
         source: str | None = None,
         config: dict[str, Any] | None = None,
+        *,
         weights: str = "random",
         seed: int = 0,
         device: str = "auto",
@@ -104,7 +109,7 @@ class TwoTowerAdapter(ModelAdapter):
     ) -> None:
         dev, dtype = resolve_device(device, precision)
         offline = True if local_files_only is None else bool(local_files_only)
-        model, description = _build_model(name, source, config, weights, seed, offline)
+        model, description = _build_model(name, source, config, weights=weights, seed=seed, offline=offline)
         super().__init__(name, description, {"image": "image", "text": "text"}, dev, dtype)
         self.model = model.eval().to(device=dev, dtype=dtype)
         self.attention = {s: tower_attention(name, s, _tower(model, s)) for s in TOWERS}
@@ -112,8 +117,8 @@ class TwoTowerAdapter(ModelAdapter):
         self.text_pooling: TextPooling = TEXT_POOLING.get(getattr(text, "model_type", ""), "first")
         self.max_length = min(int(getattr(text, "max_position_embeddings", max_text_tokens)), int(max_text_tokens))
         self.processor = _image_processor(name, source, vision, weights, offline)
-        self.tokenizer = _text_tokenizer(name, source, tokenizer, text, weights, offline,
-                                         self.max_length, self.text_pooling)
+        self.tokenizer = _text_tokenizer(name, source, tokenizer, text, weights=weights, offline=offline,
+                                         max_length=self.max_length, pooling=self.text_pooling)
 
     def sites(self, stream: str) -> list[AttentionSite]:
         return [AttentionSite(self.layer_name(stream, i), a.out_proj, "proj_input")
@@ -154,8 +159,6 @@ class TwoTowerAdapter(ModelAdapter):
 def from_spec(name: str, spec: dict, device: str = "auto", precision: str = "fp32") -> TwoTowerAdapter:
     """``{family: two_tower, source | config, weights, seed, tokenizer, local_files_only,
     max_text_tokens}``."""
-    from vlm_brain.models.registry import common_arguments
-
     if not spec.get("source") and not spec.get("config"):
         raise ValueError(f"feature_extraction.models.{name}: give `source` (hub name or local folder)"
                          " or `config` ({model_type: siglip, vision_config: {...}, text_config: {...}})")
@@ -195,7 +198,7 @@ def _tower(model: nn.Module, stream: str) -> nn.Module:
     return getattr(model, TOWERS[stream])
 
 
-def _build_model(name: str, source: str | None, config: dict | None, weights: str, seed: int,
+def _build_model(name: str, source: str | None, config: dict | None, *, weights: str, seed: int,
                  offline: bool) -> tuple[nn.Module, str]:
     """(model, description of its weights)."""
     if weights == "random":
@@ -255,12 +258,6 @@ def default_image_processor(vision: PretrainedConfig):
     """Mean/std 0.5 processor at the tower's resolution: SigLIP 2 patchifies to
     ``num_patches`` patches; CLIP resizes the short side and center-crops; others
     resize to an ``image_size`` square."""
-    from transformers import (
-        CLIPImageProcessor,
-        Siglip2ImageProcessor,
-        SiglipImageProcessor,
-    )
-
     half = [0.5, 0.5, 0.5]
     model_type = getattr(vision, "model_type", "")
     if model_type == "siglip2_vision_model":
@@ -272,8 +269,9 @@ def default_image_processor(vision: PretrainedConfig):
     return SiglipImageProcessor(size={"height": side, "width": side}, image_mean=half, image_std=half)
 
 
-def _text_tokenizer(name: str, source: str | None, tokenizer: str | None, text: PretrainedConfig, weights: str,
-                    offline: bool, max_length: int, pooling: TextPooling) -> Callable[[list[str]], dict]:
+def _text_tokenizer(name: str, source: str | None, tokenizer: str | None, text: PretrainedConfig, *,
+                    weights: str, offline: bool, max_length: int,
+                    pooling: TextPooling) -> Callable[[list[str]], dict]:
     """texts -> {input_ids, attention_mask} (batch, tokens); fixed length for ``last`` pooling."""
     padding = "max_length" if pooling == "last" else True
     for candidate in (tokenizer, source):
