@@ -87,24 +87,10 @@ def run_parameters() -> dict[str, Any]:
 
 
 def model_names(parameters: dict[str, Any]) -> list[str]:
-    """The models of ``feature_extraction.models``, in YAML order.
+    """The models of ``feature_extraction.models`` that run (`enabled_models`), in YAML order."""
+    from vlm_brain.models.registry import enabled_models
 
-    A model whose entry is ``null`` or has ``enabled: false`` is left out, so that a
-    layer on top of ``conf/base`` (``conf/hcp``, ``conf/local``, ``--params``) can drop
-    one; deleting its entry from the YAML does the same.
-    """
-    models = (parameters.get("feature_extraction") or {}).get("models") or {}
-    names = []
-    for name, spec in models.items():
-        if spec is None or (isinstance(spec, dict) and not spec.get("enabled", True)):
-            continue
-        if not isinstance(spec, dict) or "family" not in spec:
-            raise ValueError(f"feature_extraction.models.{name}: expected a mapping with a `family`"
-                             f" (see conf/base/parameters_feature_extraction.yml), got {spec!r}")
-        if not name.isidentifier():
-            raise ValueError(f"feature_extraction.models: model name {name!r} must be a Python identifier"
-                             " (letters, digits, underscores): it names datasets, layers and a namespace")
-        names.append(name)
+    names = list(enabled_models((parameters.get("feature_extraction") or {}).get("models")))
     if not names:
         raise ValueError("feature_extraction.models: no model is enabled; list at least one")
     return names

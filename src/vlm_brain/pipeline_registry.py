@@ -46,7 +46,8 @@ def register_pipelines() -> dict[str, Pipeline]:
     )
     # the validation simulates from the features: it brings the nodes that make them, so
     # it also runs on a fresh clone (the AN cache makes them instant once computed)
-    validation_inputs = pipelines["validation"].inputs() - {i for i in pipelines["validation"].inputs()
-                                                              if i.startswith("params:")}
+    # (the features of a model that is not enabled are read from an earlier run, if any)
+    made = pipelines["__default__"].all_outputs()
+    validation_inputs = {i for i in pipelines["validation"].inputs() if i in made}
     pipelines["validation"] = pipelines["__default__"].to_outputs(*validation_inputs) + pipelines["validation"]
     return pipelines

@@ -18,6 +18,7 @@ import pandas as pd
 from kedro.framework.hooks import hook_impl
 
 from vlm_brain.cohort.summary import group_scores
+from vlm_brain.models.registry import enabled_models
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +37,10 @@ def run_parameters(params: dict[str, Any], env: str | None) -> dict[str, str]:
            "sdl.max_iter": enc.get("sdl", {}).get("max_iter"), "ridge.alphas": enc.get("alphas"),
            "ridge.backend": enc.get("backend"), "null.refit_targets": enc.get("refit_targets"), "null.method": enc.get("null_method", "refit"),
            "null.n_refit": enc.get("n_refit"), "fdr.q": enc.get("q")}
-    for name, spec in fe.get("models", {}).items():
+    for name, spec in enabled_models(fe.get("models")).items():
         weights = spec.get("weights", "random")
-        source = spec.get("pretrained") or spec.get("source") or spec.get("architecture") or spec.get("checkpoint")
+        source = (spec.get("pretrained") or spec.get("source") or spec.get("architecture") or spec.get("checkpoint")
+                  or (spec.get("config") or {}).get("model_type") or "built-in architecture")
         out[f"model.{name}"] = f"{spec.get('family')}:{source}"
         out[f"weights.{name}"] = weights if weights != "random" else f"random(seed={spec.get('seed', 0)})"
     return {k: str(v) for k, v in out.items() if v is not None}

@@ -34,3 +34,28 @@ def common_arguments(spec: dict[str, Any], device: str, precision: str) -> dict[
     """Arguments every adapter takes: weights (``random`` or ``pretrained``), seed, device, precision."""
     return {"weights": spec.get("weights", "random"), "seed": int(spec.get("seed", 0)),
             "device": device, "precision": precision}
+
+
+def enabled_models(models: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """The entries of ``feature_extraction.models`` that run, in YAML order.
+
+    An entry that is ``null`` or has ``enabled: false`` is left out, so that a layer on
+    top of ``conf/base`` (``conf/hcp``, ``conf/local``, ``--params``) can drop a model;
+    deleting its entry from the YAML does the same.
+
+    Raises:
+        ValueError: an entry that is not a mapping with a ``family``, or a name that is
+            not an identifier (it names datasets, layers and a Kedro namespace).
+    """
+    enabled = {}
+    for name, spec in (models or {}).items():
+        if spec is None or (isinstance(spec, dict) and not spec.get("enabled", True)):
+            continue
+        if not isinstance(spec, dict) or "family" not in spec:
+            raise ValueError(f"feature_extraction.models.{name}: expected a mapping with a `family`"
+                             f" (one of {', '.join(sorted(FAMILIES))}), got {spec!r}")
+        if not name.isidentifier():
+            raise ValueError(f"feature_extraction.models: model name {name!r} must be a Python identifier"
+                             " (letters, digits, underscores): it names datasets, layers and a namespace")
+        enabled[name] = spec
+    return enabled

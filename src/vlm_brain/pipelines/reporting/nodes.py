@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from vlm_brain import reporting as rp
 from vlm_brain.analyses.polarity import bn_polarity
 from vlm_brain.cohort.summary import group_scores
+from vlm_brain.models.registry import enabled_models
 from vlm_brain.reporting.html import Section
 from vlm_brain.results import (
     find_layer,
@@ -31,7 +32,7 @@ logger = logging.getLogger(__name__)
 def describe_weights(models: dict[str, dict[str, Any]]) -> dict[str, str]:
     """Per model, where its weights come from, e.g. ``random (seed 0)`` or ``pretrained: openai``."""
     out = {}
-    for name, spec in models.items():
+    for name, spec in enabled_models(models).items():
         if spec.get("weights", "random") == "random":
             out[name] = f"RANDOM (seed {spec.get('seed', 0)})"
         else:
