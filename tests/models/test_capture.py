@@ -9,7 +9,12 @@ import pytest
 import torch
 from torch import nn
 
-from vlm_brain.models.capture import ANRecorder, AttentionSite, multihead_context, pool_tokens
+from vlm_brain.models.capture import (
+    ANRecorder,
+    AttentionSite,
+    multihead_context,
+    pool_tokens,
+)
 from vlm_brain.models.clip import ClipAdapter
 from vlm_brain.models.hf import HFEncoderAdapter
 

@@ -323,7 +323,9 @@ def test_forward_matches_open_clip_hf_roberta_and_bridgetower_layers(tiny_ckpt, 
     """The whole forward, rebuilt from other libraries' modules loaded with the file's tensors."""
     from open_clip.transformer import QuickGELU, VisionTransformer
     from transformers import BridgeTowerTextConfig, RobertaConfig, RobertaModel
-    from transformers.models.bridgetower.modeling_bridgetower import BridgeTowerBertCrossLayer
+    from transformers.models.bridgetower.modeling_bridgetower import (
+        BridgeTowerBertCrossLayer,
+    )
 
     _, sd = tiny_ckpt
 

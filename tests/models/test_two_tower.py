@@ -16,10 +16,10 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
 from vlm_brain.models.base import WeightsError
-from vlm_brain.models.capture import ANRecorder
+from vlm_brain.models.capture import ANRecorder, tower_attention
 from vlm_brain.models.extract import extract_images, extract_texts
 from vlm_brain.models.registry import build_adapter
-from vlm_brain.models.two_tower import TwoTowerAdapter, from_spec, tower_attention
+from vlm_brain.models.two_tower import TwoTowerAdapter, from_spec
 
 VISION = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
           "patch_size": 8}

@@ -10,7 +10,7 @@ import torch
 from vlm_brain.models.base import WeightsError
 from vlm_brain.models.capture import ANRecorder
 from vlm_brain.models.clip import ClipAdapter
-from vlm_brain.models.hf import HFEncoderAdapter, HashingTokenizer
+from vlm_brain.models.hf import HashingTokenizer, HFEncoderAdapter
 from vlm_brain.models.registry import build_adapter
 
 FRAMES = np.random.default_rng(1).integers(0, 255, (2, 40, 50, 3), dtype=np.uint8)
@@ -62,7 +62,7 @@ def test_missing_hub_weights_say_how_to_get_them(monkeypatch):
 
 
 def test_unknown_family_and_missing_source():
-    with pytest.raises(ValueError, match="models.foo: unknown family 'keras'"):
+    with pytest.raises(ValueError, match="models.foo.family: unknown family 'keras'; use one of meter, open_clip"):
         build_adapter("foo", {"family": "keras"})
     with pytest.raises(ValueError, match="models.bar: missing `source`"):
         build_adapter("bar", {"family": "transformers"})

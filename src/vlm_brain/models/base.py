@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -45,14 +46,15 @@ class Batch:
 
 
 @dataclass
-class ModelAdapter:
-    """What the extractor needs to know about one model.
+class ModelAdapter(ABC):
+    """What the extractor needs to know about one model: the interface of every family.
 
-    Subclasses fill ``streams`` (stream name -> modality), implement ``sites``,
-    ``image_batch`` / ``text_batch`` (or ``joint_batch`` for models that see a frame
-    and its text together; ``forward(None, batch)`` then runs every stream at once)
-    and ``forward``. ``weights`` is a human-readable
-    description of the weights, logged and reported ("random (seed 0)" or the path).
+    Subclasses fill ``streams`` (stream name -> modality) and implement ``sites`` and
+    ``forward``, plus the batch builder of each modality they have: ``image_batch`` /
+    ``text_batch``, or ``joint_batch`` for models that see a frame and its text together
+    (``forward(None, batch)`` then runs every stream at once). ``weights`` is a
+    human-readable description of the weights, logged and reported ("random (seed 0)"
+    or the path). A family is registered in `vlm_brain.models.registry.FAMILIES`.
     """
 
     name: str
@@ -61,8 +63,9 @@ class ModelAdapter:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     dtype: torch.dtype = torch.float32
 
+    @abstractmethod
     def sites(self, stream: str) -> list[AttentionSite]:
-        raise NotImplementedError
+        """The attention modules of ``stream`` whose ANs are recorded, in depth order."""
 
     def image_batch(self, frames: np.ndarray) -> Batch:
         """(batch, height, width, 3) uint8 RGB frames -> model inputs."""
@@ -75,8 +78,9 @@ class ModelAdapter:
         """Frames and their texts fed together (streams of modality ``joint``)."""
         raise NotImplementedError
 
-    def forward(self, stream: str, batch: Batch) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def forward(self, stream: str | None, batch: Batch) -> None:
+        """Run the model on ``batch`` (recorders hooked on the sites collect the ANs)."""
 
     def layer_name(self, stream: str, index: int) -> str:
         """``clip.image.L03`` (:func:`vlm_brain.results.layer_name`)."""

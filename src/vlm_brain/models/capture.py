@@ -38,6 +38,56 @@ class AttentionSite:
     tokens: str = "default"  # which token set pools this site (joint models: "image"/"text")
 
 
+@dataclass(frozen=True)
+class AttentionModule:
+    """One self-attention module of a tower and its output projection (input = ANs)."""
+
+    name: str
+    module: nn.Module
+    out_proj: nn.Linear
+
+
+def output_projection(module: nn.Module) -> nn.Linear | None:
+    """The output-projection Linear of a self-attention module, None if not one.
+
+    A self-attention module has q/k/v projections and an ``out_proj`` / ``o_proj``
+    Linear (CLIP, SigLIP, Llama-style), or a ``self`` / ``attention`` part with
+    query/key/value and an ``output.dense`` Linear (BERT, RoBERTa, ViT). The input of
+    that Linear is the concatenated per-head context: the ANs. ``nn.MultiheadAttention``
+    (open_clip, attention-pooling heads) and cross-attention are not matched here.
+    """
+    if isinstance(module, nn.MultiheadAttention) or getattr(module, "is_cross_attention", False):
+        return None
+    if all(isinstance(getattr(module, p, None), nn.Linear) for p in ("q_proj", "k_proj", "v_proj")):
+        projs = [getattr(module, p, None) for p in ("out_proj", "o_proj")]
+        return next((p for p in projs if isinstance(p, nn.Linear)), None)
+    # BERT/RoBERTa: attention.self.{query,key,value} + attention.output.dense; ViT: attention.attention.*
+    inner = getattr(module, "self", None) or getattr(module, "attention", None)
+    output = getattr(module, "output", None)
+    if inner is not None and all(isinstance(getattr(inner, p, None), nn.Linear) for p in ("query", "key", "value")):
+        dense = getattr(output, "dense", None)
+        return dense if isinstance(dense, nn.Linear) else None
+    return None
+
+
+def tower_attention(name: str, stream: str, tower: nn.Module) -> list[AttentionModule]:
+    """Self-attention modules of a transformers tower (or one-tower model), in depth order.
+
+    Found by structure (:func:`output_projection`), not by module paths; there must be
+    one per encoder layer (``config.num_hidden_layers``), else `WeightsError`.
+    """
+    found = [AttentionModule(n, m, proj) for n, m in tower.named_modules()
+             if "cross" not in n.rsplit(".", 1)[-1] and (proj := output_projection(m)) is not None]
+    expected = getattr(getattr(tower, "config", None), "num_hidden_layers", None)
+    if expected is None or len(found) != expected:
+        from vlm_brain.models.base import WeightsError  # base imports this module
+
+        raise WeightsError(
+            f"{name}: found {len(found)} self-attention modules with an output projection in the {stream}"
+            f" tower ({type(tower).__name__}), expected num_hidden_layers={expected} (one per layer)")
+    return found
+
+
 def multihead_context(
     mha: nn.MultiheadAttention,
     query: torch.Tensor,

@@ -18,7 +18,7 @@ from transformers import (
 )
 
 from vlm_brain.models.base import Batch, ModelAdapter, WeightsError, resolve_device
-from vlm_brain.models.capture import AttentionSite
+from vlm_brain.models.capture import AttentionSite, tower_attention
 
 logger = logging.getLogger(__name__)
 
@@ -35,25 +35,6 @@ BUILTIN_CONFIGS: dict[str, tuple[str, dict]] = {
                                             "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2}),
     "bert-base-uncased": ("bert", {}),
 }
-
-# Names (suffixes) of the output projection of a self-attention block. Its input is
-# the concatenated per-head context: the layer's ANs.
-OUTPUT_PROJECTIONS = ("attention.output.dense", "attention.o_proj", "attention.out_proj",
-                      "self_attn.out_proj", "attn.o_proj", "attn.out_proj")
-
-
-def attention_output_projections(model: torch.nn.Module) -> list[tuple[int, str, torch.nn.Module]]:
-    """(layer index, name, module) of every self-attention output projection, in order."""
-    found = []
-    for name, module in model.named_modules():
-        if not isinstance(module, torch.nn.Linear) or "crossattention" in name:
-            continue
-        if name.endswith(OUTPUT_PROJECTIONS):
-            numbers = re.findall(r"\.(\d+)\.", f".{name}.")
-            if numbers:
-                found.append((int(numbers[-1]), name, module))
-    return sorted(found)
-
 
 class HashingTokenizer:
     """Deterministic offline word tokenizer for text models with random weights.
@@ -132,20 +113,14 @@ class HFEncoderAdapter(ModelAdapter):
         super().__init__(name, description, {modality: modality}, dev, dtype)
         self.model = model.eval().to(device=dev, dtype=dtype)
         self.modality = modality
-        self.projections = attention_output_projections(self.model)
-        n_layers = getattr(config, "num_hidden_layers", len(self.projections))
-        if len(self.projections) != n_layers:
-            raise WeightsError(
-                f"{name}: found {len(self.projections)} attention output projections in"
-                f" {type(self.model).__name__}, expected {n_layers} (one per layer)"
-            )
+        self.attention = tower_attention(name, modality, self.model)  # by structure, one per layer
         if modality == "image":
             self.processor = _image_processor(source, weights, offline)
         else:
             self.tokenizer = _tokenizer(source, tokenizer, weights, offline, config, max_text_tokens)
 
     def sites(self, stream: str) -> list[AttentionSite]:
-        return [AttentionSite(self.layer_name(stream, i), m, "proj_input") for i, _, m in self.projections]
+        return [AttentionSite(self.layer_name(stream, i), a.out_proj, "proj_input") for i, a in enumerate(self.attention)]
 
     def image_batch(self, frames: np.ndarray) -> Batch:
         pixels = self.processor(images=list(frames), return_tensors="pt")["pixel_values"]

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -46,7 +45,7 @@ from transformers import (
 )
 
 from vlm_brain.models.base import Batch, ModelAdapter, WeightsError, resolve_device
-from vlm_brain.models.capture import AttentionSite
+from vlm_brain.models.capture import AttentionSite, tower_attention
 from vlm_brain.models.hf import HashingTokenizer, _missing
 from vlm_brain.models.registry import common_arguments
 
@@ -62,15 +61,6 @@ TEXT_POOLING: dict[str, TextPooling] = {
 }
 
 TOWERS = {"image": "vision_model", "text": "text_model"}
-
-
-@dataclass(frozen=True)
-class AttentionModule:
-    """One self-attention module of a tower and its output projection (input = ANs)."""
-
-    name: str
-    module: nn.Module
-    out_proj: nn.Linear
 
 
 class TwoTowerAdapter(ModelAdapter):
@@ -166,32 +156,6 @@ def from_spec(name: str, spec: dict, device: str = "auto", precision: str = "fp3
                            local_files_only=spec.get("local_files_only"), tokenizer=spec.get("tokenizer"),
                            max_text_tokens=int(spec.get("max_text_tokens", 64)),
                            **common_arguments(spec, device, precision))
-
-
-def output_projection(module: nn.Module) -> nn.Linear | None:
-    """The output-projection Linear of a self-attention module, None if not one."""
-    if isinstance(module, nn.MultiheadAttention) or getattr(module, "is_cross_attention", False):
-        return None
-    if all(isinstance(getattr(module, p, None), nn.Linear) for p in ("q_proj", "k_proj", "v_proj")):
-        projs = [getattr(module, p, None) for p in ("out_proj", "o_proj")]
-        return next((p for p in projs if isinstance(p, nn.Linear)), None)
-    inner, output = getattr(module, "self", None), getattr(module, "output", None)
-    if inner is not None and all(isinstance(getattr(inner, p, None), nn.Linear) for p in ("query", "key", "value")):
-        dense = getattr(output, "dense", None)
-        return dense if isinstance(dense, nn.Linear) else None
-    return None
-
-
-def tower_attention(name: str, stream: str, tower: nn.Module) -> list[AttentionModule]:
-    """Self-attention modules of a tower in depth order; one per encoder layer or WeightsError."""
-    found = [AttentionModule(n, m, proj) for n, m in tower.named_modules()
-             if "cross" not in n.rsplit(".", 1)[-1] and (proj := output_projection(m)) is not None]
-    expected = getattr(getattr(tower, "config", None), "num_hidden_layers", None)
-    if expected is None or len(found) != expected:
-        raise WeightsError(
-            f"{name}: found {len(found)} self-attention modules with an output projection in the {stream}"
-            f" tower ({type(tower).__name__}), expected num_hidden_layers={expected} (one per layer)")
-    return found
 
 
 def _tower(model: nn.Module, stream: str) -> nn.Module:
@@ -320,5 +284,4 @@ def _pad_to(enc: dict[str, torch.Tensor], length: int, pad: int) -> dict[str, to
             "attention_mask": nn.functional.pad(enc["attention_mask"], (0, extra), value=0)}
 
 
-__all__ = ["AttentionModule", "TwoTowerAdapter", "default_image_processor", "from_spec", "output_projection",
-           "tower_attention"]
+__all__ = ["TwoTowerAdapter", "default_image_processor", "from_spec"]
