@@ -9,7 +9,7 @@ from kedro.io.core import Version
 
 from tests.conftest import edit_yaml, run_kedro, shrink_demo
 from vlm_brain.datasets import NpyDictDataset
-from vlm_brain.pipelines.encoding.nodes import network_rows
+from vlm_brain.encoding.scores import network_rows
 from vlm_brain.tracking import network_metrics, run_parameters
 
 

@@ -29,6 +29,7 @@ def test_validation_section_states_checks_and_caveats():
 
 
 def test_weights_are_described_loudly_when_random():
-    weights = describe_weights({"clip": {"weights": "random", "seed": 3},
-                                "vit": {"weights": "pretrained", "source": "google/vit"}})
-    assert weights == {"clip": "RANDOM (seed 3)", "vit": "pretrained: google/vit"}
+    weights = describe_weights({"clip": {"family": "open_clip", "weights": "random", "seed": 3},
+                                "vit": {"family": "transformers", "weights": "pretrained", "source": "google/vit"},
+                                "meter": None, "roberta": {"family": "transformers", "enabled": False}})
+    assert weights == {"clip": "RANDOM (seed 3)", "vit": "pretrained: google/vit"}  # dropped models not listed
