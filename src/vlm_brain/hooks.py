@@ -76,3 +76,26 @@ class DemoDataHooks:
             return
         settings = {k: v for k, v in self._demo.items() if k not in ("enabled", "root")}
         ensure_demo_dataset(Path(self._demo["root"]), settings)
+
+
+class ParameterHooks:
+    """Checks every pipeline's parameters when a run starts, before any data is read.
+
+    All problems are reported at once (`vlm_brain.parameters.check_parameters`), one
+    line each, naming the parameter, its value and what is allowed.
+    """
+
+    def __init__(self) -> None:
+        self._parameters: dict[str, Any] = {}
+
+    @hook_impl
+    def after_catalog_created(self, parameters: dict[str, Any]) -> None:
+        self._parameters = {key.removeprefix("params:"): value for key, value in (parameters or {}).items()
+                            if key.startswith("params:") and "." not in key}
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
+        from vlm_brain.parameters import check_parameters
+
+        check_parameters(self._parameters)
+        logger.info("parameters: %d groups checked (%s)", len(self._parameters), ", ".join(sorted(self._parameters)))

@@ -10,7 +10,7 @@ https://docs.kedro.org/en/stable/configure/configuration_basics/#configuration""
 import logging  # noqa: E402
 import warnings  # noqa: E402
 
-from vlm_brain.hooks import DemoDataHooks  # noqa: E402
+from vlm_brain.hooks import DemoDataHooks, ParameterHooks  # noqa: E402
 from vlm_brain.tracking import MlflowHooks  # noqa: E402
 
 # Known-harmless noise: Kedro's own OmegaConf deprecation warning, and nibabel's
@@ -21,9 +21,9 @@ warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is depreca
 warnings.filterwarnings("ignore", message=r"One or more dataset names contain '\.' characters")
 logging.getLogger("nibabel.global").setLevel(logging.ERROR)
 
-# LIFO: the demo dataset is made before an MLflow run is opened, so a failed
-# generation leaves no dangling run.
-HOOKS = (MlflowHooks(), DemoDataHooks())
+# LIFO: the parameters are checked first, then the demo dataset is made, then an MLflow
+# run is opened, so bad parameters or a failed generation leave no dangling run.
+HOOKS = (MlflowHooks(), DemoDataHooks(), ParameterHooks())
 
 # Installed plugins for which to disable hook auto-registration.
 # DISABLE_HOOKS_FOR_PLUGINS = ("kedro-viz",)

@@ -69,20 +69,15 @@ class EncodingSettings:
     def from_params(cls, params: dict[str, Any], where: str = "encoding") -> EncodingSettings:
         """Settings from the ``encoding`` parameters (keys of `PARAMETER_KEYS`; other keys are
         ignored, missing ones take the defaults). ``where`` prefixes the parameter names in errors."""
-        values: dict[str, Any] = {}
-        for name, key in PARAMETER_KEYS.items():
-            head, _, tail = key.partition(".")
-            value = params.get(head, _MISSING)
-            if tail and isinstance(value, dict):
-                value = value.get(tail, _MISSING)
-            elif tail and value is not _MISSING:
-                value = _MISSING
-            if value is not _MISSING:
-                values[name] = value
-        problems = settings_problems(values, where)
+        problems = cls.problems(params, where)
         if problems:
             raise ValueError(f"invalid {where} parameters:\n" + "\n".join(f"- {p}" for p in problems))
-        return cls(**_coerced(values))
+        return cls(**_coerced(_values(params)))
+
+    @staticmethod
+    def problems(params: dict[str, Any], where: str = "encoding") -> list[str]:
+        """One line per invalid setting in the parameters ``params`` (as `from_params` reads them)."""
+        return settings_problems(_values(params), where)
 
     def replace(self, **changes: Any) -> EncodingSettings:
         """A copy with some fields changed (validated again)."""
@@ -101,6 +96,19 @@ class _Missing:
 
 
 _MISSING = _Missing()
+
+
+def _values(params: dict[str, Any]) -> dict[str, Any]:
+    """field -> value of the settings present in the parameters (``sdl`` nested)."""
+    values: dict[str, Any] = {}
+    for name, key in PARAMETER_KEYS.items():
+        head, _, tail = key.partition(".")
+        value = params.get(head, _MISSING)
+        if tail:
+            value = value.get(tail, _MISSING) if isinstance(value, dict) else _MISSING
+        if value is not _MISSING:
+            values[name] = value
+    return values
 
 
 def _coerced(values: dict[str, Any]) -> dict[str, Any]:
