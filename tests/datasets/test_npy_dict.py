@@ -49,3 +49,20 @@ def test_interrupted_save_leaves_nothing_loadable(tmp_path):
 def test_bad_keys_are_rejected(tmp_path):
     with pytest.raises(DatasetError, match="invalid array name"):
         NpyDictDataset(str(tmp_path / "z")).save({"../evil": np.ones(1)})
+
+
+def test_a_failing_lazy_entry_raises_its_own_message_once(tmp_path):
+    """Kedro wraps save errors in "Failed while saving data to dataset ..."; a failing entry
+    comes out as itself: its message first, prefixed by the entry, one traceback."""
+    from vlm_brain.datasets import EntryError
+
+    def fails():
+        raise ValueError("fold holding out run 0: only 3 ANs vary over the training runs")
+
+    ds = NpyDictDataset(str(tmp_path / "out"))
+    with pytest.raises(EntryError) as caught:
+        ds.save({"clip.image.L00": np.zeros(3), "clip.image.L01": fails})  # through Kedro's save wrapper
+    assert str(caught.value) == "clip.image.L01: fold holding out run 0: only 3 ANs vary over the training runs"
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__  # one traceback, not a chain
+    assert caught.traceback[-1].name == "fails"  # ... and it points at the failing code
+    assert not list(tmp_path.iterdir())  # nothing half-written stays behind

@@ -93,7 +93,7 @@ class NpyDictDataset(AbstractVersionedDataset[Mapping[str, Item], dict[str, Any]
         entries: dict[str, list[str] | None] = {}
         for key, value in data.items():
             _check_key(key)
-            value = value() if callable(value) else value
+            value = _computed(key, value) if callable(value) else value
             if isinstance(value, Mapping):
                 (partial / key).mkdir()
                 for name, array in value.items():
@@ -121,6 +121,24 @@ class NpyDictDataset(AbstractVersionedDataset[Mapping[str, Item], dict[str, Any]
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": self._filepath, "version": self._version, "mmap_mode": self._mmap_mode}
+
+
+class EntryError(DatasetError):
+    """The computation of a lazily saved entry failed; the message is the cause's own.
+
+    Raised with the cause's traceback and without chaining, so ``kedro run`` shows the
+    problem first, once, instead of a "Failed while saving data" wrapper around it.
+    """
+
+
+def _computed(key: str, compute: Callable[[], Any]) -> Any:
+    try:
+        return compute()
+    except (KeyboardInterrupt, SystemExit, EntryError):
+        raise
+    except Exception as exc:
+        error = EntryError(f"{key}: {exc}" if str(exc) else f"{key}: {type(exc).__name__}")
+        raise error.with_traceback(exc.__traceback__) from None
 
 
 def _check_key(key: str) -> None:
