@@ -66,3 +66,17 @@ def test_a_failing_lazy_entry_raises_its_own_message_once(tmp_path):
     assert caught.value.__cause__ is None and caught.value.__suppress_context__  # one traceback, not a chain
     assert caught.traceback[-1].name == "fails"  # ... and it points at the failing code
     assert not list(tmp_path.iterdir())  # nothing half-written stays behind
+
+
+def test_a_stored_array_passed_through_is_linked_not_copied(tmp_path):
+    first = NpyDictDataset(str(tmp_path / "a"))
+    first.save({"x": np.arange(6.0, dtype=np.float32), "y": np.ones(3, dtype=np.float32)})
+    loaded = first.load()
+    second = NpyDictDataset(str(tmp_path / "b"))
+    second.save({"x": loaded["x"], "y": np.asarray(loaded["y"]) * 2, "z": loaded["x"][2:]})
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert (b / "x.npy").stat().st_ino == (a / "x.npy").stat().st_ino  # the same file, linked
+    assert (b / "y.npy").stat().st_ino != (a / "y.npy").stat().st_ino
+    back = second.load()
+    np.testing.assert_array_equal(back["y"], 2.0)
+    np.testing.assert_array_equal(back["z"], [2, 3, 4, 5])

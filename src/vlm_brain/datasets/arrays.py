@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
@@ -82,6 +83,8 @@ class NpyDictDataset(AbstractVersionedDataset[Mapping[str, Item], dict[str, Any]
             entries = self._write_entries(partial, data)
         except BaseException:  # an error or Ctrl-C while computing or writing: leave nothing behind
             shutil.rmtree(partial, ignore_errors=True)
+            if self._version is not None and folder.parent.is_dir() and not any(folder.parent.iterdir()):
+                folder.parent.rmdir()  # the empty version folder of this save
             raise
         (partial / INDEX_FILE).write_text(json.dumps({"entries": entries}, indent=1))
         if folder.exists():
@@ -98,16 +101,16 @@ class NpyDictDataset(AbstractVersionedDataset[Mapping[str, Item], dict[str, Any]
                 (partial / key).mkdir()
                 for name, array in value.items():
                     _check_key(name)
-                    np.save(partial / key / f"{name}.npy", self._cast(array))
+                    _save_array(partial / key / f"{name}.npy", array, self._cast(array))
                 entries[key] = list(value)
             else:
-                np.save(partial / f"{key}.npy", self._cast(value))
+                _save_array(partial / f"{key}.npy", value, self._cast(value))
                 entries[key] = None
             del value
         return entries
 
     def _cast(self, array: np.ndarray) -> np.ndarray:
-        array = np.asarray(array)
+        array = np.asanyarray(array)
         if self._dtype and np.issubdtype(array.dtype, np.floating):
             return array.astype(self._dtype, copy=False)
         return array
@@ -121,6 +124,24 @@ class NpyDictDataset(AbstractVersionedDataset[Mapping[str, Item], dict[str, Any]
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": self._filepath, "version": self._version, "mmap_mode": self._mmap_mode}
+
+
+def _save_array(path: Path, original: Any, array: np.ndarray) -> None:
+    """``np.save``, or a hard link when ``array`` is a whole ``.npy`` file loaded memory-mapped
+    (a stored result passed through unchanged: no second copy on disk)."""
+    source = getattr(original, "filename", None)
+    if (isinstance(original, np.memmap) and array is original and source and str(source).endswith(".npy")
+            and _same_layout(original, np.load(source, mmap_mode="r"))):
+        try:
+            os.link(source, path)
+            return
+        except OSError:  # another filesystem: copy
+            pass
+    np.save(path, array)
+
+
+def _same_layout(array: np.memmap, whole: np.memmap) -> bool:
+    return array.shape == whole.shape and array.dtype == whole.dtype and array.offset == whole.offset
 
 
 class EntryError(DatasetError):

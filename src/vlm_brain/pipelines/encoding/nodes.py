@@ -15,9 +15,11 @@ from vlm_brain.cohort.inference import across_subjects
 from vlm_brain.cohort.tasks import (
     array_ref,
     is_done,
+    load_result,
     make_task,
     results_by_subject,
     run_encoding_task,
+    store_result,
 )
 from vlm_brain.datasets.cache import ArrayCache
 from vlm_brain.encoding.ceiling import noise_ceiling
@@ -50,15 +52,24 @@ def _target(fmri_group: dict[str, np.ndarray], params: dict[str, Any]) -> np.nda
     return np.asarray(fmri_group["bold"], dtype=np.float32)
 
 
+def task_context(settings: EncodingSettings, run_timeline: pd.DataFrame, tr: float) -> dict[str, Any]:
+    """What a stored layer result depends on besides its two inputs (part of every key)."""
+    return {"settings": settings.as_dict(), "runs": run_timeline["run"].to_numpy().tolist(),
+            "keep": run_timeline["keep"].to_numpy().tolist(), "tr": tr, "engine": ENGINE_VERSION}
+
+
 def encode_model_layers(
     name: str, ans: dict[str, np.ndarray], run_timeline: pd.DataFrame, fmri_group: dict[str, np.ndarray],
-    params: dict[str, Any],
+    params: dict[str, Any], cache: ArrayCache | None = None,
 ) -> dict[str, Callable[[], dict[str, np.ndarray]]]:
     """Per layer of one model, a lazy entry computed by :func:`encode_layer` while saving.
 
     Entries are computed while the dataset saves them, so memory holds one layer's
     results at a time (a few with ``n_jobs`` > 1 worker processes), whatever the number
-    of layers.
+    of layers. With a ``cache``, each layer's result is also kept there under a key of
+    its inputs' values and the settings the moment it is computed: a run interrupted
+    mid-model resumes with the layers it had not finished, and an unchanged layer is
+    never computed twice.
     """
     settings = EncodingSettings.from_params(params)
     if encoding_target(params) == "subjects":
@@ -73,18 +84,34 @@ def encode_model_layers(
     for layer in layers:
         if len(ans[layer]) != len(run_timeline):
             raise ValueError(f"{layer}: {len(ans[layer])} TRs of ANs but the run timeline has {len(run_timeline)}")
-    logger.info("%s: encoding %d layers (k=%d atoms, lambda=%g, %s null, q=%g) against %d grayordinates x %d TRs",
-                name, len(layers), settings.n_atoms, settings.sdl_alpha, settings.null_method, settings.q,
-                y.shape[1], y.shape[0])
     tr = float(params["tr"])
-    n_jobs = int(params.get("n_jobs", 1))
-    if n_jobs == 1:
-        def one(layer: str, i: int) -> dict[str, np.ndarray]:
-            logger.info("encoding %s (%d/%d)", layer, i, len(layers))
-            return encode_layer(np.asarray(ans[layer]), y, runs, keep, tr, settings)
+    keys: dict[str, str] = {}
+    if cache is not None:
+        bold_ref, context = array_ref(y), task_context(settings, run_timeline, tr)
+        keys = {layer: make_task("group", layer, array_ref(ans[layer]), bold_ref, context).key for layer in layers}
+    stored = [layer for layer, key in keys.items() if is_done(cache.root, key)] if cache is not None else []
+    logger.info("%s: encoding %d layers (k=%d atoms, lambda=%g, %s null, q=%g) against %d grayordinates x %d TRs;"
+                " %d done in earlier runs", name, len(layers), settings.n_atoms, settings.sdl_alpha,
+                settings.null_method, settings.q, y.shape[1], y.shape[0], len(stored))
 
-        return {layer: (lambda layer=layer, i=i: one(layer, i)) for i, layer in enumerate(layers, start=1)}
-    return _parallel_entries(name, layers, ans, y, runs, keep, tr, settings, n_jobs)
+    def kept(layer: str, result: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if cache is None:
+            return result
+        store_result(cache.root, keys[layer], result, {"subject": "group", "model": name, "layer": layer})
+        return load_result(cache.root, keys[layer])  # the same values, memory-mapped (linked, not copied)
+
+    to_compute = [layer for layer in layers if layer not in stored]
+    n_jobs = int(params.get("n_jobs", 1))
+    if n_jobs == 1 or len(to_compute) <= 1:
+        def compute(layer: str, i: int) -> dict[str, np.ndarray]:
+            logger.info("encoding %s (%d/%d)", layer, i, len(to_compute))
+            return kept(layer, encode_layer(np.asarray(ans[layer]), y, runs, keep, tr, settings))
+
+        computed = {layer: (lambda layer=layer, i=i: compute(layer, i)) for i, layer in enumerate(to_compute, start=1)}
+    else:
+        computed = _parallel_entries(name, to_compute, ans, y, runs, keep, tr, settings, n_jobs, kept)
+    return {layer: computed[layer] if layer in computed else (lambda layer=layer: load_result(cache.root, keys[layer]))
+            for layer in layers}
 
 
 def _encode_named(layer: str, *args, **kwargs) -> tuple[str, dict[str, np.ndarray]]:
@@ -94,17 +121,17 @@ def _encode_named(layer: str, *args, **kwargs) -> tuple[str, dict[str, np.ndarra
     return layer, encode_layer(*args, **kwargs)
 
 
-def _parallel_entries(name, layers, ans, y, runs, keep, tr, settings, n_jobs):
+def _parallel_entries(name, layers, ans, y, runs, keep, tr, settings, n_jobs, kept):
     """Lazy entries backed by `n_jobs` worker processes (joblib), results in layer order.
 
     Workers get one BLAS thread each and the fMRI as a shared memory map; the entries
     are read in order while saving, so at most the results not yet saved (a few layers)
-    are held in memory.
+    are held in memory. Each result is passed to ``kept`` as soon as it arrives.
     """
     from joblib import Parallel, delayed
 
     logger.info("%s: %d layers in %d parallel processes", name, len(layers), n_jobs)
-    results = Parallel(n_jobs=n_jobs, return_as="generator", max_nbytes="1M")(
+    results = Parallel(n_jobs=n_jobs, return_as="generator_unordered", max_nbytes="1M")(
         delayed(_encode_named)(layer, np.asarray(ans[layer]), y, runs, keep, tr, settings) for layer in layers
     )
     done: dict[str, dict[str, np.ndarray]] = {}
@@ -112,8 +139,9 @@ def _parallel_entries(name, layers, ans, y, runs, keep, tr, settings, n_jobs):
     def get(layer: str, i: int) -> dict[str, np.ndarray]:
         while layer not in done:
             finished, result = next(results)
-            done[finished] = result
-        logger.info("encoded %s (%d/%d)", layer, i, len(layers))
+            done[finished] = kept(finished, result)
+            logger.info("encoded %s", finished)
+        logger.info("saving %s (%d/%d)", layer, i, len(layers))
         return done.pop(layer)
 
     return {layer: (lambda layer=layer, i=i: get(layer, i)) for i, layer in enumerate(layers, start=1)}
@@ -122,8 +150,8 @@ def _parallel_entries(name, layers, ans, y, runs, keep, tr, settings, n_jobs):
 def make_encoder(name: str) -> Callable[..., dict]:
     """A node function ``encode_{name}`` bound to one model name."""
 
-    def encoder(ans, run_timeline, fmri_group, params):
-        return encode_model_layers(name, ans, run_timeline, fmri_group, params)
+    def encoder(ans, run_timeline, fmri_group, params, cache):
+        return encode_model_layers(name, ans, run_timeline, fmri_group, params, cache)
 
     encoder.__name__ = encoder.__qualname__ = f"encode_{name}"
     encoder.__doc__ = f"Encoding results of every layer of {name} (see encode_model_layers)."
@@ -147,8 +175,7 @@ def encode_subjects(run_timeline: pd.DataFrame, fmri_clean: dict[str, dict[str, 
         return pd.DataFrame(columns=MANIFEST_COLUMNS)
     settings = EncodingSettings.from_params(params)
     runs, keep, tr = run_timeline["run"].to_numpy(), run_timeline["keep"].to_numpy(), float(params["tr"])
-    context = {"settings": settings.as_dict(), "runs": runs.tolist(),
-               "keep": keep.tolist(), "tr": tr, "engine": ENGINE_VERSION}
+    context = task_context(settings, run_timeline, tr)
     layer_refs = {}
     for ans in ans_by_model:
         for layer in sorted(ans):

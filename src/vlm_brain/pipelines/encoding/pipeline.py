@@ -11,14 +11,15 @@ from kedro.pipeline import Node, Pipeline
 from vlm_brain.pipelines.encoding import nodes
 
 #: inputs shared by every model's encoding (not namespaced)
-SHARED_INPUTS = {"run_timeline", "fmri_group"}
+SHARED_INPUTS = {"run_timeline", "fmri_group", "group_encoding_cache"}
 
 
 def model_encoding(model: str) -> Pipeline:
     """One model's group-mean encoding, in namespace ``model``: ``<model>.an_timeseries``
     -> ``<model>.encoding``."""
     template = Pipeline([
-        Node(nodes.make_encoder(model), ["an_timeseries", "run_timeline", "fmri_group", "params:encoding"],
+        Node(nodes.make_encoder(model),
+             ["an_timeseries", "run_timeline", "fmri_group", "params:encoding", "group_encoding_cache"],
              "encoding", name="encode"),
     ])
     return Pipeline(template, namespace=model, inputs=SHARED_INPUTS, parameters={"params:encoding"})
