@@ -79,10 +79,12 @@ class DemoDataHooks:
 
 
 class ParameterHooks:
-    """Checks every pipeline's parameters when a run starts, before any data is read.
+    """Checks the parameters of every pipeline in the run when it starts, before any data is read.
 
-    All problems are reported at once (`vlm_brain.parameters.check_parameters`), one
-    line each, naming the parameter, its value and what is allowed.
+    The groups checked are those the run's nodes take (``params:encoding``, ...) plus
+    ``demo``; all problems are reported at once
+    (`vlm_brain.parameters.check_parameters`), one line each, naming the parameter, its
+    value and what is allowed.
     """
 
     def __init__(self) -> None:
@@ -94,8 +96,12 @@ class ParameterHooks:
                             if key.startswith("params:") and "." not in key}
 
     @hook_impl
-    def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline) -> None:
         from vlm_brain.parameters import check_parameters
 
-        check_parameters(self._parameters)
-        logger.info("parameters: %d groups checked (%s)", len(self._parameters), ", ".join(sorted(self._parameters)))
+        used = {name.removeprefix("params:").split(".")[0] for name in pipeline.inputs() if name.startswith("params:")}
+        groups = {k: v for k, v in self._parameters.items() if k in used | {"demo"}}
+        if "encoding" in groups and "feature_extraction" in self._parameters:  # the runs bound sdl.n_atoms
+            groups.setdefault("feature_extraction", {"runs": self._parameters["feature_extraction"].get("runs")})
+        check_parameters(groups)
+        logger.info("parameters checked: %s", ", ".join(sorted(groups)))

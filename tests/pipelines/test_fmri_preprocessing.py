@@ -222,3 +222,42 @@ def test_kedro_run_reports_a_missing_run_file(kedro_project, cortex_models):
     run_path(raw_root / "fmri", "100610", "tfMRI_MOVIE2_7T_PA").unlink()
     with pytest.raises(FmriInputError, match="missing run file for subject 100610, run tfMRI_MOVIE2_7T_PA"):
         run_kedro(kedro_project, "fmri_preprocessing", env="hcp")
+
+
+@pytest.mark.slow
+def test_kedro_run_with_bad_inputs_names_them_and_leaves_the_raw_data_untouched(kedro_project, cortex_models):
+    """A repeat flag spelled 1.0 is understood; an all-zero run and overlapping clips stop the run with one
+    message naming the file and the fix; data/01_raw is byte-identical afterwards."""
+    from kedro.io import DatasetError
+
+    from vlm_brain.datasets import EntryError
+    from vlm_brain.fmri.cifti import write_dtseries
+    from vlm_brain.fmri.timeline import TimelineError
+
+    set_runs(kedro_project, RUNS, env="hcp")
+    raw_root = kedro_project / "data" / "01_raw" / "hcp"
+    write_hcp_layout(raw_root, cortex_models, runs=RUNS)
+    table_path = raw_root / "stimuli/clip_times.csv"
+    table = pd.read_csv(table_path)
+    table["is_repeat"] = table["is_repeat"].map({True: "1.0", False: "0.0"})
+    table.to_csv(table_path, index=False)
+    run_kedro(kedro_project, "fmri_preprocessing", env="hcp")
+    timeline = pd.read_parquet(kedro_project / "data/02_intermediate/run_timeline.parquet")
+    assert timeline.is_repeat.sum() == 2 * 6 and not timeline[timeline.is_repeat].keep.any()
+
+    zero = run_path(raw_root / "fmri", "102311", "tfMRI_MOVIE2_7T_PA")
+    write_dtseries(zero, np.zeros((RUNS["tfMRI_MOVIE2_7T_PA"], len(cortex_models))), 1.0, cortex_models)
+    before = _digest(raw_root)
+    with pytest.raises(DatasetError, match=r"^fmri_clean: 102311: .*tfMRI_MOVIE2_7T_PA.*every grayordinate is constant") \
+            as caught:  # the problem itself, not "Failed while saving data to dataset ..."
+        run_kedro(kedro_project, "fmri_preprocessing", env="hcp")
+    assert isinstance(caught.value.__cause__, EntryError) and caught.value.__cause__.__cause__ is None
+    assert _digest(raw_root) == before
+
+    overlapping = table.copy()
+    overlapping.loc[overlapping["clip"] == 2, "onset"] = 5.0
+    overlapping.to_csv(table_path, index=False)
+    before = _digest(raw_root)
+    with pytest.raises(TimelineError, match=r"clip 2 starts at 5.0 s, before clip 1 ends"):
+        run_kedro(kedro_project, "fmri_preprocessing", env="hcp")
+    assert _digest(raw_root) == before

@@ -96,7 +96,7 @@ class NpyDictDataset(AbstractVersionedDataset[Mapping[str, Item], dict[str, Any]
         entries: dict[str, list[str] | None] = {}
         for key, value in data.items():
             _check_key(key)
-            value = _computed(key, value) if callable(value) else value
+            value = computed(key, value) if callable(value) else value
             if isinstance(value, Mapping):
                 (partial / key).mkdir()
                 for name, array in value.items():
@@ -152,7 +152,8 @@ class EntryError(DatasetError):
     """
 
 
-def _computed(key: str, compute: Callable[[], Any]) -> Any:
+def computed(key: str, compute: Callable[[], Any]) -> Any:
+    """``compute()``; an error in it becomes `EntryError` naming ``key``, with its own traceback."""
     try:
         return compute()
     except (KeyboardInterrupt, SystemExit, EntryError):

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from kedro.io import AbstractDataset, DatasetError
 
-from vlm_brain.datasets.arrays import NpyDictDataset
+from vlm_brain.datasets.arrays import NpyDictDataset, computed
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ class ContentAddressedDataset(AbstractDataset[Mapping[str, Keyed], dict[str, Any
             if self._cache.has(entry.key):
                 logger.info("%s: %s unchanged, reusing entry %s", self._root, name, entry.key[:12])
             else:
-                self._cache.put(entry.key, entry.compute(), {"name": name, **entry.description})
+                self._cache.put(entry.key, computed(name, entry.compute), {"name": name, **entry.description})
             index[name] = entry.key
         self._root.mkdir(parents=True, exist_ok=True)
         staging = self._root / f".index.{os.getpid()}.json"

@@ -130,10 +130,18 @@ def standard_index(brain_models: nib.cifti2.BrainModelAxis, source: str = "file"
                 f" ({len(vertices)} vertices, expected {len(expected)} in HCP order)"
             )
     cortex_positions = np.flatnonzero(np.isin(names, [CORTEX_LEFT, CORTEX_RIGHT]))
-    if not np.array_equal(cortex_positions, np.arange(N_CORTEX)):
-        raise CiftiError(f"{source}: cortical vertices must come first, left then right")
+    if not np.array_equal(cortex_positions, np.arange(N_CORTEX)) or not np.all(names[: len(vi.grayl)] == CORTEX_LEFT):
+        first = str(names[0]).removeprefix("CIFTI_STRUCTURE_")
+        raise CiftiError(f"{source}: cortical vertices must come first, left then right (HCP order); this file"
+                         f" starts with {first}. Re-export it in the HCP order (wb_command -cifti-create-dense-timeseries)")
     if n == N_CORTEX:
         return np.arange(N_CORTEX)
+    shape, affine = tuple(brain_models.volume_shape or ()), brain_models.affine
+    if shape != MNI_2MM_SHAPE or affine is None or not np.allclose(affine, MNI_2MM_AFFINE):
+        grid = None if affine is None else np.round(affine, 2).tolist()
+        raise CiftiError(f"{source}: the subcortical voxels are on a {shape} grid (affine {grid}); HCP 2 mm CIFTI"
+                         f" use the MNI152 2 mm grid {MNI_2MM_SHAPE}. Resample the file to that grid, or use the"
+                         " cortex-only grayordinates")
     start = N_CORTEX
     for key, name in SUBCORTICAL_STRUCTURES.items():
         size = _struct_size(key)

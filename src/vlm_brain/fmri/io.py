@@ -141,4 +141,9 @@ def check_finite(data: np.ndarray, path: Path) -> np.ndarray:
         bad_columns = int(np.sum(~finite.all(axis=0)))
         what = "all values are" if not finite.any() else f"{int(np.sum(~finite))} values in {bad_columns} grayordinates are"
         raise FmriInputError(f"{path}: {what} NaN or infinite")
-    return np.ptp(data, axis=0) == 0
+    constant = np.ptp(data, axis=0) == 0
+    if constant.all():
+        raise FmriInputError(f"{path}: every grayordinate is constant over time (e.g. all zeros, value"
+                             f" {float(data.flat[0]) if data.size else 'none'}): an empty or corrupted run; replace"
+                             " the file, or list the other subjects in fmri_preprocessing.subjects")
+    return constant

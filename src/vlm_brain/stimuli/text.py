@@ -18,7 +18,10 @@ def read_captions(path: str | Path) -> pd.DataFrame:
     """Read a tab-separated caption file with columns ``onset, duration, text`` (s)."""
     path = Path(path)
     try:
-        table = pd.read_csv(path, sep="\t", keep_default_na=False)
+        table = pd.read_csv(path, sep="\t", keep_default_na=False, encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise CaptionError(f"{path}: not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r} at position"
+                           f" {exc.start}); save it as UTF-8, e.g. iconv -f latin1 -t utf-8") from None
     except (OSError, pd.errors.ParserError) as exc:
         raise CaptionError(f"{path}: not a readable TSV ({exc})") from exc
     return check_captions(table, str(path))
@@ -38,7 +41,16 @@ def check_captions(table: pd.DataFrame, source: str) -> pd.DataFrame:
     if len(bad):
         raise CaptionError(f"{source}: row {bad.index[0]} has onset {bad.onset.iloc[0]} and duration {bad.duration.iloc[0]}")
     table["text"] = table["text"].astype(str).str.strip()
-    return table.sort_values("onset").reset_index(drop=True)
+    if len(table) and not (table["text"] != "").any():
+        raise CaptionError(f"{source}: all {len(table)} captions are empty; the text column holds no text")
+    table = table.sort_values("onset").reset_index(drop=True)
+    ends = (table.onset + table.duration).to_numpy()
+    overlap = np.flatnonzero(table.onset.to_numpy()[1:] < ends[:-1] - 1e-6)
+    if len(overlap):
+        i = int(overlap[0])
+        raise CaptionError(f"{source}: the caption at {table.onset.iloc[i + 1]:g} s starts before the one at"
+                           f" {table.onset.iloc[i]:g} s ends ({ends[i]:g} s); captions must not overlap")
+    return table
 
 
 def text_per_tr(captions: pd.DataFrame, times: np.ndarray) -> list[str]:
