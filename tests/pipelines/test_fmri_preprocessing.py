@@ -66,6 +66,21 @@ def test_group_mean_and_quality(layout):
     assert qc.n_constant.tolist() == [0, 1] and qc.n_runs.tolist() == [2, 1]
 
 
+def test_quality_counts_trs_beyond_the_timeline_and_says_what_will_be_missing():
+    from vlm_brain.fmri.quality import data_warnings
+
+    clean = {"s1": {"bold": np.ones((3, 2)), "repeat": np.zeros((2, 0, 2))}}
+    inventory = pd.DataFrame({"subject": ["s1", "s1"], "run": ["A", "B"], "n_trs": [12, 10], "status": "ok"})
+    timeline = pd.DataFrame({"run": ["A"] * 10 + ["B"] * 10})
+    qc = nodes.summarise_quality(clean, inventory, timeline)
+    assert qc.n_dropped_trs.tolist() == [2]
+    assert data_warnings(qc) == [
+        "subject s1: 2 TRs of its run files lie beyond the stimulus timeline and are not used",
+        "no usable repeated clip (is_repeat in >= 2 runs): there is no noise ceiling, r / ceiling is NaN"]
+    clean["s1"]["repeat"] = np.zeros((2, 5, 2))
+    assert data_warnings(nodes.summarise_quality(clean, inventory.assign(n_trs=10), timeline)) == []
+
+
 def test_missing_run_file(layout):
     root, runs, _ = layout
     missing = run_path(root / "fmri", "102311", "tfMRI_MOVIE2_7T_PA")

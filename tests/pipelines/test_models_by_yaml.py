@@ -89,7 +89,7 @@ def test_siglip_added_and_meter_removed_by_yaml_run_end_to_end(kedro_project):
     assert {f"siglip.{s}.L{i:02d}" for s in ("image", "text") for i in range(2)} <= set(scores.layer_name)
 
     findings = json.loads((kedro_project / "data/08_reporting/findings.json").read_text())
-    assert set(findings["provenance"]["weights"]) == {"clip", "roberta", "siglip"}
+    assert set(findings["provenance"]["weights"]) == {"clip", "roberta", "siglip"} and findings["data_warnings"] == []
     streams = ["clip.image", "clip.text", "roberta.text", "siglip.image", "siglip.text"]
     assert list(findings["redundancy"]["per_stream"]) == streams  # discovered from the results
     assert list(findings["polarity"]["bn_counts"]) == streams and list(findings["networks"]["top_networks"]) == streams

@@ -211,20 +211,28 @@ def average_subjects(clean: dict[str, dict[str, np.ndarray]]) -> dict[str, np.nd
     return {name: (t / len(clean)).astype(np.float32) for name, t in total.items()}
 
 
-def summarise_quality(clean: dict[str, dict[str, np.ndarray]], inventory: pd.DataFrame) -> pd.DataFrame:
-    """Per subject: status (used / skipped and why), TRs kept, grayordinates, constant (all-zero) grayordinates."""
+def summarise_quality(clean: dict[str, dict[str, np.ndarray]], inventory: pd.DataFrame,
+                      run_timeline: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per subject: status (used / skipped and why), TRs kept, grayordinates, constant (all-zero)
+    grayordinates, TRs of the repeated clip, and ``n_dropped_trs``: TRs of its run files beyond the
+    stimulus timeline (not used)."""
     rows = []
     used = usable(inventory)
+    lengths = run_timeline.groupby("run").size() if run_timeline is not None else pd.Series(dtype=int)
     for subject, arrays in clean.items():
         bold = arrays["bold"]
+        files = used[used["subject"] == subject]
+        dropped = sum(max(0, int(r.n_trs) - int(lengths.get(r.run, r.n_trs))) for r in files.itertuples()) \
+            if {"run", "n_trs"} <= set(files.columns) else 0
         rows.append(
-            {"subject": subject, "status": "used", "reason": "", "n_runs": int((used["subject"] == subject).sum()),
+            {"subject": subject, "status": "used", "reason": "", "n_runs": len(files),
              "n_kept_trs": bold.shape[0], "n_grayordinates": bold.shape[1],
              "n_constant": int(np.sum(~np.any(bold != 0, axis=0))),
-             "n_repeat_trs": arrays["repeat"].shape[1]}
+             "n_repeat_trs": arrays["repeat"].shape[1], "n_dropped_trs": dropped}
         )
     if "status" in inventory:
         for row in inventory[inventory.status == "skipped"].itertuples():
             rows.append({"subject": row.subject, "status": "skipped", "reason": row.reason, "n_runs": 0,
-                         "n_kept_trs": 0, "n_grayordinates": 0, "n_constant": 0, "n_repeat_trs": 0})
+                         "n_kept_trs": 0, "n_grayordinates": 0, "n_constant": 0, "n_repeat_trs": 0,
+                         "n_dropped_trs": 0})
     return pd.DataFrame(rows)

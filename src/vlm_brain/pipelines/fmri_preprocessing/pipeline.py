@@ -18,7 +18,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(nodes.clean_runs, ["fmri_runs", "fmri_inventory", "run_timeline", params],
                  "fmri_clean", name="clean_fmri_runs"),
             Node(nodes.average_subjects, "fmri_clean", "fmri_group", name="average_subjects"),
-            Node(nodes.summarise_quality, ["fmri_clean", "fmri_inventory"], "fmri_qc",
+            Node(nodes.summarise_quality, ["fmri_clean", "fmri_inventory", "run_timeline"], "fmri_qc",
                  name="summarise_fmri_quality"),
         ],
         tags="fmri_preprocessing",

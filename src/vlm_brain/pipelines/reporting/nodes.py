@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from vlm_brain import reporting as rp
 from vlm_brain.analyses.polarity import bn_polarity
 from vlm_brain.cohort.summary import group_scores
+from vlm_brain.fmri.quality import data_warnings
 from vlm_brain.models.registry import enabled_models
 from vlm_brain.reporting.html import Section
 from vlm_brain.results import (
@@ -80,6 +81,7 @@ def collect_findings(networks: dict, redundancy: dict, ablation: dict, polarity:
               "skipped": dict(zip(skipped.subject.astype(str), skipped.get("reason", ""), strict=True))}
     return plain({
         "subjects": cohort,
+        "data_warnings": data_warnings(quality),
         "units": {
             "group-level findings": ("percentile bootstrap over the unit each entry's n counts (grayordinates, "
                                      "layers or networks of the group-mean model; ignores spatial autocorrelation)"),
@@ -427,6 +429,7 @@ def render_report(findings: dict, network_findings: pd.DataFrame, redundancy_lay
                          + (f"; {len(findings['subjects']['skipped'])} left out (incomplete_subjects: skip): "
                             + "; ".join(f"{s}: {why}" for s, why in findings["subjects"]["skipped"].items())
                             if findings["subjects"]["skipped"] else "")),
+            **({"data warnings": "; ".join(findings["data_warnings"])} if findings.get("data_warnings") else {}),
             **{f"weights: {m}": w for m, w in prov["weights"].items()},
             **{f"encoding: {k}": str(v) for k, v in prov["encoding"].items()},
             "vlm-brain": prov["vlm_brain_version"], "generated (UTC)": prov["generated_utc"]}
