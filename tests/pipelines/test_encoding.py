@@ -29,9 +29,10 @@ def test_score_networks_by_hand():
     lang = table[(table.atlas == "ca_network") & (table.network == "Language")].iloc[0]
     assert lang.frac_bn == 0 and np.isnan(lang.r_norm_mean)  # ceiling 0.05 < 0.1
     assert set(table.network) == {"Visual1", "Language", "Visual", "Default"}  # "none" dropped
-    metrics = network_metrics(table)
-    assert metrics["clip.image.L03/Visual1/r_mean"] == pytest.approx(0.3)
-    assert metrics["clip.image.L03/yeo7.Default/frac_bn"] == 0.0
+    metrics = network_metrics(table)  # per stream, per layer index (the MLflow step)
+    assert list(metrics) == ["clip.image"] and list(metrics["clip.image"]) == [3]
+    assert metrics["clip.image"][3]["Visual1/r_mean"] == pytest.approx(0.3)
+    assert metrics["clip.image"][3]["yeo7.Default/frac_bn"] == 0.0
 
 
 def test_run_parameters_say_which_weights():
@@ -101,15 +102,28 @@ def test_encoding_to_report_tracks_mlflow_and_recovers_planted_networks(kedro_pr
     assert ca.loc[("roberta.text.L00", "Language"), "r_mean"] > ca.loc[("roberta.text.L00", "Somatomotor"), "r_mean"] + 0.1
 
     mlflow.set_tracking_uri(f"sqlite:///{kedro_project / 'mlruns/mlflow.db'}")
+    client = mlflow.MlflowClient()
+    experiment = mlflow.get_experiment_by_name("vlm-brain")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on runs
     runs = mlflow.search_runs(experiment_names=["vlm-brain"])
-    assert len(runs) == 1 and runs.status.iloc[0] == "FINISHED"
-    run = mlflow.get_run(runs.run_id.iloc[0])
+    parents = runs[runs["tags.mlflow.parentRunId"].isna()]
+    assert len(parents) == 1 and parents.status.iloc[0] == "FINISHED"
+    run = mlflow.get_run(parents.run_id.iloc[0])
     assert run.data.params["weights.clip"] == "random(seed=0)" and run.data.params["data"] == "demo"
-    expected = ca.loc[("clip.image.L00", "Visual1"), "r_mean"]
-    assert run.data.metrics["clip.image.L00/Visual1/r_mean"] == pytest.approx(expected)
-    assert len([m for m in run.data.metrics if m.endswith("/r_mean")]) == len(scores)
-    artifacts = [a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)]
-    assert "network_scores.csv" in artifacts
+    assert run.data.tags["random_weights"] == "yes" and run.data.tags["env"] == "base"
+    assert run.data.tags["data"] == "demo" and len(run.data.tags["git_commit"]) >= 7
+    assert not [m for m in run.data.metrics if m.endswith("/r_mean")]  # no flat per-layer metrics in the parent
+    # one nested run per stream; per-network metrics with step = layer index (a native layer profile)
+    children = runs[runs["tags.mlflow.parentRunId"] == run.info.run_id]
+    assert set(children["tags.mlflow.runName"]) == {s.rsplit(".", 1)[0] for s in scores.layer_name}
+    clip_image = children[children["tags.mlflow.runName"] == "clip.image"].run_id.iloc[0]
+    history = {m.step: m.value for m in client.get_metric_history(clip_image, "Visual1/r_mean")}
+    assert history == pytest.approx({0: ca.loc[("clip.image.L00", "Visual1"), "r_mean"],
+                                     1: ca.loc[("clip.image.L01", "Visual1"), "r_mean"]})
+    artifacts = [a.path for a in client.list_artifacts(run.info.run_id)]
+    assert {"network_scores.csv", "network_scores.json"} <= set(artifacts)
+    inputs = {d.dataset.name for d in run.inputs.dataset_inputs}
+    assert {"network_scores", "run_timeline", "fmri_inventory"} <= inputs
 
     # ---- analyses + reporting on the same outputs
     run_kedro(kedro_project, "analyses", params=both)
@@ -124,6 +138,7 @@ def test_encoding_to_report_tracks_mlflow_and_recovers_planted_networks(kedro_pr
     assert dice["n"] == 2 and dice["ci_low"] <= dice["mean"] <= dice["ci_high"]
     assert set(across["cohort_bns"]) == set(scores.layer_name)
     runs = mlflow.search_runs(experiment_names=["vlm-brain"])
+    runs = runs[runs["tags.mlflow.parentRunId"].isna()]
     assert len(runs) == 2
     report_run = runs.sort_values("start_time").iloc[-1]
     logged = [a.path for a in mlflow.MlflowClient().list_artifacts(report_run.run_id)]
