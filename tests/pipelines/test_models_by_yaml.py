@@ -97,6 +97,25 @@ def test_siglip_added_and_meter_removed_by_yaml_run_end_to_end(kedro_project):
     assert "meter" not in json.dumps({k: findings[k] for k in ("networks", "redundancy", "polarity", "architecture")})
     report = (kedro_project / "data/08_reporting/report.html").read_text()
     assert "siglip.image" in report and "siglip.text" in report
+    check_the_notebook_runs_on_these_outputs(kedro_project)
     figures = {p.name for p in (kedro_project / "data/08_reporting/figures").iterdir()}
     assert {"surface_r.png", "network_layer_profiles.png", "architecture_overlap.png"} <= figures
     assert report.count("<img") == len(figures)
+
+
+def check_the_notebook_runs_on_these_outputs(project) -> None:
+    """notebooks/quickstart.ipynb, executed in ``project`` after its run: it loads the outputs,
+    re-encodes a layer with the library (equal to the stored one) and draws a surface map."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    from tests.conftest import REPO
+
+    notebook = nbformat.read(REPO / "notebooks/quickstart.ipynb", as_version=4)
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(project)}}).execute()
+    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "clip.image.L00: " in text and "the stored result differs by at most" in text
+    assert any("image/png" in o.get("data", {}) for o in outputs)  # the surface figure
