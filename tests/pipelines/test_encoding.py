@@ -167,15 +167,25 @@ def check_report_outputs(project):
     class Images(HTMLParser):
         def __init__(self):
             super().__init__()
-            self.images, self.text = {}, []
+            self.images, self.captions, self.text = {}, {}, []
+            self.figure, self.in_caption = None, False
 
         def handle_starttag(self, tag, attrs):
             attrs = dict(attrs)
-            if tag == "img":
-                self.images[attrs["alt"]] = attrs["src"]
+            if tag == "figure":
+                self.figure = attrs["id"].removeprefix("fig-")
+            elif tag == "img":
+                self.images[self.figure] = attrs["src"]
+            elif tag == "figcaption":
+                self.in_caption = True
+
+        def handle_endtag(self, tag):
+            self.in_caption = self.in_caption and tag != "figcaption"
 
         def handle_data(self, data):
             self.text.append(data)
+            if self.in_caption:
+                self.captions[self.figure] = self.captions.get(self.figure, "") + data
 
     page = Images()
     page.feed((project / "data/08_reporting/report.html").read_text(encoding="utf-8"))
@@ -183,6 +193,11 @@ def check_report_outputs(project):
     assert {"network_r_heatmaps.png", "surface_r.png", "surface_polarity.png", "redundancy_ablation.png",
             "polarity_profiles.png", "architecture_overlap.png", "architecture_baselines.png"} <= written
     assert set(page.images) == written
+    # every figure has a caption that says what it shows, not its file name
+    assert set(page.captions) == written and all(len(c) > 60 and ".png" not in c for c in page.captions.values())
+    assert "q = 0.05" in page.captions["network_bn_heatmaps.png"]
+    shown = [n for n in page.captions["surface_r.png"].split(": ", 1)[1].split(", ")]
+    assert shown and all(" BNs)" in n for n in shown)  # the layers shown, with their BN counts
     for src in page.images.values():
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"

@@ -100,7 +100,9 @@ def test_siglip_added_and_meter_removed_by_yaml_run_end_to_end(kedro_project):
     check_the_notebook_runs_on_these_outputs(kedro_project)
     figures = {p.name for p in (kedro_project / "data/08_reporting/figures").iterdir()}
     assert {"surface_r.png", "network_layer_profiles.png", "architecture_overlap.png"} <= figures
-    assert report.count("<img") == len(figures)
+    assert report.count("<img") == len(figures) == report.count("<figcaption>")
+    captions = json.loads((kedro_project / "data/08_reporting/figure_captions.json").read_text())
+    assert set(captions) == figures and "siglip.image.L0" in captions["surface_r.png"]
 
 
 def check_the_notebook_runs_on_these_outputs(project) -> None:

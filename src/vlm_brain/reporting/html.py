@@ -61,9 +61,9 @@ def figure_id(name: str) -> str:
     return "fig-" + re.sub(r"\s+", "-", name)
 
 
-def _figure_html(name: str, png: bytes) -> str:
+def _figure_html(name: str, png: bytes, caption: str | None = None) -> str:
     data = base64.b64encode(png).decode("ascii")
-    label = html.escape(name)
+    label = html.escape(caption or name)
     return (
         f'<figure id="{html.escape(figure_id(name))}">'
         f'<img alt="{label}" src="data:image/png;base64,{data}">'
@@ -124,7 +124,8 @@ def section_id(index: int, title: str) -> str:
 
 
 def _section_html(
-    sid: str, section: Section, figures: Mapping[str, bytes], placed: set[str]
+    sid: str, section: Section, figures: Mapping[str, bytes], placed: set[str],
+    captions: Mapping[str, str] | None = None,
 ) -> str:
     """A section; a figure already placed earlier becomes a link to it."""
     parts = [f'<section id="{html.escape(sid)}"><h2>{html.escape(section.title)}</h2>']
@@ -134,7 +135,7 @@ def _section_html(
         if name in placed:
             parts.append(_figure_link(name))
         else:
-            parts.append(_figure_html(name, figures[name]))
+            parts.append(_figure_html(name, figures[name], (captions or {}).get(name)))
         placed.add(name)
     parts += [section.html, "</section>"]
     return "\n".join(parts)
@@ -180,6 +181,7 @@ def render_report(
     figures: Mapping[str, bytes],
     banner: str | None = None,
     meta: Mapping[str, str] | None = None,
+    captions: Mapping[str, str] | None = None,
 ) -> str:
     """A complete, self-contained HTML5 report.
 
@@ -192,6 +194,7 @@ def render_report(
         "Other figures" section.
     banner : warning shown prominently at the top (e.g. "RANDOM WEIGHTS: ...").
     meta : provenance (data, weights, parameters), shown as a definition list.
+    captions : {figure name: caption}; a figure without one is captioned by its name.
 
     Returns
     -------
@@ -215,7 +218,7 @@ def render_report(
         body.append(_meta_html(meta))
     pairs = list(zip(ids, sections, strict=True))
     body.append(_toc_html([(sid, s.title) for sid, s in pairs]))
-    body += [_section_html(sid, s, figures, placed) for sid, s in pairs]
+    body += [_section_html(sid, s, figures, placed, captions or {}) for sid, s in pairs]
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'

@@ -15,11 +15,13 @@ from matplotlib.figure import Figure
 from vlm_brain import reporting as rp
 from vlm_brain.analyses.polarity import bn_polarity
 from vlm_brain.cohort.summary import group_scores
+from vlm_brain.encoding.settings import EncodingSettings
 from vlm_brain.fmri.quality import data_warnings
 from vlm_brain.models.registry import enabled_models
 from vlm_brain.reporting.html import Section
 from vlm_brain.results import (
     find_layer,
+    iter_layers,
     layer_with_most_bns,
     parse_layer_name,
     plain,
@@ -118,56 +120,115 @@ def cohort_table(cohort: dict[str, dict]) -> pd.DataFrame:
 
 
 COHORT_VALUE = "fraction of grayordinates"
+VALIDATION_CAPTION = ("Method validation on simulated BOLD with a planted truth: sensitivity, observed FDR and sign"
+                      " accuracy of the BNs against the SNR, per data length; dashed: the pass criteria"
+                      " (validation.criteria).")
 
 
 def make_figures(network_scores: pd.DataFrame, redundancy_atom_dice: dict[str, np.ndarray],
                  ablation: pd.DataFrame, polarity: pd.DataFrame, overlap: pd.DataFrame, baselines: pd.DataFrame,
-                 cohort: dict[str, dict], params: dict[str, Any], *encodings: dict) -> dict[str, Figure]:
-    """Every figure of the report, by file name (``*.png``); group-level ones only with group encodings."""
+                 cohort: dict[str, dict], params: dict[str, Any], encoding: dict[str, Any], *encodings: dict
+                 ) -> tuple[dict[str, Figure], dict[str, str]]:
+    """Every figure of the report, by file name (``*.png``), and its caption; group-level ones only
+    with group encodings.
+
+    A caption says what the figure shows, which layers and why, n, and the threshold
+    (BNs: BH-FDR at ``encoding.q`` over each layer's grayordinates).
+    """
     figures: dict[str, Figure] = {}
+    captions: dict[str, str] = {}
+    q = EncodingSettings.from_params(encoding).q
     if cohort:
         figures["cohort_bn_profiles.png"] = rp.layer_profiles(cohort_table(cohort), value=COHORT_VALUE,
                                                               legend_title="across subjects")
+        captions["cohort_bn_profiles.png"] = (
+            "Across subjects, per stream (panel) and layer (x): the fraction of grayordinates whose Fisher-z r is"
+            f" above 0 across subjects (test: encoding.cohort.test; BH-FDR at q = {q:g} over grayordinates), and"
+            " the fraction that are BNs in at least half of the subjects.")
     if not any(encodings):
-        return figures
-    scores = _stream_table(group_scores(network_scores))
+        return figures, captions
+    group = group_scores(network_scores)
+    scores = _stream_table(group)
+    n_grayordinates = int(len(next(iter(next(e for e in encodings if e).values()))["r"]))
+    empty = sorted(name for name, _ in iter_layers(encodings) if not np.any(find_layer(encodings, name)["bn"]))
+    no_bn = (f" Layers without any BN (no grayordinate passes BH-FDR at q = {q:g}) are the blank columns:"
+             f" {', '.join(empty)}." if empty else " Every layer has at least one BN.")
     figures |= {
         "network_r_heatmaps.png": rp.network_layer_heatmaps(scores, value="r_mean", title="Mean held-out r"),
         "network_bn_heatmaps.png": rp.network_layer_heatmaps(scores, value="frac_bn", title="Fraction of BNs"),
         "network_layer_profiles.png": rp.layer_profiles(scores, value="frac_bn"),
     }
+    model_of = f"the group-mean BOLD, {n_grayordinates:,} grayordinates"
+    captions |= {
+        "network_r_heatmaps.png": ("Mean held-out Pearson r (leave-one-run-out) of every layer (x) in every"
+                                   f" Cole-Anticevic network (y), one panel per stream; {model_of}."),
+        "network_bn_heatmaps.png": ("Fraction of each network's grayordinates that are BNs (brain-like neurons:"
+                                    f" BH-FDR at q = {q:g} over the layer's grayordinates), per layer and stream;"
+                                    f" {model_of}." + no_bn),
+        "network_layer_profiles.png": ("The same BN fractions as layer profiles: one line per network, one panel per"
+                                       f" stream (x: layer index, input to output); {model_of}."),
+    }
+    best_of = ", ".join(sorted(redundancy_atom_dice)) if redundancy_atom_dice else ""
     if redundancy_atom_dice:
         figures["redundancy_atom_dice.png"] = rp.dice_matrices(
             {name: np.asarray(m) for name, m in sorted(redundancy_atom_dice.items())})
+        captions["redundancy_atom_dice.png"] = (
+            "Dice overlap between the BN maps of every pair of SDL atoms (atom maps: HAC t of the full refit, BH-FDR at"
+            f" q = {q:g} within each atom), in each stream's layer with the most BNs: {best_of}.")
     if len(ablation):
         summary = (ablation.groupby(["layer_name", "condition", "fraction"]).r_mean
                    .agg(r_mean="mean", r_low="min", r_high="max").reset_index())
         figures["redundancy_ablation.png"] = rp.ablation_curves(summary)
+        layers = ", ".join(sorted(ablation.layer_name.unique()))
+        captions["redundancy_ablation.png"] = (
+            "Fault tolerance: mean held-out r of the re-predicted BNs as a growing fraction of the layer's ANs is"
+            " removed (x), against removing the same number of shuffled ANs; band = range over repeats"
+            f" (analyses.ablation.n_repeats). Layers (each stream's with the most BNs): {layers}.")
     totals = polarity[polarity.network == "all"]
     figures["polarity_profiles.png"] = rp.polarity_profiles(totals[["stream_label", "layer", "n_pos", "n_neg"]])
+    captions["polarity_profiles.png"] = (
+        "Number of positive and negative BNs per layer (x) and stream (panel). A BN's sign is that of its strongest"
+        f" significant atom (BH-FDR at q = {q:g}); {model_of}.")
     if len(overlap):
         figures["architecture_overlap.png"] = rp.overlap_curves(overlap)
+        pairs = "; ".join(f"{k}: {a} vs {b}" for k, a, b in overlap[["pair", "image_stream", "text_stream"]]
+                          .drop_duplicates().itertuples(index=False))
+        captions["architecture_overlap.png"] = (
+            "Image vs text BN overlap (Dice of the two streams' BN maps) by relative depth (x: 0 = first layer,"
+            f" 1 = last shared layer), per pair of streams ({pairs}). Chance Dice is not 0: two unrelated maps with"
+            " BN fractions f1 and f2 overlap by about 2 f1 f2 / (f1 + f2).")
     if len(baselines):
         figures["architecture_baselines.png"] = rp.baseline_comparison(
             baselines[baselines.network != "all compared"])
+        comparisons = "; ".join(f"{r.comparison} ({r.vlm_layer} vs {r.baseline_layer})" for r in
+                                baselines.drop_duplicates("comparison").itertuples())
+        captions["architecture_baselines.png"] = (
+            "Mean paired difference in held-out r per grayordinate between a VLM stream and a unimodal baseline, in"
+            f" the language and multimodal networks, with 95% bootstrap CIs; each stream's best layer: {comparisons}.")
 
     streams = stream_layers(encodings)
     chosen = [s for s in params["surface_streams"] if s in streams]
-    best = {s: layer_with_most_bns(encodings, streams[s])[0] for s in chosen}
+    best = {s: layer_with_most_bns(encodings, streams[s]) for s in chosen}
     if best:
         figures["surface_r.png"] = rp.surface_maps_figure(
-            {f"{name}: r": np.asarray(find_layer(encodings, name)["r"]) for name in best.values()},
+            {f"{name}: r": np.asarray(find_layer(encodings, name)["r"]) for name, _ in best.values()},
             colorbar_label="held-out Pearson r")
         signs = {}
-        for name in best.values():
+        for name, _ in best.values():
             res = find_layer(encodings, name)
             signs[f"{name}: BN polarity"] = bn_polarity(res["bn"], res["atom_t"], res["atom_pos"], res["atom_neg"])[0]
         figures["surface_polarity.png"] = rp.polarity_maps_figure(signs)
+        shown = ", ".join(f"{name} ({n:,} BNs)" for name, n in best.values())
+        captions["surface_r.png"] = (
+            "Held-out r on the cortical surface (lateral views, unthresholded), for the layer with the most BNs of"
+            f" each stream in reporting.surface_streams: {shown}.")
+        captions["surface_polarity.png"] = (
+            f"Sign of each BN (BH-FDR at q = {q:g}) on the cortical surface, same layers: {shown}. Red: the strongest"
+            " significant atom is positive; blue: negative; grey: not a BN.")
     logger.info("reporting: %d figures", len(figures))
-    return figures
+    return figures, captions
 
 
-# --------------------------------------------------------------------------- report
 def _fmt(value: Any, digits: int = 2) -> str:
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return "n/a"
@@ -412,7 +473,7 @@ def _validation_section(validation: dict | None, figures: dict[str, bytes]) -> S
 
 def render_report(findings: dict, network_findings: pd.DataFrame, redundancy_layers: pd.DataFrame,
                   polarity_profiles: pd.DataFrame, overlap: pd.DataFrame, baselines: pd.DataFrame,
-                  recovery: pd.DataFrame, figures: dict[str, Any], validation: dict | None,
+                  recovery: pd.DataFrame, figures: dict[str, Any], captions: dict[str, str], validation: dict | None,
                   params: dict[str, Any]) -> str:
     """report.html: one self-contained page stating each finding with its numbers."""
     pngs = {(name if name.endswith(".png") else f"{name}.png"): _png_bytes(image) for name, image in figures.items()}
@@ -449,8 +510,9 @@ def render_report(findings: dict, network_findings: pd.DataFrame, redundancy_lay
             logger.warning("report: figures %s of section %r were not made; left out", missing, section.title)
             section.figures = [name for name in section.figures if name in pngs]
     used = {name for s in sections for name in s.figures}
+    captions = {**(captions or {}), "validation_power.png": VALIDATION_CAPTION}
     html = rp.render_report(params["title"], sections, {k: v for k, v in pngs.items() if k in used},
-                            banner=" ".join(banner) or None, meta=meta)
+                            banner=" ".join(banner) or None, meta=meta, captions=captions)
     logger.info("report: %d sections, %d figures, %.1f kB", len(sections), len(used), len(html) / 1024)
     return html
 
