@@ -15,6 +15,7 @@ import json
 import logging
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -216,10 +217,12 @@ class MlflowHooks:
                 scores.to_csv(folder / "network_scores.csv", index=False)
                 mlflow.log_artifact(str(folder / "network_scores.csv"))
                 mlflow.log_table(group_scores(scores), artifact_file="network_scores.json")
-                mlflow.log_input(mlflow.data.from_pandas(scores, name="network_scores"), context="results")
-                for name in ("run_timeline", "fmri_inventory"):  # what the scores were computed on
-                    if catalog.exists(name):
-                        mlflow.log_input(mlflow.data.from_pandas(catalog.load(name), name=name), context="inputs")
+                with warnings.catch_warnings():  # MLflow's model-schema hint about integer columns: not a model here
+                    warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+                    mlflow.log_input(mlflow.data.from_pandas(scores, name="network_scores"), context="results")
+                    for name in ("run_timeline", "fmri_inventory"):  # what the scores were computed on
+                        if catalog.exists(name):
+                            mlflow.log_input(mlflow.data.from_pandas(catalog.load(name), name=name), context="inputs")
                 logger.info("MLflow: %d nested stream runs (metrics by layer index)", len(streams))
             if "findings" in self._outputs:
                 findings = catalog.load("findings")
