@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +15,11 @@ from tests.conftest import shrink_demo
 
 
 def partial_folders(project):
-    return [p for p in (project / "data").rglob("*") if p.is_dir() and ".partial" in p.name]
+    """Every ``*.partial`` folder under data/ (os.walk skips folders renamed or removed while it looks)."""
+    found = []
+    for root, folders, _ in os.walk(project / "data"):
+        found += [Path(root) / name for name in folders if ".partial" in name]
+    return found
 
 
 @pytest.mark.slow
