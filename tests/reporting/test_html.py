@@ -14,6 +14,7 @@ from vlm_brain.reporting.html import (
     Section,
     figure_to_png,
     render_report,
+    table_html,
 )
 
 EVIL = "<script>alert('x')</script>"
@@ -137,9 +138,20 @@ def test_meta_table_of_contents_and_ids(document):
 
 def test_floats_have_three_significant_digits(document):
     page = Page(document)
-    assert "0.123" in page.text and "1.23e+03" in page.text
+    assert "0.123" in page.text and "1,235" in page.text
     assert "0.123456" not in document
     assert len(page.find("table")) == 1 and len(page.find("caption")) == 1
+
+
+def test_numbers_and_p_values_print_consistently():
+    from vlm_brain.reporting.html import format_number, format_p
+
+    assert [format_number(x) for x in (0.3, 0.327, 12.0, 100.0, 1234.5, -0.0421, 0.0)] == [
+        "0.300", "0.327", "12.0", "100", "1,234", "-0.0421", "0"]
+    assert [format_p(p) for p in (0.0, 2.09e-223, 5e-5, 0.00012, 0.0312, float("nan"))] == [
+        "< 1e-4", "< 1e-4", "< 1e-4", "0.00012", "0.031", ""]
+    table = table_html("t", pd.DataFrame({"p": [0.0, 0.03], "wilcoxon_p": [1e-9, 0.2], "r": [0.3, 0.327]}))
+    assert table.count("&lt; 1e-4") == 2 and "0.300" in table and "2.09e-223" not in table
 
 
 def test_document_is_self_contained(document):

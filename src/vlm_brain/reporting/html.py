@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -99,13 +100,37 @@ class Section:
     html: str = ""
 
 
-def table_html(caption: str, table: pd.DataFrame) -> str:
-    """A DataFrame as an escaped HTML table with a caption, floats to 3 sig. digits.
+#: p-values below this print as "< 1e-4" (smaller ones carry no more meaning than the null's resolution)
+P_FLOOR = 1e-4
 
-    The index is shown unless it is a default RangeIndex.
+
+def format_p(p: float) -> str:
+    """A p-value for a table: ``< 1e-4`` below `P_FLOOR`, else 2 significant digits."""
+    if not np.isfinite(p):
+        return ""
+    return "< 1e-4" if p < P_FLOOR else f"{p:.2g}"
+
+
+def format_number(x: float) -> str:
+    """A table number: 3 significant digits, trailing zeros kept (0.300 beside 0.327);
+    thousands and more as whole numbers with separators."""
+    if not np.isfinite(x):
+        return ""
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    return "0" if x == 0 else f"{x:#.3g}".rstrip(".")
+
+
+def table_html(caption: str, table: pd.DataFrame) -> str:
+    """A DataFrame as an escaped HTML table with a caption, floats by `format_number`.
+
+    Columns named ``p`` or ``p_...`` / ``..._p`` are p-values (`format_p`). The index
+    is shown unless it is a default RangeIndex.
     """
+    p_columns = [c for c in table.columns if str(c) == "p" or str(c).startswith("p_") or str(c).endswith("_p")]
     body = table.to_html(
-        float_format=lambda x: f"{x:.3g}",
+        formatters={c: format_p for c in p_columns},
+        float_format=format_number,
         escape=True,
         border=0,
         classes="data",
