@@ -67,7 +67,7 @@ def _remember(loader: LayeredConfigLoader) -> None:
         pipelines.configure(f"{PACKAGE_NAME}.pipeline_registry")
 
 
-def run_parameters() -> dict[str, Any]:
+def session_parameters() -> dict[str, Any]:
     """The parameters of the current run.
 
     Inside ``kedro run`` / ``kedro viz`` / a ``KedroSession``, those of the session's
@@ -75,14 +75,17 @@ def run_parameters() -> dict[str, Any]:
     ``register_pipelines()``) those of ``conf/`` under the working directory, for the
     environment in ``KEDRO_ENV`` (default ``local``).
     """
-    if _active_loader is not None:
-        return _active_loader["parameters"]
     import os
 
     from kedro.framework.project import settings
 
-    loader = LayeredConfigLoader(str(Path.cwd() / settings.CONF_SOURCE), env=os.environ.get("KEDRO_ENV"),
-                                 remember=False, **settings.CONFIG_LOADER_ARGS)
+    conf = Path.cwd() / settings.CONF_SOURCE
+    # a session's loader counts only for its own project: one of an earlier session in
+    # this process (another project, a notebook) must not decide these pipelines
+    if _active_loader is not None and Path(_active_loader.conf_source).resolve() == conf.resolve():
+        return _active_loader["parameters"]
+    loader = LayeredConfigLoader(str(conf), env=os.environ.get("KEDRO_ENV"), remember=False,
+                                 **settings.CONFIG_LOADER_ARGS)
     return loader["parameters"]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from vlm_brain.config import model_names, run_parameters
+from vlm_brain.config import model_names, session_parameters
 from vlm_brain.pipelines import (
     analyses,
     encoding,
@@ -36,7 +36,7 @@ def register_pipelines() -> dict[str, Pipeline]:
     (:func:`vlm_brain.config.model_names`): each has its own namespace (extraction and
     encoding), and the analyses and the report read all of them.
     """
-    parameters = run_parameters()
+    parameters = session_parameters()
     models = model_names(parameters)
     pipelines = {name: module.create_pipeline(models=models) for name, module in PIPELINES.items()
                  if name != "validation"}

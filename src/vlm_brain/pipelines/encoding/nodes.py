@@ -87,7 +87,10 @@ def encode_model_layers(
     tr = float(params["tr"])
     keys: dict[str, str] = {}
     if cache is not None:
-        bold_ref, context = array_ref(y), task_context(settings, run_timeline, tr)
+        # the stored float32 file when there is one: its digest is computed once per process, not per model
+        stored = fmri_group["bold"]
+        bold_ref = array_ref(stored if getattr(stored, "dtype", None) == np.float32 else y)
+        context = task_context(settings, run_timeline, tr)
         keys = {layer: make_task("group", layer, array_ref(ans[layer]), bold_ref, context).key for layer in layers}
     stored = [layer for layer, key in keys.items() if is_done(cache.root, key)] if cache is not None else []
     logger.info("%s: encoding %d layers (k=%d atoms, lambda=%g, %s null, q=%g) against %d grayordinates x %d TRs;"
