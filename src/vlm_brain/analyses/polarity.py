@@ -66,3 +66,92 @@ def loading_signs(loadings: np.ndarray) -> dict[str, float]:
     bipolar = (a > 0).any(axis=1) & (a < 0).any(axis=1)
     return {"frac_positive": float(np.mean(nonzero > 0)) if len(nonzero) else float("nan"),
             "frac_bipolar_atoms": float(bipolar[used].mean()) if used.any() else float("nan")}
+
+
+# --------------------------------------------------------------------------- null of the polarity finding
+def signs_by_driver(sign: np.ndarray, atom_t: np.ndarray, atom_pos: np.ndarray,
+                    atom_neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per atom, the positive and negative BNs it drives (it is their strongest significant atom).
+
+    Parameters
+    ----------
+    sign : (G,) BN signs of `bn_polarity` (+1, -1, 0).
+    atom_t, atom_pos, atom_neg : (k, G) the layer's atom maps.
+
+    Returns
+    -------
+    n_pos, n_neg : (k,) int counts; they sum to the layer's signed BNs. An atom's
+    orientation is a convention: flipping it swaps its two counts and nothing else.
+    """
+    significant = np.asarray(atom_pos, bool) | np.asarray(atom_neg, bool)
+    driver = np.argmax(np.where(significant, np.abs(np.asarray(atom_t, dtype=np.float64)), -np.inf), axis=0)
+    k = significant.shape[0]
+    sign = np.asarray(sign)
+    return (np.bincount(driver[sign > 0], minlength=k), np.bincount(driver[sign < 0], minlength=k))
+
+
+def _pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson r of each row of y (P, L) with x (L,) or with the rows of x (P, L); NaN where undefined."""
+    x = np.broadcast_to(x, y.shape)
+    xc = x - x.mean(axis=-1, keepdims=True)
+    yc = y - y.mean(axis=-1, keepdims=True)
+    denom = np.sqrt((xc**2).sum(axis=-1) * (yc**2).sum(axis=-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 1e-12, (xc * yc).sum(axis=-1) / denom, np.nan)
+
+
+def polarity_null_test(layers: list[int], driver_counts: list[tuple[np.ndarray, np.ndarray]], n_perm: int = 1000,
+                       seed: int = 0) -> dict[str, dict[str, float]]:
+    """Polarity statistics of one stream against random atom orientations.
+
+    Every atom of every layer is flipped with probability 1/2, independently: each
+    layer keeps its BN total and the grouping of its BNs by driving atom; only the sign
+    convention is redrawn. Two statistics, across the stream's layers:
+
+    * ``trend``: Pearson r of each layer's positive share n_pos / (n_pos + n_neg) with
+      the layer index, the layer-dependent polarity the study asks about; it does not
+      follow from the per-layer total. Two-sided p.
+    * ``count_r``: Pearson r of the positive and negative counts (the "mirrored
+      profiles"). With a near constant total it is close to -1 whatever the data; the
+      null shows how close. One-sided p (more negative than chance).
+
+    Parameters
+    ----------
+    layers : (L,) layer indices.
+    driver_counts : per layer, `signs_by_driver` (n_pos (k,), n_neg (k,)).
+
+    Returns
+    -------
+    {"trend": ..., "count_r": ...}, each with observed, chance (null mean), chance_low
+    and chance_high (the null's 2.5 and 97.5 percentiles), p, n (layers with a signed
+    BN) and n_perm. Observed is NaN (p NaN) with fewer than 3 such layers.
+    """
+    rng = np.random.default_rng(seed)
+    used = [i for i, (pos, neg) in enumerate(driver_counts) if pos.sum() + neg.sum() > 0]
+    depth = np.asarray(layers, dtype=np.float64)[used]
+    observed_pos = np.array([driver_counts[i][0].sum() for i in used], dtype=np.float64)
+    total = np.array([driver_counts[i][0].sum() + driver_counts[i][1].sum() for i in used], dtype=np.float64)
+    null_pos = np.empty((n_perm, len(used)))
+    for column, i in enumerate(used):
+        pos, neg = (np.asarray(c, dtype=np.float64) for c in driver_counts[i])
+        flip = rng.random((n_perm, len(pos))) < 0.5
+        null_pos[:, column] = np.where(flip, neg, pos).sum(axis=1)
+    out = {}
+    for name, observed, null, sided in (
+        ("trend", _pearson_rows(depth, (observed_pos / total)[None])[0] if len(used) >= 3 else np.nan,
+         _pearson_rows(depth, null_pos / total), "two"),
+        ("count_r", _pearson_rows(observed_pos, (total - observed_pos)[None])[0] if len(used) >= 3 else np.nan,
+         _pearson_rows(null_pos, total - null_pos), "less"),
+    ):
+        finite = null[np.isfinite(null)]
+        if not np.isfinite(observed) or finite.size == 0:
+            p = float("nan")
+        elif sided == "two":
+            p = (1 + np.sum(np.abs(finite) >= abs(observed) - 1e-12)) / (1 + finite.size)
+        else:
+            p = (1 + np.sum(finite <= observed + 1e-12)) / (1 + finite.size)
+        low, high = np.percentile(finite, [2.5, 97.5]) if finite.size else (np.nan, np.nan)
+        out[name] = {"observed": float(observed), "chance": float(finite.mean()) if finite.size else float("nan"),
+                     "chance_low": float(low), "chance_high": float(high), "p": float(p), "n": len(used),
+                     "n_perm": int(finite.size)}
+    return out

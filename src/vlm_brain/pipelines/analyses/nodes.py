@@ -19,6 +19,8 @@ from vlm_brain.analyses.polarity import (
     loading_signs,
     mirrored_profiles,
     polarity_by_network,
+    polarity_null_test,
+    signs_by_driver,
 )
 from vlm_brain.analyses.redundancy import (
     ablation_curve,
@@ -39,6 +41,7 @@ from vlm_brain.cohort.summary import (
     subject_scores,
 )
 from vlm_brain.cohort.tasks import results_by_subject
+from vlm_brain.encoding.significance import fdr_bh
 from vlm_brain.encoding.temporal import prepare_regressors
 from vlm_brain.fmri.networks import ATLASES
 from vlm_brain.results import (
@@ -229,10 +232,12 @@ def analyse_polarity(labels: pd.DataFrame, params: dict[str, Any], *encodings: d
     """
     if not any(encodings):
         return _no_group(pd.DataFrame(), pd.DataFrame())
-    rows, signs = [], []
+    rows, signs, drivers = [], [], {}
     for layer_name, res in iter_layers(encodings):
         model, stream, layer = parse_layer_name(layer_name)
         sign, strength = bn_polarity(res["bn"], res["atom_t"], res["atom_pos"], res["atom_neg"])
+        drivers.setdefault(f"{model}.{stream}", []).append(
+            (layer, signs_by_driver(sign, res["atom_t"], res["atom_pos"], res["atom_neg"])))
         base = {"model": model, "stream": stream, "stream_label": f"{model}.{stream}", "layer": layer,
                 "layer_name": layer_name}
         for atlas in ATLASES:
@@ -249,7 +254,22 @@ def analyse_polarity(labels: pd.DataFrame, params: dict[str, Any], *encodings: d
     stats_params = params["stats"]
     totals = profiles[profiles.network == "all"]
     nets = profiles[(profiles.atlas == "ca_network") & profiles.r.notna()]
+    null = params["polarity"]
+    n_perm, seed, q = int(null["n_perm"]), int(null["seed"]), float(null["q"])
+    tests = {stream: polarity_null_test([layer for layer, _ in layers], [counts for _, counts in layers], n_perm, seed)
+             for stream, layers in sorted(drivers.items())}
+    trend_p = np.array([t["trend"]["p"] for t in tests.values()])
+    tested = np.isfinite(trend_p)
+    significant = fdr_bh(trend_p, q) if len(trend_p) else np.zeros(0, dtype=bool)  # NaN: not a test
+    layer_trend = {stream: {**t["trend"], "significant": bool(sig)}
+                   for (stream, t), sig in zip(tests.items(), significant, strict=True)}
     headline = {
+        "layer_trend": layer_trend,
+        "n_streams_layer_dependent": int(significant.sum()),
+        "n_streams_tested": int(tested.sum()),
+        "count_correlation": {stream: t["count_r"] for stream, t in tests.items()},
+        "null": (f"each atom of each layer flipped with probability 1/2 ({n_perm} draws, seed {seed}): keeps every "
+                 "layer's BN total and which BNs share a driving atom, redraws only the sign convention"),
         "all_bns": {r.stream_label: {"r": r.r, "p": r.p, "n": int(r.n)} for r in totals.itertuples()},
         "network_profiles": {"mean_r": _ci_dict(nets.r, stats_params),
                              "frac_mirrored": float(np.mean(nets.r < 0)) if len(nets) else float("nan"),
@@ -258,9 +278,15 @@ def analyse_polarity(labels: pd.DataFrame, params: dict[str, Any], *encodings: d
                       for s, g in table[table.network == "all"].groupby("stream_label")},
         "loading_frac_positive": _ci_dict(loadings.frac_positive, stats_params),
         "loading_frac_bipolar_atoms": _ci_dict(loadings.frac_bipolar_atoms, stats_params),
-        "definition": ("r: Pearson correlation across layers of the positive and negative BN counts "
-                       "(mirrored trends: r < 0); p from the t distribution, n = layers"),
+        "definition": ("layer_trend: Pearson r across layers of the positive share n_pos / (n_pos + n_neg) with the "
+                       "layer index, p two-sided against the atom-flip null, significant after BH over streams at "
+                       f"q = {q:g}; count_correlation: r of the positive and negative counts (mirrored trends: r < 0) "
+                       "against the same null (one-sided), since a near constant total makes it negative by "
+                       "construction; all_bns: the same r with its naive p from the t distribution (n = layers), "
+                       "kept for comparison"),
     }
+    logger.info("polarity: %d of %d streams with a layer-dependent positive share (atom-flip null, BH q = %g)",
+                headline["n_streams_layer_dependent"], headline["n_streams_tested"], q)
     table = table.merge(loadings[["layer_name", "frac_positive", "frac_bipolar_atoms"]], on="layer_name")
     return table, profiles, plain(headline)
 
