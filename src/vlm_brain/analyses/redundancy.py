@@ -27,6 +27,40 @@ def multi_atom_fraction(maps: np.ndarray, bn: np.ndarray) -> float:
     return float(np.mean(counts[driven] >= 2)) if driven.any() else float("nan")
 
 
+def multi_atom_chance(maps: np.ndarray, bn: np.ndarray) -> float:
+    """`multi_atom_fraction` expected if each atom's map fell on the BNs independently of the others.
+
+    Atom j keeps its number m_j of significant BNs and covers each BN with probability
+    p_j = m_j / n_BN, independently of the other atoms; the number of atoms of a BN is
+    then Poisson-binomial, and the chance level is P(>= 2 atoms) / P(>= 1 atom). Large
+    atom maps overlap by chance: with p_j = 0.5 for 4 atoms it is 0.73. Spatial
+    autocorrelation leaves this expectation as it is and only widens its spread. NaN
+    when no BN has a significant atom.
+    """
+    bn = np.asarray(bn, dtype=bool)
+    m = np.asarray(maps, dtype=bool)[:, bn].sum(axis=1)
+    if not bn.any() or m.sum() == 0:
+        return float("nan")
+    p = m / bn.sum()
+    none = np.prod(1.0 - p)
+    exactly_one = sum(p[j] * np.prod(np.delete(1.0 - p, j)) for j in np.flatnonzero(p))
+    at_least_one = 1.0 - none
+    return float((at_least_one - exactly_one) / at_least_one)
+
+
+def pairwise_dice_chance(maps: np.ndarray) -> np.ndarray:
+    """(k, k) Dice of two atoms' maps (k, G) expected if they were placed independently.
+
+    With sizes m_i, m_j over G grayordinates the expected intersection is m_i m_j / G,
+    so the chance Dice is 2 m_i m_j / (G (m_i + m_j)); NaN where both maps are empty.
+    """
+    m = np.asarray(maps, dtype=bool)
+    size = m.sum(axis=1).astype(np.float64)
+    total = size[:, None] + size[None, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, 2 * np.outer(size, size) / m.shape[1] / total, np.nan)
+
+
 def an_support(loadings: np.ndarray) -> np.ndarray:
     """(k,) number of ANs with a non-zero loading on each atom."""
     return np.count_nonzero(np.asarray(loadings), axis=1)
@@ -45,7 +79,9 @@ def layer_redundancy(bn: np.ndarray, atom_pos: np.ndarray, atom_neg: np.ndarray,
     """Redundancy statistics of one layer.
 
     Returns n_bn; n_atoms_with_bn; atom_dice_mean (mean pairwise Dice of the atoms' BN
-    maps, over pairs where at least one map is non-empty); multi_atom_fraction;
+    maps, over pairs where at least one map is non-empty) and atom_dice_chance (the same
+    for independently placed maps of the same sizes, `pairwise_dice_chance`);
+    multi_atom_fraction and multi_atom_chance (`multi_atom_chance`);
     an_support_mean (ANs per atom); an_multi_atom_fraction (ANs, among those loading on
     any atom, that load on >= 2); loading_dice_mean (mean pairwise Dice of the atoms' AN
     supports).
@@ -57,7 +93,9 @@ def layer_redundancy(bn: np.ndarray, atom_pos: np.ndarray, atom_neg: np.ndarray,
         "n_bn": int(np.sum(bn)),
         "n_atoms_with_bn": int(maps.any(axis=1).sum()),
         "atom_dice_mean": mean_offdiagonal(pairwise_dice(maps)),
+        "atom_dice_chance": mean_offdiagonal(pairwise_dice_chance(maps)),
         "multi_atom_fraction": multi_atom_fraction(maps, bn),
+        "multi_atom_chance": multi_atom_chance(maps, bn),
         "an_support_mean": float(an_support(loadings).mean()),
         "an_multi_atom_fraction": float(np.mean(per_an[per_an >= 1] >= 2)) if (per_an >= 1).any() else float("nan"),
         "loading_dice_mean": mean_offdiagonal(pairwise_dice(support)),

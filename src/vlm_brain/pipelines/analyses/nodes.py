@@ -150,20 +150,25 @@ def analyse_redundancy(params: dict[str, Any], *encodings: dict
         res = find_layer(encodings, layer_name)
         matrices[layer_name] = pairwise_dice(atom_bn_maps(res["atom_pos"], res["atom_neg"])).astype(np.float32)
     stats_params = params["stats"]
+    table["multi_atom_excess"] = table.multi_atom_fraction - table.multi_atom_chance
+    table["atom_dice_excess"] = table.atom_dice_mean - table.atom_dice_chance
+    compared = ("atom_dice_mean", "atom_dice_chance", "atom_dice_excess", "multi_atom_fraction",
+                "multi_atom_chance", "multi_atom_excess")
     headline = {
         "per_stream": {
             stream: {metric: _ci_dict(group[metric], stats_params)
-                     for metric in ("atom_dice_mean", "multi_atom_fraction", "an_support_mean",
-                                    "an_multi_atom_fraction")}
+                     for metric in (*compared, "an_support_mean", "an_multi_atom_fraction")}
             for stream, group in table.groupby("stream_label")
         },
-        "overall": {metric: _ci_dict(table[metric], stats_params)
-                    for metric in ("atom_dice_mean", "multi_atom_fraction", "an_multi_atom_fraction")},
+        "overall": {metric: _ci_dict(table[metric], stats_params) for metric in (*compared, "an_multi_atom_fraction")},
+        "chance": ("*_chance: the same measure for atom maps of the same sizes placed independently of each other "
+                   "(multi-atom: Poisson-binomial over the BNs; Dice: 2 m_i m_j / (G (m_i + m_j))); *_excess = "
+                   "observed - chance, per layer. Redundancy beyond chance means an excess above 0."),
         "uncertainty": "95% bootstrap over layers",
     }
     overall = headline["overall"]["multi_atom_fraction"]
-    logger.info("redundancy: %.2f of BNs with a significant atom have >= 2 (mean over %d layers)",
-                overall["mean"], overall["n"])
+    logger.info("redundancy: %.2f of BNs with a significant atom have >= 2, chance %.2f (mean over %d layers)",
+                overall["mean"], headline["overall"]["multi_atom_chance"]["mean"], overall["n"])
     return table, matrices, plain(headline)
 
 
