@@ -172,6 +172,11 @@ def analyses_problems(params: Mapping[str, Any], where: str = "analyses") -> Pro
     for key in ("n_repeats", "max_targets"):
         _check(problems, params, where, f"ablation.{key}", lambda v: is_int(v, 1), "an integer >= 1")
     _check(problems, params, where, "ablation.min_bns", lambda v: is_int(v, 0), "an integer >= 0")
+    _check(problems, params, where, "spatial_null.n_perm", lambda v: is_int(v, 0),
+           "an integer >= 0 (0: independent placement instead of spins), e.g. 1000")
+    _check(problems, params, where, "spatial_null.seed", lambda v: is_int(v, 0), "an integer >= 0")
+    _check(problems, params, where, "spatial_null.q", lambda v: is_number(v, 0, 1, open_low=True, open_high=True),
+           "a false discovery rate in (0, 1), e.g. 0.05")
     _check(problems, params, where, "polarity.n_perm", lambda v: is_int(v, 1), "an integer >= 1, e.g. 1000")
     _check(problems, params, where, "polarity.seed", lambda v: is_int(v, 0), "an integer >= 0")
     _check(problems, params, where, "polarity.q", lambda v: is_number(v, 0, 1, open_low=True, open_high=True),

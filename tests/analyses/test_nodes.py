@@ -11,6 +11,7 @@ LABELS = pd.DataFrame({"ca_network": ["Visual1"] * 10 + ["Language"] * 10 + ["Po
                        + ["Somatomotor"] * 10,
                        "yeo7": ["Visual"] * 10 + ["Default"] * 30})
 STATS = {"n_boot": 200, "ci": 0.95, "seed": 0}
+NULL = {"n_perm": 0, "seed": 0, "q": 0.05}  # G = 40: no sphere, independent placement
 
 
 def layer(bn, r=None, pos=None, neg=None, k=2, loadings=None):
@@ -32,7 +33,7 @@ def test_architecture_overlap_clip_disjoint_meter_identical():
     clip = {f"clip.image.L0{i}": layer(visual) for i in range(3)} | {f"clip.text.L0{i}": layer(language) for i in range(3)}
     meter = ({f"meter.fusion_image_cross.L0{i}": layer(shared) for i in range(3)}
              | {f"meter.fusion_text_cross.L0{i}": layer(shared) for i in range(3)})
-    params = {"stats": STATS, "architecture": {
+    params = {"stats": STATS, "spatial_null": NULL, "architecture": {
         "pairs": {"CLIP": ["clip.image", "clip.text"], "METER": ["meter.fusion_image_cross", "meter.fusion_text_cross"]},
         "contrast": ["METER", "CLIP"], "baseline_networks": ["Language"], "baselines": []}}
     overlap, baselines, headline = nodes.analyse_architecture(LABELS, params, clip, meter)
@@ -51,7 +52,7 @@ def test_baseline_comparison_paired_difference():
     r_base = np.where(language, 0.3, 0.0) + np.linspace(0, 0.01, G)
     clip = {"clip.text.L00": layer(language, r=r_vlm)}
     roberta = {"roberta.text.L00": layer(language, r=r_base), "roberta.text.L01": layer(language, r=r_base - 0.1)}
-    params = {"stats": STATS, "architecture": {"pairs": {}, "baseline_networks": ["Language"],
+    params = {"stats": STATS, "spatial_null": NULL, "architecture": {"pairs": {}, "baseline_networks": ["Language"],
                                                "baselines": [{"vlm": "clip.text", "baseline": "roberta.text"}]}}
     _, baselines, headline = nodes.analyse_architecture(LABELS, params, clip, roberta)
     row = baselines[baselines.network == "Language"].iloc[0]
@@ -91,7 +92,7 @@ def test_networks_best_layer_and_interval():
                 rows.append({"model": "vit", "stream": "image", "layer": int(name[-1]), "layer_name": name,
                              "atlas": atlas, "network": network, "n_grayordinates": len(idx),
                              "r_mean": res["r"][idx].mean(), "frac_bn": res["bn"][idx].mean()})
-    params = {"stats": STATS, "predicted_frac_bn": 0.1, "top_n": 2}
+    params = {"stats": STATS, "spatial_null": NULL, "predicted_frac_bn": 0.1, "top_n": 2}
     table, headline = nodes.analyse_networks(pd.DataFrame(rows), LABELS, params, encoding)
     v1 = table[(table.atlas == "ca_network") & (table.network == "Visual1")].iloc[0]
     assert v1.best_layer == 1 and v1["rank"] == 1 and v1.r_mean == pytest.approx(0.4)

@@ -13,7 +13,13 @@ import numpy as np
 import pandas as pd
 
 from vlm_brain.analyses.architecture import stream_overlap
-from vlm_brain.analyses.overlap import dice, pairwise_dice
+from vlm_brain.analyses.overlap import (
+    dice,
+    dice_independent_test,
+    network_fraction_independent_test,
+    pairwise_dice,
+)
+from vlm_brain.analyses.spatial_null import N_CORTEX, network_fraction_test, spin_dice_test, spin_permutations
 from vlm_brain.analyses.polarity import (
     bn_polarity,
     loading_signs,
@@ -77,6 +83,42 @@ def _ci_dict(values: np.ndarray, stats_params: dict[str, Any], name: str = "mean
             "n": int(len(finite))}
 
 
+class ChanceLevels:
+    """Chance levels of map statistics: spin tests on HCP grayordinates, independent placement otherwise.
+
+    ``params``: ``analyses.spatial_null`` (n_perm, seed). Spins need the fs_LR sphere,
+    so maps of 59,412 or 91,282 grayordinates get spin tests (cortex only) and any
+    other size (a non-HCP dataset, the small test cases) the hypergeometric test of
+    independently placed maps, which ignores spatial autocorrelation; ``method`` says
+    which was used.
+    """
+
+    def __init__(self, params: dict[str, Any], n_grayordinates: int):
+        self.spatial = n_grayordinates in (N_CORTEX, 91_282) and int(params["n_perm"]) > 0
+        self.n_perm, self.seed = int(params["n_perm"]), int(params["seed"])
+        self._perms = None
+
+    @property
+    def method(self) -> str:
+        return (f"spin test on the fs_LR 32k sphere, cortex only ({self.n_perm} rotations, seed {self.seed})"
+                if self.spatial else "independent placement (hypergeometric; no sphere for these grayordinates)")
+
+    @property
+    def perms(self) -> np.ndarray:
+        if self._perms is None:
+            logger.info("chance levels: %d spin permutations (seed %d)", self.n_perm, self.seed)
+            self._perms = spin_permutations(self.n_perm, self.seed)
+        return self._perms
+
+    def dice(self, a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+        return spin_dice_test(a, b, self.perms) if self.spatial else dice_independent_test(a, b)
+
+    def network_fractions(self, bn: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
+        if self.spatial:
+            return network_fraction_test(bn, labels, self.perms)
+        return network_fraction_independent_test(bn, labels)
+
+
 # --------------------------------------------------------------------------- 1. networks
 def analyse_networks(network_scores: pd.DataFrame, labels: pd.DataFrame, params: dict[str, Any],
                      *encodings: dict) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -104,9 +146,12 @@ def analyse_networks(network_scores: pd.DataFrame, labels: pd.DataFrame, params:
     table = pd.DataFrame(rows)
     table["rank"] = table.groupby(["stream_label", "atlas"]).r_mean.rank(ascending=False, method="first").astype(int)
     table = table.sort_values(["stream_label", "atlas", "rank"]).reset_index(drop=True)
+    table, chance_method = _with_network_chance(table, labels, encodings, params)
 
     threshold = float(params["predicted_frac_bn"])
     ca = table[table.atlas == "ca_network"]
+    significant = ca[ca.frac_bn_significant]
+    naive = ca[ca.frac_bn >= threshold]
     headline = {
         "top_networks": {
             stream: [{"network": r.network, "layer": r.best_layer_name, "r_mean": r.r_mean,
@@ -114,16 +159,41 @@ def analyse_networks(network_scores: pd.DataFrame, labels: pd.DataFrame, params:
                      for r in group.nsmallest(int(params["top_n"]), "rank").itertuples()]
             for stream, group in ca.groupby("stream_label")
         },
-        "predicted_networks": sorted(ca[ca.frac_bn >= threshold].network.unique().tolist()),
-        "unpredicted_networks": sorted(set(ca.network) - set(ca[ca.frac_bn >= threshold].network)),
+        "predicted_networks": sorted(significant.network.unique().tolist()),
+        "unpredicted_networks": sorted(set(ca.network) - set(significant.network)),
+        "chance": {f"{r.stream_label}/{r.network}": {
+            "observed": r.frac_bn, "chance": r.frac_bn_chance, "p": r.frac_bn_p, "n": r.n_grayordinates,
+            "layer": r.best_layer_name} for r in ca.itertuples()},
+        "chance_method": chance_method,
+        "predicted_definition": ("a network is predicted when, at its best layer (highest mean r) in some stream, "
+                                 "its BN fraction exceeds the chance level (p of the chance_method, BH over the "
+                                 f"streams x networks tested at q = {float(params['spatial_null']['q']):g})"),
+        "above_fixed_threshold_networks": sorted(naive.network.unique().tolist()),
         "predicted_frac_bn": threshold,
         "n_layers": int(scores.layer_name.nunique()),
         "n_grayordinates": int(len(labels)),
         "uncertainty": "95% percentile bootstrap over the network's grayordinates (ignores spatial autocorrelation)",
     }
-    logger.info("networks: predicted (BN fraction >= %.2f in some stream): %s", threshold,
+    logger.info("networks: predicted (BN fraction above chance in some stream): %s",
                 ", ".join(headline["predicted_networks"]) or "none")
     return table, plain(headline)
+
+
+def _with_network_chance(table: pd.DataFrame, labels: pd.DataFrame, encodings: tuple[dict, ...],
+                         params: dict[str, Any]) -> tuple[pd.DataFrame, str]:
+    """The table with frac_bn_chance, frac_bn_p and frac_bn_significant (BH over the rows of each atlas); the method."""
+    chance = ChanceLevels(params["spatial_null"], len(labels))
+    tests = {}
+    for layer_name, atlas in table[["best_layer_name", "atlas"]].drop_duplicates().itertuples(index=False):
+        bn = np.asarray(find_layer(encodings, layer_name)["bn"], dtype=bool)
+        tests[layer_name, atlas] = chance.network_fractions(bn, labels[atlas].to_numpy()).set_index("network")
+    looked_up = [tests[row.best_layer_name, row.atlas].loc[row.network] for row in table.itertuples()]
+    table = table.assign(frac_bn_chance=[t.chance_fraction for t in looked_up], frac_bn_p=[t.p for t in looked_up])
+    q = float(params["spatial_null"]["q"])
+    table["frac_bn_significant"] = False
+    for _, rows in table.groupby("atlas").groups.items():
+        table.loc[rows, "frac_bn_significant"] = fdr_bh(table.loc[rows, "frac_bn_p"].to_numpy(dtype=float), q)
+    return table, chance.method
 
 
 # --------------------------------------------------------------------------- 2. redundancy
@@ -297,6 +367,12 @@ def analyse_polarity(labels: pd.DataFrame, params: dict[str, Any], *encodings: d
 
 
 # --------------------------------------------------------------------------- 4. architecture
+def _dice_columns(test: dict[str, float]) -> dict[str, float]:
+    """Overlap-table columns of a chance test: dice_tested, dice_chance, dice_null_sd, dice_p."""
+    return {"dice_tested": test["dice"], "dice_chance": test["chance"], "dice_null_sd": test["null_sd"],
+            "dice_p": test["p"]}
+
+
 def _best_layer(encodings: tuple[dict, ...], names: list[str], mask: np.ndarray) -> str:
     return max(names, key=lambda n: float(np.mean(np.asarray(find_layer(encodings, n)["r"])[mask])))
 
@@ -316,6 +392,7 @@ def analyse_architecture(labels: pd.DataFrame, params: dict[str, Any], *encoding
     cfg, stats_params = params["architecture"], params["stats"]
     streams = stream_layers(encodings)
     networks = labels["ca_network"].to_numpy()
+    chance = ChanceLevels(params["spatial_null"], len(labels))
     rows = []
     for pair, (image_stream, text_stream) in cfg["pairs"].items():
         if image_stream not in streams or text_stream not in streams:
@@ -333,6 +410,7 @@ def analyse_architecture(labels: pd.DataFrame, params: dict[str, Any], *encoding
             rows.append({"pair": pair, "image_stream": image_stream, "text_stream": text_stream, "layer": layer,
                          "depth": shared.index(layer) / max(len(shared) - 1, 1),
                          **stream_overlap(bn_a, bn_b, np.asarray(a["r"]), np.asarray(b["r"])),
+                         **_dice_columns(chance.dice(bn_a, bn_b)),
                          "profile_r": correlation_test(frac_a, frac_b)["r"]})
     overlap = pd.DataFrame(rows)
 
@@ -357,7 +435,12 @@ def analyse_architecture(labels: pd.DataFrame, params: dict[str, Any], *encoding
 
     headline: dict[str, Any] = {"pairs": {}, "baselines": {}}
     for pair, group in overlap.groupby("pair", sort=False) if len(overlap) else []:
+        significant = fdr_bh(group.dice_p.to_numpy(dtype=float), float(params["spatial_null"]["q"]))
         headline["pairs"][pair] = {"dice": _ci_dict(group.dice, stats_params),
+                                   "dice_chance": _ci_dict(group.dice_chance, stats_params),
+                                   "dice_excess": _ci_dict(group.dice_tested - group.dice_chance, stats_params),
+                                   "n_layers_above_chance": int(significant.sum()),
+                                   "n_layers": int(len(group)),
                                    "specificity": _ci_dict(group.specificity, stats_params)}
     contrast = cfg.get("contrast")
     if contrast and len(overlap) and set(contrast) <= set(overlap.pair):
@@ -372,6 +455,9 @@ def analyse_architecture(labels: pd.DataFrame, params: dict[str, Any], *encoding
                                                  "baseline_layer": row.baseline_layer}
     headline["definitions"] = {
         "dice": "Dice of the image- and text-stream BN maps at the same layer; CI: bootstrap over layers",
+        "dice_chance": ("the Dice expected by chance (dice_tested: the Dice the test saw, the cortex only with spins); "
+                        f"method: {chance.method}; a layer is above chance when its p passes BH over the pair's "
+                        f"layers at q = {float(params['spatial_null']['q']):g}; dice_excess = tested Dice - chance"),
         "specificity": "mean |(r_image - r_text) / (r_image + r_text)| over BNs of either stream (r < 0 -> 0)",
         "baselines": "mean over grayordinates of r(VLM best layer) - r(baseline best layer); Wilcoxon signed-rank",
     }
