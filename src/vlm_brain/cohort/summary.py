@@ -10,7 +10,8 @@ from scipy import stats
 
 #: headline leaves that are a subject's own uncertainty or a setting, not a finding
 _NOT_FINDINGS = ("ci_low", "ci_high", "n", "p", "n_boot", "ci", "n_grayordinates", "n_layers", "n_profiles",
-                 "predicted_frac_bn", "recovered_frac_bn", "max_fraction", "n_targets")
+                 "predicted_frac_bn", "recovered_frac_bn", "max_fraction", "n_targets", "n_perm", "chance_low",
+                 "chance_high", "n_streams_tested", "n_layers_above_chance")
 
 
 def group_scores(network_scores: pd.DataFrame) -> pd.DataFrame:
