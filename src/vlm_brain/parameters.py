@@ -92,6 +92,11 @@ def encoding_problems(params: Mapping[str, Any], runs: Mapping[str, Any] | None 
     _check(problems, params, where, "cluster.retries", lambda v: is_int(v, 0), "an integer >= 0")
     _check(problems, params, where, "cohort.test", lambda v: v in ("t", "sign_flip"), "one of t, sign_flip")
     _check(problems, params, where, "cohort.n_perm", lambda v: is_int(v, 1), "an integer >= 1")
+    from vlm_brain.stimuli.features import FEATURES  # noqa: PLC0415
+
+    _check(problems, params, where, "sign_references",
+           lambda v: v is None or (isinstance(v, list) and all(f in FEATURES for f in v)),
+           f"null or a list of stimulus features among {', '.join(FEATURES)}")
     n_atoms = _get(params, "sdl.n_atoms")
     if runs and is_int(n_atoms, 1) and 0 < training_trs(runs) < n_atoms:
         problems.append(f"{where}.sdl.n_atoms = {n_atoms!r}: must be at most the TRs a leave-one-run-out fold"
@@ -177,6 +182,8 @@ def analyses_problems(params: Mapping[str, Any], where: str = "analyses") -> Pro
     _check(problems, params, where, "spatial_null.seed", lambda v: is_int(v, 0), "an integer >= 0")
     _check(problems, params, where, "spatial_null.q", lambda v: is_number(v, 0, 1, open_low=True, open_high=True),
            "a false discovery rate in (0, 1), e.g. 0.05")
+    _check(problems, params, where, "polarity.reference", lambda v: isinstance(v, str) and bool(v),
+           "dominant_an or a stimulus feature of encoding.sign_references, e.g. luminance")
     _check(problems, params, where, "polarity.n_perm", lambda v: is_int(v, 1), "an integer >= 1, e.g. 1000")
     _check(problems, params, where, "polarity.seed", lambda v: is_int(v, 0), "an integer >= 0")
     _check(problems, params, where, "polarity.q", lambda v: is_number(v, 0, 1, open_low=True, open_high=True),
@@ -278,7 +285,20 @@ def parameter_problems(parameters: Mapping[str, Any]) -> list[str]:
             problems += check(params, runs if isinstance(runs, Mapping) else None)
         else:
             problems += check(params)
-    return problems
+    return problems + _polarity_reference_problems(parameters)
+
+
+def _polarity_reference_problems(parameters: Mapping[str, Any]) -> list[str]:
+    """analyses.polarity.reference must be one the layers are encoded with (dominant_an or encoding.sign_references)."""
+    reference = _get(parameters.get("analyses") or {}, "polarity.reference")
+    references = _get(parameters.get("encoding") or {}, "sign_references")
+    if reference is MISSING or not isinstance(reference, str) or references is MISSING:
+        return []
+    allowed = ["dominant_an", *(references or [])]
+    if reference in allowed:
+        return []
+    return [f"analyses.polarity.reference = {reference!r}: must be dominant_an or a feature of "
+            f"encoding.sign_references ({', '.join(allowed)})"]
 
 
 def check_parameters(parameters: Mapping[str, Any]) -> None:

@@ -71,7 +71,8 @@ def test_polarity_mirrored_across_layers():
         encoding[f"clip.image.L0{i}"] = layer(pos[0] | neg[1], pos=pos, neg=neg,
                                               loadings=np.array([[1.0, 1, 0], [0, -1, 2]]))
     table, profiles, headline = nodes.analyse_polarity(
-        LABELS, {"stats": STATS, "polarity": {"n_perm": 200, "seed": 0, "q": 0.05}}, encoding)
+        LABELS, {"stats": STATS, "polarity": {"reference": "dominant_an", "n_perm": 200, "seed": 0, "q": 0.05}}, {},
+        encoding)
     assert headline["all_bns"]["clip.image"]["r"] == pytest.approx(-1.0)
     assert headline["all_bns"]["clip.image"]["n"] == 4
     totals = table[table.network == "all"].sort_values("layer")

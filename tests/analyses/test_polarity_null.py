@@ -10,7 +10,7 @@ from vlm_brain.pipelines.analyses import nodes
 N_LAYERS, N_ATOMS, PER_ATOM = 12, 24, 25
 G = N_ATOMS * PER_ATOM + 50  # 50 grayordinates are never BNs
 STATS = {"n_boot": 100, "ci": 0.95, "seed": 0}
-PARAMS = {"stats": STATS, "polarity": {"n_perm": 1000, "seed": 0, "q": 0.05}}
+PARAMS = {"stats": STATS, "polarity": {"reference": "dominant_an", "n_perm": 1000, "seed": 0, "q": 0.05}}
 LABELS = pd.DataFrame({"ca_network": np.where(np.arange(G) < G // 2, "Visual1", "Language"),
                        "yeo7": np.where(np.arange(G) < G // 2, "Visual", "Default")})
 
@@ -53,7 +53,7 @@ def test_no_layer_dependence_is_not_significant_and_the_count_correlation_is_cha
     rejections = 0
     for seed in range(20):
         encoding = stream([0.5] * N_LAYERS, seed, mixed=False)
-        _, _, headline = nodes.analyse_polarity(LABELS, PARAMS, encoding)
+        _, _, headline = nodes.analyse_polarity(LABELS, PARAMS, {}, encoding)
         rejections += headline["layer_trend"]["clip.image"]["significant"]
         count = headline["count_correlation"]["clip.image"]
         assert count["observed"] == pytest.approx(-1.0) and count["chance"] == pytest.approx(-1.0)
@@ -64,7 +64,7 @@ def test_no_layer_dependence_is_not_significant_and_the_count_correlation_is_cha
 
 def test_mirrored_layer_trend_is_significant():
     shares = np.linspace(0.1, 0.9, N_LAYERS)
-    _, _, headline = nodes.analyse_polarity(LABELS, PARAMS, stream(shares, 0, mixed=True))
+    _, _, headline = nodes.analyse_polarity(LABELS, PARAMS, {}, stream(shares, 0, mixed=True))
     trend = headline["layer_trend"]["clip.image"]
     assert trend["observed"] > 0.99 and trend["p"] < 0.01 and trend["significant"]
     assert abs(trend["chance"]) < 0.1 and trend["chance_high"] < 0.9 and trend["n"] == N_LAYERS
@@ -76,7 +76,7 @@ def test_a_trend_carried_by_whole_atoms_is_within_chance_when_few_atoms_drive_it
     one_atom = {name: {**res, "atom_t": res["atom_t"][:1], "atom_pos": res["atom_pos"][:1],
                        "atom_neg": res["atom_neg"][:1], "bn": res["atom_pos"][0] | res["atom_neg"][0]}
                 for name, res in stream(np.linspace(0.1, 0.9, N_LAYERS), 1, mixed=False).items()}
-    _, _, headline = nodes.analyse_polarity(LABELS, PARAMS, one_atom)
+    _, _, headline = nodes.analyse_polarity(LABELS, PARAMS, {}, one_atom)
     trend = headline["layer_trend"]["clip.image"]
     assert trend["chance_high"] > 0.4  # a single flip per layer swings the share from 0 to 1
     assert not trend["significant"] or trend["p"] > 0.01
@@ -96,3 +96,42 @@ def test_polarity_null_test_statistics_by_hand():
     assert out["trend"]["n_perm"] <= 200
     # one atom per layer: every draw is a +-1 trend or a flat share; |observed| = 1 is reached often
     assert 0.1 < out["trend"]["p"] <= 1.0
+
+
+def reference_layer(positive_share: float, n_bn: int = 400) -> dict:
+    """A layer with signs read against a reference: n_bn BNs, the first share of them positive."""
+    bn = np.zeros(G, bool)
+    bn[:n_bn] = True
+    r = np.where(np.arange(G) < round(positive_share * n_bn), 0.5, -0.5)
+    return {"bn": bn, "r": np.full(G, 0.3), "reference_r": np.vstack([r, -r]).astype(np.float32),
+            "atom_t": np.zeros((2, G)), "atom_pos": np.zeros((2, G), bool), "atom_neg": np.zeros((2, G), bool),
+            "loadings": np.eye(2, 8)}
+
+
+def test_reference_signs_a_flat_share_is_no_finding_and_a_mirrored_one_is():
+    rng = np.random.default_rng(0)
+    rejections = 0
+    for _ in range(20):  # same positive share at every layer, up to binomial noise
+        shares = np.clip(0.7 + 0.03 * rng.standard_normal(N_LAYERS), 0, 1)
+        encoding = {f"vit.image.L{i:02d}": reference_layer(s) for i, s in enumerate(shares)}
+        _, _, headline = nodes.analyse_polarity(LABELS, PARAMS, {}, encoding)
+        rejections += headline["layer_trend"]["vit.image"]["significant"]
+    assert rejections <= 3
+    encoding = {f"vit.image.L{i:02d}": reference_layer(s) for i, s in enumerate(np.linspace(0.1, 0.9, N_LAYERS))}
+    table, _, headline = nodes.analyse_polarity(LABELS, PARAMS, {}, encoding)
+    trend = headline["layer_trend"]["vit.image"]
+    assert trend["observed"] > 0.99 and trend["p"] < 0.01 and trend["significant"]
+    assert headline["reference"] == "dominant_an"
+    # the second row is another reference: the opposite signs, the opposite trend
+    other = {"stats": STATS, "polarity": {**PARAMS["polarity"], "reference": "luminance"}}
+    _, _, flipped = nodes.analyse_polarity(LABELS, other, {"sign_references": ["luminance"]}, encoding)
+    assert flipped["layer_trend"]["vit.image"]["observed"] < -0.99
+    totals = table[table.network == "all"].sort_values("layer")
+    assert (totals.n_pos + totals.n_neg == 400).all()
+
+
+def test_unknown_reference_is_named():
+    encoding = {"vit.image.L00": reference_layer(0.5)}
+    with pytest.raises(ValueError, match="luminance.*sign_references"):
+        nodes.analyse_polarity(LABELS, {**PARAMS, "polarity": {**PARAMS["polarity"], "reference": "luminance"}},
+                               {"sign_references": []}, encoding)

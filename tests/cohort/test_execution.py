@@ -77,7 +77,8 @@ def sequential(inputs, tmp_path_factory):
     """The reference: every task in this process, in order."""
     timeline, clean, ans = inputs
     root = tmp_path_factory.mktemp("sequential")
-    manifest = encode_subjects(timeline, clean, {**PARAMS, "cluster": {"scheduler": "none"}}, ArrayCache(root), ans)
+    manifest = encode_subjects(timeline, clean, {**PARAMS, "cluster": {"scheduler": "none"}}, ArrayCache(root), None,
+                               ans)
     return root, manifest
 
 
@@ -107,7 +108,7 @@ def test_sequential_run_writes_every_task(sequential):
 def test_local_cluster_equals_sequential_exactly(inputs, sequential, tmp_path):
     timeline, clean, ans = inputs
     manifest = encode_subjects(timeline, clean, {**PARAMS, "cluster": {"scheduler": "local", "n_workers": 2}},
-                               ArrayCache(tmp_path), ans)
+                               ArrayCache(tmp_path), None, ans)
     assert manifest.computed.all() and len(set(manifest.worker)) == 2  # both worker processes took tasks
     assert all(w.startswith("tcp://") for w in manifest.worker)
     assert_same_results(stored(tmp_path, manifest), stored(*sequential))
@@ -147,7 +148,7 @@ from test_execution import PARAMS, write_inputs
 from vlm_brain.datasets.cache import ArrayCache
 from vlm_brain.pipelines.encoding.nodes import encode_subjects
 timeline, clean, ans = write_inputs(Path({inputs!r}))
-encode_subjects(timeline, clean, {{**PARAMS, "cluster": {{"scheduler": "none"}}}}, ArrayCache(Path({cache!r})), ans)
+encode_subjects(timeline, clean, {{**PARAMS, "cluster": {{"scheduler": "none"}}}}, ArrayCache(Path({cache!r})), None, ans)
 """
 
 
@@ -169,7 +170,8 @@ def test_an_interrupted_run_resumes_with_only_the_missing_tasks(sequential, tmp_
     assert 2 <= len(finished) < 6
 
     timeline, clean, ans = write_inputs(tmp_path / "inputs")  # the same files, loaded again
-    manifest = encode_subjects(timeline, clean, {**PARAMS, "cluster": {"scheduler": "none"}}, ArrayCache(cache), ans)
+    manifest = encode_subjects(timeline, clean, {**PARAMS, "cluster": {"scheduler": "none"}}, ArrayCache(cache), None,
+                               ans)
     assert int(manifest.computed.sum()) == 6 - len(finished)  # only the missing tasks ran
     assert set(manifest.key[~manifest.computed]) == finished
     assert_same_results(stored(cache, manifest), stored(*sequential))

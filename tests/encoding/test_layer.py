@@ -121,3 +121,51 @@ def test_atom_p_values_give_the_bh_discoveries_of_exact_p_values():
     computed = fast < 1
     np.testing.assert_allclose(fast[computed], exact[computed], rtol=1e-10)
     assert np.all(exact[~computed] > 0.05) and computed.mean() < 0.5
+
+
+def test_dominant_an_direction_is_the_first_principal_component_oriented_with_the_mean():
+    from sklearn.decomposition import PCA
+
+    from vlm_brain.encoding.layer import dominant_an_direction
+
+    rng = np.random.default_rng(0)
+    source = rng.standard_normal(300)
+    x = np.outer(source, rng.uniform(0.5, 2.0, 40)) + 0.3 * rng.standard_normal((300, 40))
+    x -= x.mean(axis=0)
+    direction = dominant_an_direction(x)
+    reference = PCA(n_components=1).fit_transform(x)[:, 0]
+    assert abs(np.corrcoef(direction, reference)[0, 1]) > 0.9999
+    assert np.corrcoef(direction, x.mean(axis=1))[0, 1] > 0.99  # oriented with the mean AN
+    assert np.corrcoef(dominant_an_direction(-x), x.mean(axis=1))[0, 1] < -0.99  # follows the data, not a seed
+    assert direction.std() == pytest.approx(1.0) and not np.any(dominant_an_direction(np.zeros((5, 3))))
+
+
+def test_bn_signs_read_against_a_stimulus_feature():
+    """Targets driven by +feature and -feature (HRF), ANs mixing the feature with other sources at random signs:
+    the sign of each BN's fitted response relative to the feature is the planted one."""
+    from vlm_brain.encoding.layer import response_polarity
+    from vlm_brain.encoding.simulation import ar1
+    from vlm_brain.encoding.temporal import prepare_regressors, zscore_per_run
+
+    rng = np.random.default_rng(1)
+    runs = np.repeat(np.arange(4), 150)
+    keep = np.ones(runs.size, bool)
+    feature = ar1(runs.size, 1, 0.8, rng, runs)[:, 0]
+    others = ar1(runs.size, 5, 0.8, rng, runs)
+    sources = np.column_stack([feature, others])
+    ans = sources @ rng.standard_normal((6, 60)) + 0.5 * rng.standard_normal((runs.size, 60))
+    bold_feature, _ = prepare_regressors(feature[:, None], runs, keep, tr=1.0)
+    planted = np.r_[np.ones(40), -np.ones(40), np.zeros(40)]
+    y = zscore_per_run(0.5 * bold_feature * planted + rng.standard_normal((runs.size, 120)), runs)
+    out = encode_layer(ans, y, runs, keep, 1.0, n_atoms=6, sdl_max_iter=20, n_refit=50, refit_targets=120,
+                       alphas=np.array([1.0, 10.0, 100.0, 1000.0]), references={"feature": feature})
+    assert out["reference_r"].shape == (2, 120) and out["reference_r"].dtype == np.float32
+    sign = response_polarity(out["bn"], out["reference_r"][1])
+    driven = out["bn"] & (planted != 0)
+    assert driven.sum() >= 70
+    assert np.mean(sign[driven] == planted[driven]) >= 0.95
+    assert np.all(sign[~out["bn"]] == 0)
+    # strongly driven targets follow the feature closely
+    assert np.median(np.abs(out["reference_r"][1][driven])) > 0.8
+    with pytest.raises(ValueError, match="references have"):
+        encode_layer(ans, y, runs, keep, 1.0, n_atoms=6, references={"feature": feature[:-1]})

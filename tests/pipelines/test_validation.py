@@ -24,7 +24,7 @@ def test_validation_is_registered_but_not_in_the_default_run():
     own = {"simulate_and_recover", "summarise_validation", "plot_validation_power"}
     assert own <= nodes and not own & {n.name for n in pipelines["__default__"].nodes}
     # it brings the nodes that make its inputs, so it runs on a fresh clone too
-    assert nodes - own == {"build_run_timeline", "build_stimulus_table", "clip.extract_ans"}
+    assert nodes - own == {"build_run_timeline", "build_stimulus_table", "extract_stimulus_features", "clip.extract_ans"}
     assert "clip.encode" in {n.name for n in pipelines["__default__"].nodes}
 
 
@@ -81,6 +81,11 @@ def _write_inputs(project):
                              "keep": keep})
     (project / "data/02_intermediate").mkdir(parents=True)
     timeline.to_parquet(project / "data/02_intermediate/run_timeline.parquet")
+    # stimulus features the layers carry: the first principal component of each (any sign would do)
+    features = timeline[["run", "tr"]].assign(
+        luminance=np.linalg.svd(image - image.mean(0), full_matrices=False)[0][:, 0],
+        n_words=np.linalg.svd(text - text.mean(0), full_matrices=False)[0][:, 0])
+    features.to_parquet(project / "data/04_feature/stimulus_features.parquet")
 
 
 def _configure(project):
@@ -99,21 +104,26 @@ def test_validation_run_writes_the_table_summary_and_figure(kedro_project):
 
     reporting = kedro_project / "data/08_reporting"
     table = pd.read_parquet(reporting / "validation_metrics.parquet")
-    assert len(table) == 2 * 2 * 2 + 2 * 2  # snr x n_trs x seed, plus a pure-noise condition per n_trs x seed
+    # snr x n_trs x seed, a pure-noise condition per n_trs x seed, the stimulus plant per layer x feature x seed
+    assert len(table) == 2 * 2 * 2 + 2 * 2 + 2 * 2 * 2
     assert {"condition", "snr", "n_trs", "seed", "sensitivity", "specificity", "fdr", "q", "sign_accuracy",
             "dice", "overlap_planted", "overlap_recovered", "separation", "n_planted", "n_bn"} <= set(table.columns)
     assert set(table.image_layer) == {"clip.image.L00"}
 
     summary = json.loads((reporting / "validation_summary.json").read_text())
     assert set(summary["checks"]) == {"sensitivity_high_snr", "sign_accuracy_high_snr", "overlap_high_snr",
-                                      "fdr_signal", "fdr_null"}
-    # the Done-when criteria of issue 7 (fdr_signal is reported, not asserted: see the report)
-    for name in ("sensitivity_high_snr", "sign_accuracy_high_snr", "overlap_high_snr", "fdr_null"):
+                                      "fdr_signal", "fdr_null", "stimulus_sign_positive"}
+    # the Done-when criteria of issue 7 (fdr_signal is reported, not asserted: see the report), and the
+    # stimulus-feature plant: >= 90% positive BNs in every layer that detects a uniformly positive feature
+    for name in ("sensitivity_high_snr", "sign_accuracy_high_snr", "overlap_high_snr", "fdr_null",
+                 "stimulus_sign_positive"):
         assert summary["checks"][name]["passed"], summary["checks"][name]
     assert summary["passed"] == all(c["passed"] for c in summary["checks"].values())
     assert summary["checks"]["sensitivity_high_snr"]["where"] == {"condition": "signal", "snr": 5.0, "n_trs": 90}
     assert summary["checks"]["fdr_null"]["threshold"] == pytest.approx(0.1)
-    assert len(summary["conditions"]) == 2 * 2 + 2 and summary["n_rows"] == 12
+    assert len(summary["conditions"]) == 2 * 2 + 2 and summary["n_rows"] == 20
+    assert {(r["layer"], r["feature"]) for r in summary["stimulus_plant"]} == {
+        (layer, feature) for layer in ("image", "text") for feature in ("luminance", "n_words")}
     top = next(c for c in summary["conditions"] if c["snr"] == 5.0 and c["n_trs"] == 90)
     assert top["sensitivity"]["min"] >= 0.9 and top["n_seeds"] == 2
 

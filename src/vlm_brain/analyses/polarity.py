@@ -5,8 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from collections.abc import Mapping, Sequence
+
 from vlm_brain.analyses.stats import correlation_test
-from vlm_brain.encoding.layer import layer_polarity
+from vlm_brain.encoding.layer import layer_polarity, response_polarity
+
+#: the reference every layer has (row 0 of ``reference_r``): its dominant AN direction
+DOMINANT_AN = "dominant_an"
 
 
 def bn_polarity(bn: np.ndarray, atom_t: np.ndarray, atom_pos: np.ndarray,
@@ -28,6 +33,42 @@ def bn_polarity(bn: np.ndarray, atom_t: np.ndarray, atom_pos: np.ndarray,
     strongest = np.where(significant, np.abs(np.asarray(atom_t, dtype=np.float64)), 0.0).max(axis=0)
     strength = np.where(sign != 0, strongest, 0.0)
     return sign, strength
+
+
+def reference_row(reference: str, sign_references: Sequence[str]) -> int:
+    """Row of ``reference_r`` (`encode_layer`) holding the BN signs against ``reference``.
+
+    Row 0 is the layer's dominant AN direction; then the stimulus features of
+    ``encoding.sign_references`` in order. An unknown name is an error that lists them.
+    """
+    names = [DOMINANT_AN, *sign_references]
+    if reference not in names:
+        raise ValueError(f"analyses.polarity.reference = {reference!r}: not among the references the layers were "
+                         f"encoded with ({', '.join(names)}; see encoding.sign_references)")
+    return names.index(reference)
+
+
+def layer_signs(result: Mapping[str, np.ndarray], row: int) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """BN signs of one encoded layer, their strength, and how they flip together under a change of convention.
+
+    With ``reference_r`` (every layer `encode_layer` encodes): the sign of each BN's
+    fitted response relative to reference ``row`` (`reference_row`), strength |r|; one
+    convention for the whole layer (the reference's orientation), so the counts come
+    as one group. Without it (results made by hand): the strongest significant atom's
+    sign (`bn_polarity`), strength |t|, one group per atom (each atom's orientation is
+    a convention).
+
+    Returns
+    -------
+    sign (G,) int8; strength (G,); groups: (n_pos, n_neg) arrays of `polarity_null_test`.
+    """
+    if "reference_r" in result:
+        r = np.asarray(result["reference_r"])[row]
+        sign = response_polarity(result["bn"], r)
+        strength = np.where(sign != 0, np.abs(r), 0.0)
+        return sign, strength, (np.array([int((sign > 0).sum())]), np.array([int((sign < 0).sum())]))
+    sign, strength = bn_polarity(result["bn"], result["atom_t"], result["atom_pos"], result["atom_neg"])
+    return sign, strength, signs_by_driver(sign, result["atom_t"], result["atom_pos"], result["atom_neg"])
 
 
 def polarity_by_network(sign: np.ndarray, strength: np.ndarray, labels: pd.Series) -> pd.DataFrame:
@@ -91,22 +132,26 @@ def signs_by_driver(sign: np.ndarray, atom_t: np.ndarray, atom_pos: np.ndarray,
 
 
 def _pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Pearson r of each row of y (P, L) with x (L,) or with the rows of x (P, L); NaN where undefined."""
+    """Pearson r of each row of y (P, L) with x (L,) or with the rows of x (P, L).
+
+    A constant row has no association: r = 0 (not NaN), so a flat profile counts as
+    "no trend" in the observed statistic and in the null alike.
+    """
     x = np.broadcast_to(x, y.shape)
     xc = x - x.mean(axis=-1, keepdims=True)
     yc = y - y.mean(axis=-1, keepdims=True)
     denom = np.sqrt((xc**2).sum(axis=-1) * (yc**2).sum(axis=-1))
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denom > 1e-12, (xc * yc).sum(axis=-1) / denom, np.nan)
+        return np.where(denom > 1e-12, (xc * yc).sum(axis=-1) / np.where(denom > 1e-12, denom, 1.0), 0.0)
 
 
 def polarity_null_test(layers: list[int], driver_counts: list[tuple[np.ndarray, np.ndarray]], n_perm: int = 1000,
                        seed: int = 0) -> dict[str, dict[str, float]]:
     """Polarity statistics of one stream against random atom orientations.
 
-    Every atom of every layer is flipped with probability 1/2, independently: each
-    layer keeps its BN total and the grouping of its BNs by driving atom; only the sign
-    convention is redrawn. Two statistics, across the stream's layers:
+    Every sign group of every layer (an atom, or the layer's reference: `layer_signs`)
+    is flipped with probability 1/2, independently: each layer keeps its BN total and
+    which BNs share a convention; only the sign convention is redrawn. Two statistics, across the stream's layers:
 
     * ``trend``: Pearson r of each layer's positive share n_pos / (n_pos + n_neg) with
       the layer index, the layer-dependent polarity the study asks about; it does not
@@ -118,7 +163,7 @@ def polarity_null_test(layers: list[int], driver_counts: list[tuple[np.ndarray, 
     Parameters
     ----------
     layers : (L,) layer indices.
-    driver_counts : per layer, `signs_by_driver` (n_pos (k,), n_neg (k,)).
+    driver_counts : per layer, the (n_pos, n_neg) counts of its sign groups (`layer_signs`).
 
     Returns
     -------

@@ -151,7 +151,8 @@ def results_by_subject(manifest, cache_root: str | Path) -> dict[str, dict[str, 
 
 
 def run_encoding_task(task: EncodingTask, *, runs: np.ndarray, keep: np.ndarray, tr: float,
-                      settings: EncodingSettings, cache_root: str) -> TaskReport:
+                      settings: EncodingSettings, cache_root: str,
+                      references: dict[str, np.ndarray] | None = None) -> TaskReport:
     """Encode one task with `encode_layer` (one BLAS and one numba thread) and store its result."""
     import numba
     from threadpoolctl import threadpool_limits
@@ -162,7 +163,7 @@ def run_encoding_task(task: EncodingTask, *, runs: np.ndarray, keep: np.ndarray,
     if not is_done(cache_root, task.key):
         numba.set_num_threads(1)
         with threadpool_limits(limits=1):
-            result = encode_layer(np.asarray(task.ans.load()), task.bold.load(), runs, keep, tr, settings)
+            result = encode_layer(np.asarray(task.ans.load()), task.bold.load(), runs, keep, tr, settings, references)
         store_result(cache_root, task.key, result, {"subject": task.subject, "layer": task.layer,
                                                     "ans": task.ans.fingerprint, "bold": task.bold.fingerprint})
     return TaskReport(subject=task.subject, layer=task.layer, key=task.key, worker=current_worker(),

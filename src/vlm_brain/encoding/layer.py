@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -57,6 +58,7 @@ def encode_layer(
     keep: np.ndarray,
     tr: float,
     settings: EncodingSettings | None = None,
+    references: Mapping[str, np.ndarray] | None = None,
     **changes: Any,
 ) -> dict[str, np.ndarray]:
     """Everything the study measures for one layer.
@@ -68,6 +70,9 @@ def encode_layer(
         tr: repetition time (s).
         settings: how the layer is encoded (`EncodingSettings`; default: its defaults);
             ``changes`` override single fields, e.g. ``encode_layer(..., n_atoms=16)``.
+        references: {name: (T_full,) time course} of stimulus features (e.g. frame
+            luminance, `vlm_brain.stimuli.features`) that BN signs are read against;
+            prepared like the ANs (HRF, kept TRs, z-scored per run).
 
     ``settings.null_method`` says how held-out r becomes a p-value. Both standardise r
     by the spread of r over circular shifts of each run's predictions (computed, not
@@ -88,8 +93,12 @@ def encode_layer(
         ``atom_t``, ``atom_pos``, ``atom_neg`` (k, G): HAC t maps of the full refit
         and their significant positive / negative grayordinates; ``null_calibration``
         (4,): the refit null's tail (`tail_p_values`: threshold, GPD shape and scale,
-        tail probability; NaN with "shift"); with ``raw_model``, ``raw_r`` (G,) of all N ANs as
-        regressors (himalaya RidgeCV).
+        tail probability; NaN with "shift"); ``reference_r`` (1 + n_references, G):
+        Pearson r over the kept TRs of each grayordinate's fitted response (full refit)
+        with the layer's dominant AN direction (row 0, `dominant_an_direction`), then
+        with each of ``references`` in order; a BN's sign relative to a reference is
+        the sign of its r (`response_polarity`); with ``raw_model``, ``raw_r`` (G,) of
+        all N ANs as regressors (himalaya RidgeCV).
     """
     settings = settings or EncodingSettings()
     if changes:
@@ -106,10 +115,11 @@ def encode_layer(
     if len(slices) < 3:
         raise ValueError(f"leave-one-run-out with an inner split needs >= 3 runs, got {len(slices)}")
     started = time.perf_counter()
+    reference = reference_timecourses(x, ans, runs_full, keep, tr, references)
     layer = LayerDesigns.fit(x, slices, n_atoms, sdl_alpha, sdl_max_iter, seed, max_lag)
     logger.debug("SDL of %d folds and the full refit: %.1f s", len(slices), time.perf_counter() - started)
     matmul = _matmul(backend)
-    fit = _fit_targets(layer, y, slices, alphas, max_lag, target_batch_size, matmul)
+    fit = _fit_targets(layer, y, slices, alphas, max_lag, target_batch_size, matmul, reference)
     z = np.divide(fit.r - fit.mean, fit.sd, out=np.full(fit.r.shape, -np.inf), where=fit.sd > 0)
     if settings.null_method == "refit":
         z_null = refit_null(layer, y, slices, alphas, fit, settings.n_refit, settings.refit_targets, seed,
@@ -126,6 +136,7 @@ def encode_layer(
         "reconstruction_error": np.array([layer.reconstruction_error]),
         "atom_t": fit.atom_t.astype(np.float32), "atom_pos": significant & (fit.atom_t > 0),
         "atom_neg": significant & (fit.atom_t < 0), "null_calibration": calibration,
+        "reference_r": fit.reference_r.astype(np.float32),
     }
     if settings.raw_model:
         out["raw_r"] = cross_validate_encoding(x, y, runs, raw_regressors(), alphas=alphas, backend=backend,
@@ -220,20 +231,30 @@ class TargetFit:
     alpha_index: np.ndarray
     atom_t: np.ndarray
     dof: np.ndarray
+    reference_r: np.ndarray
 
 
-def _fit_targets(layer: LayerDesigns, y, slices, alphas, max_lag, batch_size, matmul) -> TargetFit:
+def _fit_targets(layer: LayerDesigns, y, slices, alphas, max_lag, batch_size, matmul,
+                 reference: np.ndarray) -> TargetFit:
     """Cross-validated r, its shift spread, and the full refit's HAC t, batch by batch of targets.
 
     Per batch: one transposed copy of the data, the stacked cross-products, the k-space
     algebra, the fitted values of the full refit and the folds' held-out predictions (two
-    k x T products), and one compiled pass for all lagged products.
+    k x T products), and one compiled pass for all lagged products. ``reference`` (T, m)
+    z-scored time courses: the correlation of each fitted response with each follows
+    from k-space products (the fitted values are X b with X centred: cov = b'X'ref,
+    var = b'X'X b).
     """
     n_targets = y.shape[1]
     k = layer.full.width
     out = TargetFit(r=np.empty(n_targets), mean=np.empty(n_targets), sd=np.empty(n_targets),
                     alpha_index=np.empty((len(slices), n_targets), dtype=np.int64),
-                    atom_t=np.empty((k, n_targets)), dof=np.empty(n_targets))
+                    atom_t=np.empty((k, n_targets)), dof=np.empty(n_targets),
+                    reference_r=np.empty((reference.shape[1], n_targets)))
+    full_x = layer.full_regressors.astype(np.float64)
+    full_gram = full_x.T @ full_x
+    reference_cross = full_x.T @ reference  # (k, m)
+    reference_norm = np.sqrt(np.sum(reference**2, axis=0))  # (m,)
     batches = _target_batches(n_targets, batch_size)
     all_runs = range(len(slices))
     starts, stops = np.array([s.start for s in slices]), np.array([s.stop for s in slices])
@@ -257,6 +278,10 @@ def _fit_targets(layer: LayerDesigns, y, slices, alphas, max_lag, batch_size, ma
         out.sd[cols] = shift_spread(scores.denom, predicted_lags, data_lags, stats_.n)
         out.alpha_index[:, cols] = scores.alpha_index
         out.atom_t[:, cols], out.dof[cols] = hac_t(layer.hac, coefficients, chosen, residual_lags)
+        fitted_norm = np.sqrt(np.maximum(np.einsum("kg,kg->g", full_gram @ coefficients, coefficients), 0.0))
+        denom = fitted_norm[None, :] * reference_norm[:, None]
+        out.reference_r[:, cols] = np.divide(reference_cross.T @ coefficients, denom,
+                                             out=np.zeros(denom.shape), where=denom > 0)
         if len(batches) > 1:
             logger.debug("targets %d-%d done (batch %d/%d)", cols.start, cols.stop, i, len(batches))
     return out
@@ -387,6 +412,56 @@ def _matmul(backend: str):
         return bk.to_numpy(bk.matmul(bk.asarray(a), bk.asarray(b)))
 
     return matmul
+
+
+def dominant_an_direction(x: np.ndarray) -> np.ndarray:
+    """(T,) the layer's dominant AN direction: the first principal component of the prepared ANs x (T, N).
+
+    Oriented so that its loadings sum to >= 0, i.e. it correlates positively with the
+    mean AN time course (the same convention as the SDL atoms, but for one pattern that
+    does not depend on the dictionary). Scaled to unit variance; zeros if x is constant.
+    """
+    from scipy.sparse.linalg import eigsh  # noqa: PLC0415
+
+    x = np.asarray(x, dtype=np.float64)
+    gram = x.T @ x
+    if not np.any(gram):
+        return np.zeros(len(x))
+    if gram.shape[0] > 2:
+        _, vector = eigsh(gram, k=1, which="LA", v0=np.ones(gram.shape[0]))
+    else:
+        vector = np.linalg.eigh(gram)[1][:, -1:]
+    vector = vector[:, 0] * (1.0 if vector[:, 0].sum() >= 0 else -1.0)
+    component = x @ vector
+    component -= component.mean()
+    sd = component.std()
+    return component / sd if sd > 0 else np.zeros(len(x))
+
+
+def reference_timecourses(x: np.ndarray, ans: np.ndarray, runs_full: np.ndarray, keep: np.ndarray, tr: float,
+                          references: Mapping[str, np.ndarray] | None) -> np.ndarray:
+    """(T_kept, 1 + n_references) z-scored time courses BN signs are read against.
+
+    Column 0: `dominant_an_direction` of the prepared ANs x; then each reference
+    (T_full,) prepared like the ANs (`prepare_regressors`: HRF, kept TRs, z-scored per
+    run) and z-scored over the kept TRs (constant ones stay 0).
+    """
+    columns = [dominant_an_direction(x)]
+    if references:
+        named = np.column_stack([np.asarray(v, dtype=np.float64) for v in references.values()])
+        if named.shape[0] != len(ans):
+            raise ValueError(f"references have {named.shape[0]} TRs but the ANs {len(ans)}; both must cover "
+                             "every TR of the run timeline")
+        prepared, _ = prepare_regressors(named, runs_full, keep, tr)
+        prepared = prepared.astype(np.float64) - prepared.mean(axis=0)
+        sd = prepared.std(axis=0)
+        columns += list(np.divide(prepared, sd, out=np.zeros_like(prepared), where=sd > 0).T)
+    return np.column_stack(columns)
+
+
+def response_polarity(bn: np.ndarray, reference_r: np.ndarray) -> np.ndarray:
+    """Sign of each BN relative to a reference: that of the r of its fitted response with it (+1, -1; 0 if no BN)."""
+    return np.where(np.asarray(bn, dtype=bool), np.sign(np.asarray(reference_r)), 0).astype(np.int8)
 
 
 def layer_polarity(bn: np.ndarray, atom_t: np.ndarray, atom_pos: np.ndarray, atom_neg: np.ndarray) -> np.ndarray:

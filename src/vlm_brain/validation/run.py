@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -12,10 +13,10 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from vlm_brain.encoding.layer import encode_layer, layer_polarity
+from vlm_brain.encoding.layer import encode_layer, layer_polarity, response_polarity
 from vlm_brain.encoding.settings import EncodingSettings
 from vlm_brain.validation.metrics import condition_metrics
-from vlm_brain.validation.simulate import crop_runs, simulate_bold
+from vlm_brain.validation.simulate import crop_runs, simulate_bold, simulate_feature_bold
 
 logger = logging.getLogger(__name__)
 
@@ -191,6 +192,51 @@ def run_grid(
         for snr, n, seed, is_null in jobs
     ])
     return table
+
+
+def run_feature_condition(
+    image_ans: np.ndarray, text_ans: np.ndarray, features: dict[str, np.ndarray], runs: np.ndarray, keep: np.ndarray,
+    tr: float, *, snr: float, n_trs: int | None, seed: int, settings: ValidationSettings | None = None,
+    frac_per_feature: float = 0.15,
+) -> list[dict[str, Any]]:
+    """Plant stimulus features (uniformly positive responses), encode both layers, read BN signs against them.
+
+    Each feature drives its own set (`simulate_feature_bold`); each layer is encoded with
+    the features as ``references``. Per layer and feature one row: condition
+    ("stimulus"), layer ("image" / "text"), feature, snr, n_trs, seed, n_planted,
+    sensitivity (planted grayordinates recovered as BNs), n_detected, positive_fraction
+    (of the detected ones, those whose sign relative to the feature is +1; NaN when
+    none is detected), fdr (BNs outside every set / BNs), seconds.
+    """
+    settings = settings or ValidationSettings()
+    limits = threadpool_limits(limits=int(settings.blas_threads)) if settings.blas_threads is not None else nullcontext()
+    with limits:
+        start = time.perf_counter()
+        rows_sim, runs_sim, keep_sim = crop_runs(runs, keep, n_trs, extend=settings.extend_runs)
+        cropped = {name: np.asarray(values, dtype=np.float64)[rows_sim] for name, values in features.items()}
+        plant = simulate_feature_bold(cropped, runs_sim, keep_sim, tr, snr=snr, n_targets=settings.n_targets,
+                                      frac_per_feature=frac_per_feature, noise_ar=settings.noise_ar, seed=seed)
+        driven = np.any(np.column_stack(list(plant.sets.values())), axis=1)
+        out = []
+        for layer, ans in (("image", image_ans), ("text", text_ans)):
+            res = encode_layer(np.asarray(ans[rows_sim], dtype=np.float32), plant.y, runs_sim, keep_sim, tr,
+                               settings.encoding, cropped, seed=seed)
+            bn = np.asarray(res["bn"], dtype=bool)
+            for row, (name, mask) in enumerate(plant.sets.items(), start=1):
+                sign = response_polarity(bn, res["reference_r"][row])
+                detected = bn & mask
+                out.append({"condition": "stimulus", "layer": layer, "feature": name, "snr": float(snr),
+                            "n_trs": int(n_trs) if n_trs is not None else int(np.bincount(runs_sim).max()),
+                            "seed": int(seed), "n_planted": int(mask.sum()),
+                            "sensitivity": float(detected.sum() / mask.sum()), "n_detected": int(detected.sum()),
+                            "positive_fraction": float(np.mean(sign[detected] > 0)) if detected.any() else np.nan,
+                            "fdr": float((bn & ~driven).sum() / bn.sum()) if bn.any() else 0.0,
+                            "seconds": time.perf_counter() - start})
+        for row in out[-2 * len(plant.sets):]:
+            logger.info("validation stimulus plant %s -> %s layer, snr=%g seed=%d: %d of %d detected, %.3f positive",
+                        row["feature"], row["layer"], snr, seed, row["n_detected"], row["n_planted"],
+                        row["positive_fraction"])
+        return out
 
 
 def settings_dict(settings: ValidationSettings) -> dict[str, Any]:

@@ -427,3 +427,66 @@ def simulate_bold(
                          image_atoms=image_atoms, text_atoms=text_atoms, snr=float(snr),
                          image_loadings=image_layer.loadings, text_loadings=text_layer.loadings,
                          cross_r2=cross_r2)
+
+
+# --------------------------------------------------------------------------- stimulus-feature plant
+@dataclass
+class FeaturePlant:
+    """BOLD driven by stimulus features, each with a uniformly positive response on its own set.
+
+    Attributes
+    ----------
+    y : (T_kept, G) float32 data, z-scored per run.
+    runs_kept : (T_kept,) run labels of the kept TRs.
+    sets : {feature: (G,) bool} the grayordinates it drives (disjoint sets).
+    """
+
+    y: np.ndarray
+    runs_kept: np.ndarray
+    sets: dict[str, np.ndarray]
+
+
+def simulate_feature_bold(features: dict[str, np.ndarray], runs: np.ndarray, keep: np.ndarray, tr: float, *,
+                          snr: float, n_targets: int = 2000, frac_per_feature: float = 0.15, noise_ar: float = 0.3,
+                          seed: int = 0) -> FeaturePlant:
+    """Each feature drives its own random set of grayordinates, all with a positive response.
+
+    The truth lives in the stimulus, not in any model's atoms: the signal of feature f's
+    set is f convolved with the HRF (`prepare_regressors`: Glover HRF within runs,
+    excluded TRs dropped, z-scored per run), unit variance, plus AR(1) noise of variance
+    1 / snr; the rest is noise only. A BN of such a set whose sign is read against f
+    (`encode_layer`'s ``references``) should be positive, whatever the model.
+
+    Parameters
+    ----------
+    features : {name: (T,) time course over the simulated timeline (all TRs)}.
+    runs, keep, tr : that timeline (see `simulate_bold`).
+    snr : signal-to-noise variance ratio on driven grayordinates (> 0).
+    frac_per_feature : fraction of the G grayordinates each feature drives.
+    """
+    if snr <= 0:
+        raise ValueError(f"snr must be > 0, got {snr}")
+    if frac_per_feature * len(features) > 1:
+        raise ValueError(f"{len(features)} features x frac_per_feature {frac_per_feature} exceed all grayordinates")
+    rng = np.random.default_rng([seed, 104729])
+    names = list(features)
+    drivers, runs_kept = prepare_regressors(np.column_stack([features[n] for n in names]), runs, keep, tr)
+    if np.any(drivers.std(axis=0) == 0):
+        constant = [n for n, sd in zip(names, drivers.std(axis=0), strict=True) if sd == 0]
+        raise ValueError(f"stimulus feature(s) {constant} are constant over the kept TRs: nothing to plant")
+    order = rng.permutation(n_targets)
+    per_set = int(round(frac_per_feature * n_targets))
+    sets = {}
+    signal = np.zeros((len(runs_kept), n_targets))
+    for j, name in enumerate(names):
+        mask = np.zeros(n_targets, dtype=bool)
+        mask[order[j * per_set:(j + 1) * per_set]] = True
+        sets[name] = mask
+        driver = drivers[:, j] - drivers[:, j].mean()
+        signal[:, mask] = (driver / driver.std())[:, None]
+    driven = np.any(np.column_stack(list(sets.values())), axis=1)
+    noise = ar1(len(runs_kept), n_targets, noise_ar, rng, runs_kept)
+    noise -= noise.mean(axis=0)
+    noise /= noise.std(axis=0) * np.where(driven, np.sqrt(snr), 1.0)
+    return FeaturePlant(y=zscore_per_run(signal + noise, runs_kept).astype(np.float32), runs_kept=runs_kept,
+                        sets=sets)

@@ -21,12 +21,12 @@ from vlm_brain.analyses.overlap import (
 )
 from vlm_brain.analyses.spatial_null import N_CORTEX, network_fraction_test, spin_dice_test, spin_permutations
 from vlm_brain.analyses.polarity import (
-    bn_polarity,
     loading_signs,
     mirrored_profiles,
     polarity_by_network,
+    layer_signs,
     polarity_null_test,
-    signs_by_driver,
+    reference_row,
 )
 from vlm_brain.analyses.redundancy import (
     ablation_curve,
@@ -297,8 +297,8 @@ def ablate_layers(run_timeline: pd.DataFrame, fmri_group: dict[str, np.ndarray],
 
 
 # --------------------------------------------------------------------------- 3. polarity
-def analyse_polarity(labels: pd.DataFrame, params: dict[str, Any], *encodings: dict
-                     ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+def analyse_polarity(labels: pd.DataFrame, params: dict[str, Any], encoding_params: dict[str, Any],
+                     *encodings: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Finding 3: positive vs negative BNs per layer and network, and their mirroring.
 
     Returns the per (layer, atlas, network) counts and summed |t| (plus network "all"),
@@ -307,12 +307,13 @@ def analyse_polarity(labels: pd.DataFrame, params: dict[str, Any], *encodings: d
     """
     if not any(encodings):
         return _no_group(pd.DataFrame(), pd.DataFrame())
+    reference = params["polarity"]["reference"]
+    row = reference_row(reference, encoding_params.get("sign_references") or [])
     rows, signs, drivers = [], [], {}
     for layer_name, res in iter_layers(encodings):
         model, stream, layer = parse_layer_name(layer_name)
-        sign, strength = bn_polarity(res["bn"], res["atom_t"], res["atom_pos"], res["atom_neg"])
-        drivers.setdefault(f"{model}.{stream}", []).append(
-            (layer, signs_by_driver(sign, res["atom_t"], res["atom_pos"], res["atom_neg"])))
+        sign, strength, groups = layer_signs(res, row)
+        drivers.setdefault(f"{model}.{stream}", []).append((layer, groups))
         base = {"model": model, "stream": stream, "stream_label": f"{model}.{stream}", "layer": layer,
                 "layer_name": layer_name}
         for atlas in ATLASES:
@@ -343,8 +344,14 @@ def analyse_polarity(labels: pd.DataFrame, params: dict[str, Any], *encodings: d
         "n_streams_layer_dependent": int(significant.sum()),
         "n_streams_tested": int(tested.sum()),
         "count_correlation": {stream: t["count_r"] for stream, t in tests.items()},
-        "null": (f"each atom of each layer flipped with probability 1/2 ({n_perm} draws, seed {seed}): keeps every "
-                 "layer's BN total and which BNs share a driving atom, redraws only the sign convention"),
+        "sign": (f"a BN's sign is that of the correlation of its fitted response with the reference {reference!r} "
+                 "(dominant_an: the layer's first principal component of its ANs, oriented with the mean AN; or a "
+                 "stimulus feature of encoding.sign_references); layers encoded without references: the strongest "
+                 "significant atom's sign"),
+        "reference": reference,
+        "null": (f"each sign convention of each layer (the reference's orientation; per atom for atom signs) flipped "
+                 f"with probability 1/2 ({n_perm} draws, seed {seed}): keeps every layer's BN total and which BNs "
+                 "share a convention, redraws only the convention"),
         "all_bns": {r.stream_label: {"r": r.r, "p": r.p, "n": int(r.n)} for r in totals.itertuples()},
         "network_profiles": {"mean_r": _ci_dict(nets.r, stats_params),
                              "frac_mirrored": float(np.mean(nets.r < 0)) if len(nets) else float("nan"),
@@ -547,7 +554,7 @@ SUBJECT_FINDINGS = ("networks", "redundancy", "polarity", "architecture")
 
 
 def analyse_subjects(manifest: pd.DataFrame, cache, cohort: dict[str, dict], network_scores: pd.DataFrame,
-                     labels: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]:
+                     labels: pd.DataFrame, params: dict[str, Any], encoding_params: dict[str, Any]) -> dict[str, Any]:
     """The four findings per subject, summarised across subjects (n = subjects).
 
     Each subject's encodings go through the same analyses as the group mean; every
@@ -567,7 +574,7 @@ def analyse_subjects(manifest: pd.DataFrame, cache, cohort: dict[str, dict], net
         headlines = {
             "networks": analyse_networks(subject_scores(network_scores, subject), labels, params, encoding)[1],
             "redundancy": analyse_redundancy(params, encoding)[2],
-            "polarity": analyse_polarity(labels, params, encoding)[2],
+            "polarity": analyse_polarity(labels, params, encoding_params, encoding)[2],
             "architecture": analyse_architecture(labels, params, encoding)[2],
         }
         for name, headline in headlines.items():

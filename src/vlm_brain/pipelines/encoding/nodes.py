@@ -31,7 +31,7 @@ from vlm_brain.results import parse_layer_name
 logger = logging.getLogger(__name__)
 
 #: bumped when `encode_layer` changes what it computes, so that stored per-subject results are not reused
-ENGINE_VERSION = 1
+ENGINE_VERSION = 2  # 2: reference_r (BN signs against the dominant AN direction and stimulus features)
 CLUSTER_DEFAULTS = {"scheduler": "local", "n_workers": None, "retries": 2}
 COHORT_DEFAULTS = {"test": "t", "n_perm": 1000}
 
@@ -52,15 +52,41 @@ def _target(fmri_group: dict[str, np.ndarray], params: dict[str, Any]) -> np.nda
     return np.asarray(fmri_group["bold"], dtype=np.float32)
 
 
-def task_context(settings: EncodingSettings, run_timeline: pd.DataFrame, tr: float) -> dict[str, Any]:
+def task_context(settings: EncodingSettings, run_timeline: pd.DataFrame, tr: float,
+                 references: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
     """What a stored layer result depends on besides its two inputs (part of every key)."""
     return {"settings": settings.as_dict(), "runs": run_timeline["run"].to_numpy().tolist(),
-            "keep": run_timeline["keep"].to_numpy().tolist(), "tr": tr, "engine": ENGINE_VERSION}
+            "keep": run_timeline["keep"].to_numpy().tolist(), "tr": tr, "engine": ENGINE_VERSION,
+            "references": {name: array_ref(np.ascontiguousarray(v, dtype=np.float64)).fingerprint
+                           for name, v in (references or {}).items()}}
+
+
+def sign_references(stimulus_features: pd.DataFrame | None, run_timeline: pd.DataFrame,
+                    params: dict[str, Any]) -> dict[str, np.ndarray]:
+    """{feature: (T_full,)} the stimulus features of ``encoding.sign_references``, in timeline order.
+
+    BN signs are read against them (`encode_layer`'s ``references``); an unknown name
+    is an error naming the features there are.
+    """
+    names = list(params.get("sign_references") or [])
+    if not names:
+        return {}
+    if stimulus_features is None:
+        raise ValueError("encoding.sign_references names stimulus features but there is no stimulus_features table")
+    unknown = [n for n in names if n not in stimulus_features.columns]
+    if unknown:
+        features = [c for c in stimulus_features.columns if c not in ("run", "tr")]
+        raise ValueError(f"encoding.sign_references: unknown feature(s) {unknown}; stimulus_features has {features}")
+    if len(stimulus_features) != len(run_timeline) or not np.array_equal(
+            stimulus_features.run.astype(str).to_numpy(), run_timeline.run.astype(str).to_numpy()):
+        raise ValueError(f"stimulus_features has {len(stimulus_features)} rows that do not follow the run timeline "
+                         f"({len(run_timeline)} TRs); rerun feature_extraction with the same runs")
+    return {name: stimulus_features[name].to_numpy(dtype=np.float64) for name in names}
 
 
 def encode_model_layers(
     name: str, ans: dict[str, np.ndarray], run_timeline: pd.DataFrame, fmri_group: dict[str, np.ndarray],
-    params: dict[str, Any], cache: ArrayCache | None = None,
+    params: dict[str, Any], cache: ArrayCache | None = None, stimulus_features: pd.DataFrame | None = None,
 ) -> dict[str, Callable[[], dict[str, np.ndarray]]]:
     """Per layer of one model, a lazy entry computed by :func:`encode_layer` while saving.
 
@@ -75,6 +101,7 @@ def encode_model_layers(
     if encoding_target(params) == "subjects":
         logger.info("%s: group-mean encoding skipped (encoding.target=subjects)", name)
         return {}
+    references = sign_references(stimulus_features, run_timeline, params)
     y = _target(fmri_group, params)
     runs = run_timeline["run"].to_numpy()
     keep = run_timeline["keep"].to_numpy()
@@ -90,7 +117,7 @@ def encode_model_layers(
         # the stored float32 file when there is one: its digest is computed once per process, not per model
         stored = fmri_group["bold"]
         bold_ref = array_ref(stored if getattr(stored, "dtype", None) == np.float32 else y)
-        context = task_context(settings, run_timeline, tr)
+        context = task_context(settings, run_timeline, tr, references)
         keys = {layer: make_task("group", layer, array_ref(ans[layer]), bold_ref, context).key for layer in layers}
     stored = [layer for layer, key in keys.items() if is_done(cache.root, key)] if cache is not None else []
     logger.info("%s: encoding %d layers (k=%d atoms, lambda=%g, %s null, q=%g) against %d grayordinates x %d TRs;"
@@ -108,11 +135,11 @@ def encode_model_layers(
     if n_jobs == 1 or len(to_compute) <= 1:
         def compute(layer: str, i: int) -> dict[str, np.ndarray]:
             logger.info("encoding %s (%d/%d)", layer, i, len(to_compute))
-            return kept(layer, encode_layer(np.asarray(ans[layer]), y, runs, keep, tr, settings))
+            return kept(layer, encode_layer(np.asarray(ans[layer]), y, runs, keep, tr, settings, references))
 
         computed = {layer: (lambda layer=layer, i=i: compute(layer, i)) for i, layer in enumerate(to_compute, start=1)}
     else:
-        computed = _parallel_entries(name, to_compute, ans, y, runs, keep, tr, settings, n_jobs, kept)
+        computed = _parallel_entries(name, to_compute, ans, y, runs, keep, tr, settings, references, n_jobs, kept)
     return {layer: computed[layer] if layer in computed else (lambda layer=layer: load_result(cache.root, keys[layer]))
             for layer in layers}
 
@@ -124,7 +151,7 @@ def _encode_named(layer: str, *args, **kwargs) -> tuple[str, dict[str, np.ndarra
     return layer, encode_layer(*args, **kwargs)
 
 
-def _parallel_entries(name, layers, ans, y, runs, keep, tr, settings, n_jobs, kept):
+def _parallel_entries(name, layers, ans, y, runs, keep, tr, settings, references, n_jobs, kept):
     """Lazy entries backed by `n_jobs` worker processes (joblib), results in layer order.
 
     Workers get one BLAS thread each and the fMRI as a shared memory map; the entries
@@ -135,7 +162,8 @@ def _parallel_entries(name, layers, ans, y, runs, keep, tr, settings, n_jobs, ke
 
     logger.info("%s: %d layers in %d parallel processes", name, len(layers), n_jobs)
     results = Parallel(n_jobs=n_jobs, return_as="generator_unordered", max_nbytes="1M")(
-        delayed(_encode_named)(layer, np.asarray(ans[layer]), y, runs, keep, tr, settings) for layer in layers
+        delayed(_encode_named)(layer, np.asarray(ans[layer]), y, runs, keep, tr, settings, references)
+        for layer in layers
     )
     done: dict[str, dict[str, np.ndarray]] = {}
 
@@ -153,8 +181,8 @@ def _parallel_entries(name, layers, ans, y, runs, keep, tr, settings, n_jobs, ke
 def make_encoder(name: str) -> Callable[..., dict]:
     """A node function ``encode_{name}`` bound to one model name."""
 
-    def encoder(ans, run_timeline, fmri_group, params, cache):
-        return encode_model_layers(name, ans, run_timeline, fmri_group, params, cache)
+    def encoder(ans, run_timeline, fmri_group, params, cache, stimulus_features):
+        return encode_model_layers(name, ans, run_timeline, fmri_group, params, cache, stimulus_features)
 
     encoder.__name__ = encoder.__qualname__ = f"encode_{name}"
     encoder.__doc__ = f"Encoding results of every layer of {name} (see encode_model_layers)."
@@ -162,7 +190,8 @@ def make_encoder(name: str) -> Callable[..., dict]:
 
 
 def encode_subjects(run_timeline: pd.DataFrame, fmri_clean: dict[str, dict[str, np.ndarray]], params: dict[str, Any],
-                    cache: ArrayCache, *ans_by_model: dict[str, np.ndarray]) -> pd.DataFrame:
+                    cache: ArrayCache, stimulus_features: pd.DataFrame | None,
+                    *ans_by_model: dict[str, np.ndarray]) -> pd.DataFrame:
     """Every (subject, layer) encoded on its own, on Dask; the manifest of where each result is.
 
     Tasks pass the subject's cleaned BOLD and the layer's ANs by file, so a worker
@@ -178,7 +207,8 @@ def encode_subjects(run_timeline: pd.DataFrame, fmri_clean: dict[str, dict[str, 
         return pd.DataFrame(columns=MANIFEST_COLUMNS)
     settings = EncodingSettings.from_params(params)
     runs, keep, tr = run_timeline["run"].to_numpy(), run_timeline["keep"].to_numpy(), float(params["tr"])
-    context = task_context(settings, run_timeline, tr)
+    references = sign_references(stimulus_features, run_timeline, params)
+    context = task_context(settings, run_timeline, tr, references)
     layer_refs = {}
     for ans in ans_by_model:
         for layer in sorted(ans):
@@ -199,7 +229,8 @@ def encode_subjects(run_timeline: pd.DataFrame, fmri_clean: dict[str, dict[str, 
     logger.info("per-subject encoding: %d subjects x %d layers = %d tasks; %d done in earlier runs, %d to compute "
                 "(scheduler: %s)", len(fmri_clean), len(tasks) // max(len(fmri_clean), 1), len(tasks),
                 len(tasks) - len(missing), len(missing), cluster["scheduler"])
-    work = partial(run_encoding_task, runs=runs, keep=keep, tr=tr, settings=settings, cache_root=str(cache.root))
+    work = partial(run_encoding_task, runs=runs, keep=keep, tr=tr, settings=settings, cache_root=str(cache.root),
+                   references=references)
     reports = run_tasks(work, missing, scheduler=str(cluster["scheduler"]), n_workers=cluster["n_workers"],
                         retries=int(cluster["retries"]), describe=lambda task: task.name, desc="subject x layer")
     done = {report.key: report for report in reports}

@@ -11,7 +11,7 @@ from kedro.pipeline import Node, Pipeline
 from vlm_brain.pipelines.encoding import nodes
 
 #: inputs shared by every model's encoding (not namespaced)
-SHARED_INPUTS = {"run_timeline", "fmri_group", "group_encoding_cache"}
+SHARED_INPUTS = {"run_timeline", "fmri_group", "group_encoding_cache", "stimulus_features"}
 
 
 def model_encoding(model: str) -> Pipeline:
@@ -19,7 +19,8 @@ def model_encoding(model: str) -> Pipeline:
     -> ``<model>.encoding``."""
     template = Pipeline([
         Node(nodes.make_encoder(model),
-             ["an_timeseries", "run_timeline", "fmri_group", "params:encoding", "group_encoding_cache"],
+             ["an_timeseries", "run_timeline", "fmri_group", "params:encoding", "group_encoding_cache",
+              "stimulus_features"],
              "encoding", name="encode"),
     ])
     return Pipeline(template, namespace=model, inputs=SHARED_INPUTS, parameters={"params:encoding"})
@@ -32,7 +33,8 @@ def create_pipeline(models: list[str] = (), **kwargs) -> Pipeline:
     return Pipeline(
         [
             *(model_encoding(m) for m in models),
-            Node(nodes.encode_subjects, ["run_timeline", "fmri_clean", params, "subject_encoding_cache", *ans],
+            Node(nodes.encode_subjects, ["run_timeline", "fmri_clean", params, "subject_encoding_cache",
+                                         "stimulus_features", *ans],
                  "subject_encodings", name="encode_subjects"),
             Node(nodes.infer_across_subjects, ["subject_encodings", "subject_encoding_cache", params],
                  "cohort_encoding", name="infer_across_subjects"),

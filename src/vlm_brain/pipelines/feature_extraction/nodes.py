@@ -16,6 +16,7 @@ from vlm_brain.datasets.cache import ArrayCache, cache_key, file_fingerprint
 from vlm_brain.datasets.fmri import RunFileIndex
 from vlm_brain.models.extract import extract_images, extract_joint, extract_texts
 from vlm_brain.models.registry import build_adapter
+from vlm_brain.stimuli.features import FEATURES, caption_features, frame_features
 from vlm_brain.stimuli.text import check_caption_coverage, read_captions, text_per_tr
 from vlm_brain.stimuli.video import frame_times, iter_frames
 
@@ -44,6 +45,25 @@ def build_stimulus_table(
     table = pd.concat(frames, ignore_index=True)
     logger.info("stimulus: %d TRs, %d with text (%d distinct captions)",
                 len(table), int(table.has_text.sum()), table.text[table.has_text].nunique())
+    return table
+
+
+def extract_stimulus_features(videos: RunFileIndex, stimulus: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+    """Low-level features per TR (`vlm_brain.stimuli.features`): frame luminance, contrast and motion, caption words.
+
+    Returns:
+        ``run, tr`` and one column per feature, rows in stimulus-table order.
+    """
+    tr, per_tr = float(params["tr"]), int(params.get("frames_per_tr", 1))
+    tables = []
+    for run in params["runs"]:
+        rows = stimulus[stimulus.run == run]
+        path = videos.existing(run, "video")
+        frames = frame_features(iter_frames(path, frame_times(len(rows), tr, per_tr).ravel()), len(rows), per_tr)
+        words = caption_features(rows.text.tolist())
+        tables.append(pd.concat([rows[["run", "tr"]].reset_index(drop=True), frames, words], axis=1))
+    table = pd.concat(tables, ignore_index=True)
+    logger.info("stimulus features: %s on %d TRs of %d runs", ", ".join(FEATURES), len(table), len(tables))
     return table
 
 

@@ -30,4 +30,6 @@ def create_pipeline(models: list[str] = (), **kwargs) -> Pipeline:
     stimulus = Node(nodes.build_stimulus_table, ["run_timeline", "movie_captions", "clip_table",
                                                  "params:feature_extraction"],
                     "stimulus_table", name="build_stimulus_table")
-    return Pipeline([stimulus, *(model_extraction(m) for m in models)], tags="feature_extraction")
+    features = Node(nodes.extract_stimulus_features, ["movie_videos", "stimulus_table", "params:feature_extraction"],
+                    "stimulus_features", name="extract_stimulus_features")
+    return Pipeline([stimulus, features, *(model_extraction(m) for m in models)], tags="feature_extraction")

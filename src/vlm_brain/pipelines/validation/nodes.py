@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from vlm_brain.validation.run import ValidationSettings, run_grid, settings_dict
+from vlm_brain.validation.run import ValidationSettings, run_feature_condition, run_grid, settings_dict
 
 logger = logging.getLogger(__name__)
 
@@ -43,12 +43,16 @@ def _layer(ans: tuple[dict[str, np.ndarray], ...], name: str, key: str) -> np.nd
 
 
 def simulate_and_recover(
-    run_timeline: pd.DataFrame, params: dict[str, Any], *an_timeseries: dict[str, np.ndarray]
+    run_timeline: pd.DataFrame, params: dict[str, Any], stimulus_features: pd.DataFrame | None,
+    *an_timeseries: dict[str, np.ndarray]
 ) -> pd.DataFrame:
     """Plant a truth on one image and one text layer, recover it with `encode_layer`.
 
     One row per (condition, snr, n_trs, seed); see `vlm_brain.validation.run.run_condition`
-    for the columns (plus ``image_layer`` and ``text_layer``).
+    for the columns (plus ``image_layer`` and ``text_layer``). With
+    ``validation.stimulus_plant.features``, also the stimulus-feature plant at the
+    highest SNR and longest data: one row per (layer, feature, seed) of
+    `run_feature_condition` (condition "stimulus").
     """
     image = _layer(an_timeseries, params["image_layer"], "image_layer")
     text = _layer(an_timeseries, params["text_layer"], "text_layer")
@@ -63,10 +67,34 @@ def simulate_and_recover(
     table = run_grid(image, text, run_timeline["run"].to_numpy(), run_timeline["keep"].to_numpy(bool),
                      float(params["tr"]), snrs=snrs, n_trs=n_trs, seeds=_seeds(params),
                      null=bool(params.get("include_null", True)), settings=settings)
+    plant = params.get("stimulus_plant") or {}
+    if plant.get("features"):
+        table = pd.concat([table, _stimulus_plant(image, text, run_timeline, stimulus_features, plant, snrs, n_trs,
+                                                  settings, params)], ignore_index=True)
     table.insert(0, "image_layer", params["image_layer"])
     table.insert(1, "text_layer", params["text_layer"])
     logger.info("validation: %d rows, %.0f s of simulation and encoding", len(table), table.seconds.sum())
     return table
+
+
+def _stimulus_plant(image, text, run_timeline, stimulus_features, plant, snrs, n_trs, settings, params) -> pd.DataFrame:
+    names = list(plant["features"])
+    if stimulus_features is None:
+        raise ValueError("validation.stimulus_plant.features needs the stimulus_features table (feature_extraction)")
+    unknown = [n for n in names if n not in stimulus_features.columns]
+    if unknown:
+        raise ValueError(f"validation.stimulus_plant.features: unknown feature(s) {unknown}; stimulus_features has "
+                         f"{[c for c in stimulus_features.columns if c not in ('run', 'tr')]}")
+    if len(stimulus_features) != len(run_timeline):
+        raise ValueError(f"stimulus_features has {len(stimulus_features)} rows, the run timeline {len(run_timeline)}")
+    features = {n: stimulus_features[n].to_numpy(dtype=np.float64) for n in names}
+    snr = float(plant.get("snr") or max(snrs))
+    longest = None if None in n_trs else max(n_trs)
+    rows = [row for seed in _seeds(params) for row in run_feature_condition(
+        image, text, features, run_timeline["run"].to_numpy(), run_timeline["keep"].to_numpy(bool),
+        float(params["tr"]), snr=snr, n_trs=longest, seed=seed, settings=settings,
+        frac_per_feature=float(plant.get("frac_per_feature", 0.15)))]
+    return pd.DataFrame(rows)
 
 
 # --------------------------------------------------------------------------- summary
@@ -125,7 +153,9 @@ def summarise_validation(metrics: pd.DataFrame, params: dict[str, Any]) -> dict[
     criteria = params.get("criteria", {})
     q = float(params["q"])
     rows = []
-    for (condition, snr, n_trs), group in metrics.groupby(["condition", "snr", "n_trs"], sort=True):
+    stimulus = metrics[metrics.condition == "stimulus"] if "condition" in metrics else metrics.iloc[:0]
+    for (condition, snr, n_trs), group in metrics[metrics.condition != "stimulus"].groupby(
+            ["condition", "snr", "n_trs"], sort=True):
         entry = {"condition": condition, "snr": _json_number(snr), "n_trs": int(n_trs),
                  "n_kept": _json_number(group.n_kept.mean()), "n_seeds": int(group.seed.nunique())}
         entry.update({m: _stats(group[m]) for m in SUMMARY_METRICS if m in group})
@@ -160,6 +190,25 @@ def summarise_validation(metrics: pd.DataFrame, params: dict[str, Any]) -> dict[
             "mean observed FDR over the pure-noise conditions (features independent of the BOLD)",
             {"condition": "null"}, float(null.fdr.mean()), q + float(criteria.get("fdr_tolerance", 0.05)),
             "<=", len(null))
+    stimulus_rows = []
+    if len(stimulus):
+        detect_min = float(criteria.get("stimulus_detect_min", 0.2))
+        positive_min = float(criteria.get("stimulus_positive_min", 0.9))
+        for (layer, feature), group in stimulus.groupby(["layer", "feature"], sort=True):
+            stimulus_rows.append({"layer": layer, "feature": feature, "snr": _json_number(group.snr.iloc[0]),
+                                  "n_trs": int(group.n_trs.iloc[0]), "n_seeds": int(group.seed.nunique()),
+                                  "sensitivity": _stats(group.sensitivity),
+                                  "positive_fraction": _stats(group.positive_fraction), "fdr": _stats(group.fdr)})
+        detecting = [r for r in stimulus_rows if (r["sensitivity"]["mean"] or 0) >= detect_min]
+        worst = min(detecting, key=lambda r: r["positive_fraction"]["mean"] or 0.0) if detecting else None
+        checks["stimulus_sign_positive"] = _check(
+            "stimulus-feature plant (uniformly positive responses): the lowest mean fraction of positive BNs (sign "
+            f"read against the planted feature) over the layers and features that detect it (sensitivity >= "
+            f"{detect_min:g})",
+            {"condition": "stimulus", "layer": worst["layer"] if worst else None,
+             "feature": worst["feature"] if worst else None},
+            float(worst["positive_fraction"]["mean"]) if worst else float("nan"), positive_min, ">=",
+            int(len(stimulus)))
     summary = {
         "image_layer": str(metrics.image_layer.iloc[0]) if "image_layer" in metrics and len(metrics) else None,
         "text_layer": str(metrics.text_layer.iloc[0]) if "text_layer" in metrics and len(metrics) else None,
@@ -171,8 +220,11 @@ def summarise_validation(metrics: pd.DataFrame, params: dict[str, Any]) -> dict[
         "criteria": {"sensitivity_min": float(criteria.get("sensitivity_min", 0.9)),
                      "sign_accuracy_min": float(criteria.get("sign_accuracy_min", 0.95)),
                      "fdr_tolerance": float(criteria.get("fdr_tolerance", 0.05)),
-                     "overlap_tolerance": float(criteria.get("overlap_tolerance", 0.1))},
+                     "overlap_tolerance": float(criteria.get("overlap_tolerance", 0.1)),
+                     "stimulus_detect_min": float(criteria.get("stimulus_detect_min", 0.2)),
+                     "stimulus_positive_min": float(criteria.get("stimulus_positive_min", 0.9))},
         "conditions": rows,
+        "stimulus_plant": stimulus_rows,
         "checks": checks,
         "passed": bool(checks) and all(c["passed"] for c in checks.values()),
         "runtime_s": _json_number(metrics.seconds.sum()) if "seconds" in metrics else None,

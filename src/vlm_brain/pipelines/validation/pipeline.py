@@ -22,7 +22,8 @@ def create_pipeline(models: list[str] = (), **kwargs) -> Pipeline:
     params = "params:validation"
     return Pipeline(
         [
-            Node(nodes.simulate_and_recover, ["run_timeline", params, *(f"{m}.an_timeseries" for m in models)],
+            Node(nodes.simulate_and_recover,
+                 ["run_timeline", params, "stimulus_features", *(f"{m}.an_timeseries" for m in models)],
                  "validation_metrics", name="simulate_and_recover"),
             Node(nodes.summarise_validation, ["validation_metrics", params], "validation_summary",
                  name="summarise_validation"),
