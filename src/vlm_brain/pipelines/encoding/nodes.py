@@ -66,13 +66,17 @@ def sign_references(stimulus_features: pd.DataFrame | None, run_timeline: pd.Dat
     """{feature: (T_full,)} the stimulus features of ``encoding.sign_references``, in timeline order.
 
     BN signs are read against them (`encode_layer`'s ``references``); an unknown name
-    is an error naming the features there are.
+    is an error naming the features there are. Without the table (AN features brought
+    from elsewhere) there are none, with a warning.
     """
     names = list(params.get("sign_references") or [])
     if not names:
         return {}
     if stimulus_features is None:
-        raise ValueError("encoding.sign_references names stimulus features but there is no stimulus_features table")
+        logger.warning("encoding.sign_references names %s but there is no stimulus_features table (run "
+                       "feature_extraction to make it): BN signs are read against the dominant AN direction only",
+                       ", ".join(names))
+        return {}
     unknown = [n for n in names if n not in stimulus_features.columns]
     if unknown:
         features = [c for c in stimulus_features.columns if c not in ("run", "tr")]
