@@ -288,3 +288,10 @@ def test_viewer_is_self_contained_html():
             assert not str(attrs.get(name) or "").lower().startswith(("http:", "https:", "//")), attrs
     assert "plotly" in document.lower() and "clip.image.L05: r at its BNs" in document
     assert len(document) > 1_000_000  # plotly.js and the mesh are inlined
+
+
+def test_a_triangle_is_coloured_when_two_of_its_corners_are():
+    from vlm_brain.reporting.surface import majority_mean
+
+    corners = np.array([[1.0, 2.0, 3.0], [1.0, 3.0, np.nan], [1.0, np.nan, np.nan], [np.nan] * 3])
+    np.testing.assert_allclose(majority_mean(corners), [2.0, 2.0, np.nan, np.nan])
