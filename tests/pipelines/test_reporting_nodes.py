@@ -150,3 +150,11 @@ def test_surface_figures_have_captions_with_layer_reason_n_threshold_and_views(f
     # no ceiling (no repeated clip): no ceiling map
     assert "surface_ceiling.png" not in nodes.surface_figures(params, 0.05, np.full(59_412, np.nan),
                                                               fake_encodings, {})
+
+
+def test_one_viewer_per_surface_layer(fake_encodings):
+    params = {"surface_streams": ["clip.image", "clip.text"], "surface": {"percentile": 99}}
+    viewers = nodes.make_surface_viewers(params, {"q": 0.05}, *fake_encodings)
+    assert list(viewers) == ["clip.image.L01"]  # the stream's layer with the most BNs; clip.text did not run
+    assert "clip.image.L01: held-out r at its" in viewers["clip.image.L01"] and "q = 0.05" in viewers["clip.image.L01"]
+    assert nodes.make_surface_viewers(params, {"q": 0.05}) == {}

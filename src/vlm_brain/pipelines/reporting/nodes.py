@@ -160,15 +160,16 @@ def _bn_r(encodings: tuple[dict, ...], name: str) -> np.ndarray:
     return threshold(np.asarray(res["r"]), np.asarray(res["bn"]))
 
 
-def make_surface_viewers(params: dict[str, Any], *encodings: dict) -> dict[str, str]:
+def make_surface_viewers(params: dict[str, Any], encoding: dict[str, Any], *encodings: dict) -> dict[str, str]:
     """Interactive 3-D viewers (self-contained HTML) of the BN r maps of the surface layers, by layer name."""
     if not any(encodings):
         return {}
     percentile, _ = _surface_settings(params)
+    q = EncodingSettings.from_params(encoding).q
     out = {}
     for name, n_bns in surface_layers(params, encodings).values():
         values = _bn_r(encodings, name)
-        out[name] = surface_viewer_html(values, f"{name}: held-out r at its {n_bns:,} BNs",
+        out[name] = surface_viewer_html(values, f"{name}: held-out r at its {n_bns:,} BNs (BH-FDR q = {q:g})",
                                         vmax=color_limit([values], percentile))
     logger.info("reporting: %d interactive surface viewers", len(out))
     return out

@@ -20,7 +20,7 @@ def create_pipeline(models: list[str] = (), **kwargs) -> Pipeline:
                   "architecture_overlap", "baseline_comparison", "cohort_encoding", "noise_ceiling", params,
                   "params:encoding", *encodings],
                  ["report_figures@matplotlib", "report_captions"], name="make_figures"),
-            Node(nodes.make_surface_viewers, [params, *encodings], "surface_viewers", name="make_surface_viewers"),
+            Node(nodes.make_surface_viewers, [params, "params:encoding", *encodings], "surface_viewers", name="make_surface_viewers"),
             Node(nodes.render_report,
                  ["findings", "network_findings", "redundancy_layers", "polarity_profiles", "architecture_overlap",
                   "baseline_comparison", "ground_truth_recovery", "report_figures@png", "report_captions", "validation_summary",
