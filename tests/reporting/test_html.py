@@ -10,6 +10,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from vlm_brain.reporting.html import (
+    _CSS,
     PNG_SIGNATURE,
     Section,
     figure_to_png,
@@ -184,8 +185,6 @@ def test_minimal_report_without_banner_or_meta():
 
 
 def test_wide_tables_wrap_their_headers_not_their_cells():
-    from vlm_brain.reporting.html import _CSS
-
     table = table_html("t", pd.DataFrame({"planted_frac": [0.6], "best_layer": ["meter.fusion_text_cross.L02"],
                                           "wilcoxon_p": [1e-9]}))
     page = Page(table)

@@ -21,7 +21,12 @@ from vlm_brain.fmri.networks import NETWORK_ORDER
 from vlm_brain.fmri.quality import data_warnings
 from vlm_brain.models.registry import enabled_models
 from vlm_brain.reporting.html import Section
-from vlm_brain.reporting.surface import DEFAULT_PERCENTILE, color_limit, surface_viewer_html, threshold
+from vlm_brain.reporting.surface import (
+    DEFAULT_PERCENTILE,
+    color_limit,
+    surface_viewer_html,
+    threshold,
+)
 from vlm_brain.results import (
     find_layer,
     iter_layers,
