@@ -643,7 +643,7 @@ def _ceiling_section(network_scores: pd.DataFrame, figures: dict[str, bytes]) ->
 def render_report(findings: dict, network_findings: pd.DataFrame, redundancy_layers: pd.DataFrame,
                   polarity_profiles: pd.DataFrame, overlap: pd.DataFrame, baselines: pd.DataFrame,
                   recovery: pd.DataFrame, figures: dict[str, Any], captions: dict[str, str], validation: dict | None,
-                  quality: pd.DataFrame, network_scores: pd.DataFrame, viewers: dict[str, Any],
+                  quality: pd.DataFrame, network_scores: pd.DataFrame, viewers: dict[str, Any] | None,
                   params: dict[str, Any]) -> str:
     """report.html: one page stating each finding with its numbers (figures embedded; the interactive
     surface viewers linked relative to it, in ``reporting.surface_viewer_dir``)."""
