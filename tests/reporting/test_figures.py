@@ -263,3 +263,38 @@ def test_every_function_returns_an_unmanaged_figure(encoding_table, ablation_tab
     for fig in figures:
         assert isinstance(fig, Figure)
         assert fig.canvas.manager is None  # not registered with pyplot
+
+
+# --------------------------------------------------------------------------- network order, clipping
+ORDER = ("Visual", "Auditory", "Somatomotor", "Language", "Default")
+
+
+def test_networks_follow_the_given_order_not_the_table(encoding_table):
+    table = pd.concat([encoding_table, encoding_table.query("network == 'Default'").assign(network="Extra")])
+    table = table.sort_values("network")  # alphabetical in the input: Default, Extra, Somatomotor, Visual
+    expected = ["Visual", "Somatomotor", "Default", "Extra"]  # order first (absent ones skipped), then the rest
+    heatmap = panels(network_layer_heatmaps(table, order=ORDER))[0]
+    assert [t.get_text() for t in heatmap.get_yticklabels()] == expected
+    profiles = layer_profiles(table, order=ORDER)
+    assert [t.get_text() for t in profiles.legends[0].get_texts()] == expected
+    rows = table.drop_duplicates("network").assign(comparison="a vs b", mean_diff=0.0, ci_low=-0.1, ci_high=0.1)
+    (ax,) = baseline_comparison(rows, order=ORDER).axes
+    assert [t.get_text() for t in ax.get_yticklabels()] == expected
+    # without an order: first appearance, as before
+    assert [t.get_text() for t in panels(network_layer_heatmaps(table))[0].get_yticklabels()] == [
+        "Default", "Extra", "Somatomotor", "Visual"]
+
+
+def test_baseline_legend_is_inside_the_figure():
+    comparisons = ["clip.image vs vit.image", "clip.text vs roberta.text", "meter.fusion_image_cross vs vit.image",
+                   "meter.fusion_text_cross vs roberta.text"]
+    table = pd.DataFrame([{"network": n, "comparison": c, "mean_diff": 0.1, "ci_low": 0.0, "ci_high": 0.2}
+                          for c in comparisons for n in ("Language", "Posterior-Multimodal")])
+    fig = baseline_comparison(table)
+    fig.draw_without_rendering()
+    legend = fig.legends[0].get_window_extent()
+    page = fig.bbox
+    assert page.x0 <= legend.x0 and legend.x1 <= page.x1 and page.y0 <= legend.y0  # nothing cut at the sides
+    (ax,) = fig.axes
+    assert legend.y1 <= ax.get_tightbbox().y0 + 1  # below the axes, not over them
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == comparisons

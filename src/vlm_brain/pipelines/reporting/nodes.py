@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 import logging
 from datetime import UTC, datetime
@@ -16,9 +17,16 @@ from vlm_brain import reporting as rp
 from vlm_brain.analyses.polarity import bn_polarity
 from vlm_brain.cohort.summary import group_scores
 from vlm_brain.encoding.settings import EncodingSettings
+from vlm_brain.fmri.networks import NETWORK_ORDER
 from vlm_brain.fmri.quality import data_warnings
 from vlm_brain.models.registry import enabled_models
 from vlm_brain.reporting.html import Section
+from vlm_brain.reporting.surface import (
+    DEFAULT_PERCENTILE,
+    color_limit,
+    surface_viewer_html,
+    threshold,
+)
 from vlm_brain.results import (
     find_layer,
     iter_layers,
@@ -125,22 +133,70 @@ VALIDATION_CAPTION = ("Method validation on simulated BOLD with a planted truth:
                       " (validation.criteria).")
 
 
+def network_sorted(table: pd.DataFrame, by: list[str] | None = None) -> pd.DataFrame:
+    """Rows sorted by ``by`` (default none) then ``network`` in `NETWORK_ORDER` (sensory to
+    association; other labels after, alphabetically); the index is reset."""
+    rank = {name: i for i, name in enumerate(NETWORK_ORDER)}
+    key = table["network"].map(lambda n: (rank.get(n, len(rank)), str(n)))
+    out = table.assign(_network_rank=key).sort_values([*(by or []), "_network_rank"], kind="stable")
+    return out.drop(columns="_network_rank").reset_index(drop=True)
+
+
+def networks_text(names: list[str]) -> str:
+    """Network names in `NETWORK_ORDER` (others after, alphabetically), comma-separated; 'none' if empty."""
+    rank = {name: i for i, name in enumerate(NETWORK_ORDER)}
+    return ", ".join(sorted(names, key=lambda n: (rank.get(n, len(rank)), str(n)))) or "none"
+
+
+def surface_layers(params: dict[str, Any], encodings: tuple[dict, ...]) -> dict[str, tuple[str, int]]:
+    """Per stream of ``reporting.surface_streams`` that ran: its layer with the most BNs and the BN count."""
+    streams = stream_layers(encodings)
+    return {s: layer_with_most_bns(encodings, streams[s]) for s in params["surface_streams"] if s in streams}
+
+
+def _surface_settings(params: dict[str, Any]) -> tuple[float, bool]:
+    surface = params.get("surface") or {}
+    return float(surface.get("percentile", DEFAULT_PERCENTILE)), bool(surface.get("borders", True))
+
+
+def _bn_r(encodings: tuple[dict, ...], name: str) -> np.ndarray:
+    """(G,) held-out r of layer ``name`` at its BNs, NaN elsewhere."""
+    res = find_layer(encodings, name)
+    return threshold(np.asarray(res["r"]), np.asarray(res["bn"]))
+
+
+def make_surface_viewers(params: dict[str, Any], encoding: dict[str, Any], *encodings: dict) -> dict[str, str]:
+    """Interactive 3-D viewers (self-contained HTML) of the BN r maps of the surface layers, by layer name."""
+    if not any(encodings):
+        return {}
+    percentile, _ = _surface_settings(params)
+    q = EncodingSettings.from_params(encoding).q
+    out = {}
+    for name, n_bns in surface_layers(params, encodings).values():
+        values = _bn_r(encodings, name)
+        out[name] = surface_viewer_html(values, f"{name}: held-out r at its {n_bns:,} BNs (BH-FDR q = {q:g})",
+                                        vmax=color_limit([values], percentile))
+    logger.info("reporting: %d interactive surface viewers", len(out))
+    return out
+
+
 def make_figures(network_scores: pd.DataFrame, redundancy_atom_dice: dict[str, np.ndarray],
                  ablation: pd.DataFrame, polarity: pd.DataFrame, overlap: pd.DataFrame, baselines: pd.DataFrame,
-                 cohort: dict[str, dict], params: dict[str, Any], encoding: dict[str, Any], *encodings: dict
-                 ) -> tuple[dict[str, Figure], dict[str, str]]:
+                 cohort: dict[str, dict], noise_ceiling: dict[str, np.ndarray], params: dict[str, Any],
+                 encoding: dict[str, Any], *encodings: dict) -> tuple[dict[str, Figure], dict[str, str]]:
     """Every figure of the report, by file name (``*.png``), and its caption; group-level ones only
     with group encodings.
 
     A caption says what the figure shows, which layers and why, n, and the threshold
-    (BNs: BH-FDR at ``encoding.q`` over each layer's grayordinates).
+    (BNs: BH-FDR at ``encoding.q`` over each layer's grayordinates). Networks are in
+    `NETWORK_ORDER` (sensory to association).
     """
     figures: dict[str, Figure] = {}
     captions: dict[str, str] = {}
     q = EncodingSettings.from_params(encoding).q
     if cohort:
         figures["cohort_bn_profiles.png"] = rp.layer_profiles(cohort_table(cohort), value=COHORT_VALUE,
-                                                              legend_title="across subjects")
+                                                              legend_title="across subjects", order=NETWORK_ORDER)
         captions["cohort_bn_profiles.png"] = (
             "Across subjects, per stream (panel) and layer (x): the fraction of grayordinates whose Fisher-z r is"
             f" above 0 across subjects (test: encoding.cohort.test; BH-FDR at q = {q:g} over grayordinates), and"
@@ -153,10 +209,13 @@ def make_figures(network_scores: pd.DataFrame, redundancy_atom_dice: dict[str, n
     empty = sorted(name for name, _ in iter_layers(encodings) if not np.any(find_layer(encodings, name)["bn"]))
     no_bn = (f" Layers without any BN (no grayordinate passes BH-FDR at q = {q:g}) are the blank columns:"
              f" {', '.join(empty)}." if empty else " Every layer has at least one BN.")
+    order = NETWORK_ORDER
     figures |= {
-        "network_r_heatmaps.png": rp.network_layer_heatmaps(scores, value="r_mean", title="Mean held-out r"),
-        "network_bn_heatmaps.png": rp.network_layer_heatmaps(scores, value="frac_bn", title="Fraction of BNs"),
-        "network_layer_profiles.png": rp.layer_profiles(scores, value="frac_bn"),
+        "network_r_heatmaps.png": rp.network_layer_heatmaps(scores, value="r_mean", title="Mean held-out r",
+                                                            order=order),
+        "network_bn_heatmaps.png": rp.network_layer_heatmaps(scores, value="frac_bn", title="Fraction of BNs",
+                                                             order=order),
+        "network_layer_profiles.png": rp.layer_profiles(scores, value="frac_bn", order=order),
     }
     model_of = f"the group-mean BOLD, {n_grayordinates:,} grayordinates"
     captions |= {
@@ -199,34 +258,72 @@ def make_figures(network_scores: pd.DataFrame, redundancy_atom_dice: dict[str, n
             " BN fractions f1 and f2 overlap by about 2 f1 f2 / (f1 + f2).")
     if len(baselines):
         figures["architecture_baselines.png"] = rp.baseline_comparison(
-            baselines[baselines.network != "all compared"])
+            baselines[baselines.network != "all compared"], order=NETWORK_ORDER)
         comparisons = "; ".join(f"{r.comparison} ({r.vlm_layer} vs {r.baseline_layer})" for r in
                                 baselines.drop_duplicates("comparison").itertuples())
         captions["architecture_baselines.png"] = (
             "Mean paired difference in held-out r per grayordinate between a VLM stream and a unimodal baseline, in"
             f" the language and multimodal networks, with 95% bootstrap CIs; each stream's best layer: {comparisons}.")
 
-    streams = stream_layers(encodings)
-    chosen = [s for s in params["surface_streams"] if s in streams]
-    best = {s: layer_with_most_bns(encodings, streams[s]) for s in chosen}
+    ceiling = np.asarray((noise_ceiling or {}).get("ceiling", []), dtype=np.float64)
+    if np.isfinite(ceiling).any() and scores.r_norm_mean.notna().any():
+        figures["network_rnorm_heatmaps.png"] = rp.network_layer_heatmaps(
+            scores, value="r_norm_mean", title="Mean r / noise ceiling", order=order)
+        captions["network_rnorm_heatmaps.png"] = (
+            "Held-out r divided by each grayordinate's noise ceiling (r / ceiling, NaN where the ceiling is below"
+            " 0.1), averaged over each Cole-Anticevic network (y), per layer (x) and stream (panel);"
+            f" {model_of}.")
+    figures |= surface_figures(params, q, ceiling, encodings, captions)
+    logger.info("reporting: %d figures", len(figures))
+    return figures, captions
+
+
+VIEWS_TEXT = ("lateral and medial views of both hemispheres (inflated HCP 32k fs_LR surface; black lines = borders"
+              " of the Cole-Anticevic networks)")
+
+
+def surface_figures(params: dict[str, Any], q: float, ceiling: np.ndarray, encodings: tuple[dict, ...],
+                    captions: dict[str, str]) -> dict[str, Figure]:
+    """The cortical maps: r at the BNs and BN polarity of each surface layer, and the noise ceiling.
+
+    Adds each figure's caption to ``captions``. The r colour scale is symmetric, from
+    minus to plus the ``reporting.surface.percentile`` of |r| over the BNs shown.
+    """
+    figures: dict[str, Figure] = {}
+    percentile, borders = _surface_settings(params)
+    best = surface_layers(params, encodings)
     if best:
-        figures["surface_r.png"] = rp.surface_maps_figure(
-            {f"{name}: r": np.asarray(find_layer(encodings, name)["r"]) for name, _ in best.values()},
-            colorbar_label="held-out Pearson r")
+        maps = {f"{name}: r at the BNs": _bn_r(encodings, name) for name, _ in best.values()}
+        top = color_limit(list(maps.values()), percentile)
+        figures["surface_r.png"] = rp.surface_maps_figure(maps, vmax=top, borders=borders,
+                                                          colorbar_label="held-out Pearson r (BNs only)")
         signs = {}
         for name, _ in best.values():
             res = find_layer(encodings, name)
             signs[f"{name}: BN polarity"] = bn_polarity(res["bn"], res["atom_t"], res["atom_pos"], res["atom_neg"])[0]
-        figures["surface_polarity.png"] = rp.polarity_maps_figure(signs)
+        figures["surface_polarity.png"] = rp.polarity_maps_figure(signs, borders=borders)
         shown = ", ".join(f"{name} ({n:,} BNs)" for name, n in best.values())
+        n_total = len(next(iter(maps.values())))
+        # the list of layers comes last, after the caption's only ': ' (the end-to-end tests read it)
         captions["surface_r.png"] = (
-            "Held-out r on the cortical surface (lateral views, unthresholded), for the layer with the most BNs of"
-            f" each stream in reporting.surface_streams: {shown}.")
+            f"Held-out Pearson r (leave-one-run-out) on the cortex, thresholded at the BNs (BH-FDR at q = {q:g} over"
+            f" the layer's {n_total:,} grayordinates; grey = not a BN or medial wall), in {VIEWS_TEXT}. Colour"
+            f" scale symmetric, \u00b1{top:.3g} = the {percentile:g}th percentile of |r| over the BNs shown. One row"
+            " per stream of reporting.surface_streams, its layer with the most BNs (n = its BNs): " + shown)
         captions["surface_polarity.png"] = (
-            f"Sign of each BN (BH-FDR at q = {q:g}) on the cortical surface, same layers: {shown}. Red: the strongest"
-            " significant atom is positive; blue: negative; grey: not a BN.")
-    logger.info("reporting: %d figures", len(figures))
-    return figures, captions
+            f"Sign of each BN (BH-FDR at q = {q:g}) on the cortex, in {VIEWS_TEXT}; same layers: {shown}. Red: the"
+            " strongest significant atom is positive; blue: negative; grey: not a BN.")
+    if np.isfinite(ceiling).any():
+        finite = int(np.isfinite(ceiling).sum())
+        figures["surface_ceiling.png"] = rp.surface_maps_figure(
+            {"noise ceiling": ceiling}, cmap="viridis", symmetric=False, vmin=0.0, percentile=percentile,
+            borders=borders, colorbar_label="noise ceiling (max. r)")
+        captions["surface_ceiling.png"] = (
+            "Noise ceiling per grayordinate: the highest Pearson r a model of the group-mean BOLD can reach, from the"
+            " repeated clip (split-half reliability, Spearman-Brown), unthresholded, n ="
+            f" {finite:,} grayordinates, in {VIEWS_TEXT}. Colour scale from 0 to the {percentile:g}th percentile"
+            " of the ceiling.")
+    return figures
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
@@ -258,7 +355,7 @@ def _summary_section(findings: dict) -> Section:
     lines = [f"1. Network prediction: {len(net['predicted_networks'])} of "
              f"{len(net['predicted_networks']) + len(net['unpredicted_networks'])} Cole-Anticevic networks are "
              f"predicted (BN fraction >= {net['predicted_frac_bn']:.0%}) by at least one stream; "
-             f"not predicted: {', '.join(net['unpredicted_networks']) or 'none'}."]
+             f"not predicted: {networks_text(net['unpredicted_networks'])}."]
     multi = red["overall"]["multi_atom_fraction"]
     auc = red["ablation"].get("auc_all_layers", {})
     lines.append(f"2. Redundancy: {_ci(multi)} of BNs with a significant atom are driven by >= 2 atoms; "
@@ -305,15 +402,25 @@ def _subjects_section(findings: dict) -> Section | None:
     return Section(f"Across subjects (n = {h['n_subjects']})", paragraphs, tables, ["cohort_bn_profiles.png"])
 
 
-def _networks_section(findings: dict, network_findings: pd.DataFrame) -> Section | None:
+def viewer_links(viewers: dict[str, Any], folder: str) -> str:
+    """Trusted HTML: a list of relative links ``{folder}/{layer}.html`` to the interactive viewers."""
+    if not viewers:
+        return ""
+    items = "".join(f'<li><a href="{html.escape(f"{folder}/{name}.html")}">{html.escape(name)}</a></li>'
+                    for name in sorted(viewers))
+    return ("<p>Interactive 3-D viewers of the same maps (r at the BNs; rotate and zoom; self-contained HTML"
+            f" files next to this report, in {html.escape(folder)}/; they open offline):</p><ul>{items}</ul>")
+
+
+def _networks_section(findings: dict, network_findings: pd.DataFrame, viewers: str = "") -> Section | None:
     h = findings["networks"]
     if h.get("available") is False:
         return None
     paragraphs = [
         f"A network counts as predicted when at least {h['predicted_frac_bn']:.0%} of its grayordinates are BNs "
         f"(significant held-out prediction, circular-shift null, BH-FDR) at some layer of some stream. "
-        f"Predicted: {', '.join(h['predicted_networks']) or 'none'}. "
-        f"Not predicted: {', '.join(h['unpredicted_networks']) or 'none'}.",
+        f"Predicted: {networks_text(h['predicted_networks'])}. "
+        f"Not predicted: {networks_text(h['unpredicted_networks'])}.",
     ]
     best = "; ".join(f"{stream}: {t['network']} (r = {_fmt(t['r_mean'], 3)}, 95% CI {_fmt(t['ci_low'], 3)} to "
                      f"{_fmt(t['ci_high'], 3)}, n = {t['n']}, BN fraction {_fmt(t['frac_bn'])}, {t['layer']})"
@@ -324,8 +431,10 @@ def _networks_section(findings: dict, network_findings: pd.DataFrame) -> Section
     table = top[["stream_label", "rank", "network", "best_layer", "r_mean", "r_ci_low", "r_ci_high", "frac_bn",
                  "n_grayordinates"]].reset_index(drop=True)
     return Section("Finding 1: artificial neurons predict brain networks", paragraphs,
-                   [("Top three Cole-Anticevic networks per stream (at each network's best layer)", table)],
-                   ["network_r_heatmaps.png", "network_bn_heatmaps.png", "network_layer_profiles.png", "surface_r.png"])
+                   [("Top three Cole-Anticevic networks per stream (at each network's best layer, ranked by r)",
+                     table)],
+                   ["network_r_heatmaps.png", "network_bn_heatmaps.png", "network_layer_profiles.png", "surface_r.png"],
+                   html=viewers)
 
 
 def _redundancy_section(findings: dict, redundancy_layers: pd.DataFrame) -> Section | None:
@@ -391,14 +500,16 @@ def _architecture_section(findings: dict, overlap: pd.DataFrame, baselines: pd.D
                           f"n = {c['n'][0]} and {c['n'][1]} layers). The study expects CLIP's towers to overlap "
                           "little and METER's fusion to overlap a lot.")
     for comparison, v in h["baselines"].items():
-        paragraphs.append(f"{comparison} in {', '.join(v['networks'])}: mean r difference {_fmt(v['mean_diff'], 3)} "
+        paragraphs.append(f"{comparison} in {networks_text(v['networks'])}: mean r difference {_fmt(v['mean_diff'], 3)} "
                           f"(95% CI {_fmt(v['ci_low'], 3)} to {_fmt(v['ci_high'], 3)}, Wilcoxon {_p(v['p'])}, "
                           f"n = {v['n']} grayordinates; {v['vlm_layer']} vs {v['baseline_layer']}).")
     tables = []
     if len(baselines):
+        table = baselines[["comparison", "network", "mean_diff", "ci_low", "ci_high", "p", "n"]]
+        order = list(pd.unique(table.comparison))
         tables.append(("VLM minus unimodal baseline, per network (paired over grayordinates)",
-                       baselines[["comparison", "network", "mean_diff", "ci_low", "ci_high", "p", "n"]]
-                       .reset_index(drop=True)))
+                       network_sorted(table.assign(_c=table.comparison.map(order.index)), by=["_c"])
+                       .drop(columns="_c")))
     return Section("Finding 4: architecture", paragraphs, tables,
                    [f for f, ok in (("architecture_overlap.png", len(overlap)),
                                     ("architecture_baselines.png", len(baselines))) if ok])
@@ -414,11 +525,11 @@ def _ground_truth_section(findings: dict, recovery: pd.DataFrame) -> Section | N
         f"agree with it (planted driven vs recovered, BN fraction >= {h['recovered_frac_bn']:.0%} at the best "
         f"layer of any stream). Planted driven fraction vs recovered BN fraction across networks: "
         f"r = {_fmt(agreement['r'])} ({_p(agreement['p'])}, n = {agreement['n']}).",
-        f"Missed: {', '.join(h['missed']) or 'none'}. Recovered without a planted driver: "
-        f"{', '.join(h['false_networks']) or 'none'}.",
+        f"Missed: {networks_text(h['missed'])}. Recovered without a planted driver: "
+        f"{networks_text(h['false_networks'])}.",
     ]
     for kind, v in h["modality"].items():
-        paragraphs.append(f"Networks driven by {kind} content ({', '.join(v['networks'])}): best BN fraction "
+        paragraphs.append(f"Networks driven by {kind} content ({networks_text(v['networks'])}): best BN fraction "
                           f"{_fmt(v['image_frac_bn_mean'])} in image-only streams vs "
                           f"{_fmt(v['text_frac_bn_mean'])} in text-only streams.")
     rates = "; ".join(f"{s} ({v['layer']}): sensitivity {_fmt(v['sensitivity'])}, specificity "
@@ -428,14 +539,20 @@ def _ground_truth_section(findings: dict, recovery: pd.DataFrame) -> Section | N
                       f"grayordinates: {rates}. Each planted driver is one stimulus attribute; a stream recovers "
                       "the grayordinates of the attributes its ANs carry, so sensitivity differs between streams "
                       "(the demo's captions describe the scenes, so text streams also carry visual attributes).")
+    table = network_sorted(recovery) if "network" in recovery else recovery
     return Section("Recovered vs planted ground truth (demo)", paragraphs,
-                   [("Per network: planted vs recovered", recovery)], [])
+                   [("Per network: planted vs recovered", table)], [])
 
 
 def _validation_section(validation: dict | None, figures: dict[str, bytes]) -> Section | None:
-    """The last `kedro run --pipelines validation`: its checks, and power per condition."""
+    """The last `kedro run --pipelines validation`: its checks, and power per condition; a note when it
+    has not run."""
     if not validation:
-        return None
+        return Section("Method validation: NOT RUN", [
+            "Validation not run: there is no data/08_reporting/validation_summary.json, so this report has no "
+            "check of the method on simulated BOLD with a planted truth (sensitivity, observed FDR, sign "
+            "accuracy). Run `make validation` (= kedro run --pipelines validation; minutes on the demo), then "
+            "`kedro run --pipelines reporting` to add it here."])
     checks = validation.get("checks", {})
     paragraphs = [
         f"BOLD simulated from this run's own AN features ({validation.get('image_layer')} and "
@@ -471,11 +588,65 @@ def _validation_section(validation: dict | None, figures: dict[str, bytes]) -> S
     return Section("Method validation (simulations with a planted truth)", paragraphs, tables, names)
 
 
+QC_COLUMNS = {"subject": "subject", "status": "status", "reason": "reason", "n_runs": "runs",
+              "n_kept_trs": "TRs kept", "n_grayordinates": "grayordinates", "n_constant": "constant grayordinates",
+              "n_repeat_trs": "TRs of the repeated clip", "n_dropped_trs": "TRs beyond the timeline (dropped)"}
+
+
+def _quality_section(findings: dict, quality: pd.DataFrame) -> Section:
+    """The fMRI QC table of fmri_preprocessing (fmri_qc) and what it means for the results."""
+    warnings = findings.get("data_warnings") or []
+    paragraphs = ["Per subject, from fmri_preprocessing (data/08_reporting/fmri_qc.csv): the runs used, the TRs kept "
+                  "for fitting (rest and, by default, the repeated clip dropped), grayordinates, grayordinates that "
+                  "are constant (all zero: no signal), TRs of the repeated clip (for the noise ceiling) and TRs of "
+                  "the run files beyond the stimulus timeline.",
+                  ("Data warnings: " + "; ".join(warnings) + ".") if warnings else "No data warnings."]
+    table = quality[[c for c in QC_COLUMNS if c in quality]].rename(columns=QC_COLUMNS)
+    if "reason" in table and not table["reason"].astype(str).str.len().any():
+        table = table.drop(columns="reason")
+    return Section("Data quality (QC)", paragraphs, [("fMRI quality control per subject", table)])
+
+
+def ceiling_table(network_scores: pd.DataFrame) -> pd.DataFrame:
+    """Per Cole-Anticevic network (in `NETWORK_ORDER`): grayordinates, mean noise ceiling, and the best
+    mean r / ceiling over the group-mean model's layers with the layer and its mean r."""
+    scores = _stream_table(group_scores(network_scores))
+    scores = scores[scores.r_norm_mean.notna()]
+    if scores.empty:
+        return pd.DataFrame()
+    best = scores.loc[scores.groupby("network").r_norm_mean.idxmax()]
+    table = pd.DataFrame({
+        "network": best.network, "grayordinates": best.n_grayordinates, "mean ceiling": best.ceiling_mean,
+        "best mean r / ceiling": best.r_norm_mean, "mean r there": best.r_mean,
+        "layer": best.stream_label + ".L" + best.layer.astype(int).map("{:02d}".format)})
+    return network_sorted(table)
+
+
+def _ceiling_section(network_scores: pd.DataFrame, figures: dict[str, bytes]) -> Section:
+    """The noise-ceiling map, and r / ceiling per network."""
+    table = ceiling_table(network_scores)
+    if table.empty:
+        return Section("Noise ceiling and r / ceiling", [
+            "No noise ceiling: the repeated clip is missing or too short (see the QC table), so r / ceiling is "
+            "not defined."])
+    paragraphs = [
+        "The noise ceiling is the highest held-out r a perfect model of the stimulus could reach at a grayordinate, "
+        "given its noise: the split-half reliability of the group-mean response to the repeated clip, "
+        "Spearman-Brown corrected. r / ceiling (network_scores.r_norm_mean) says how much of the explainable "
+        "signal a layer predicts; it is NaN where the ceiling is below 0.1 and can exceed 1 by estimation noise.",
+    ]
+    return Section("Noise ceiling and r / ceiling", paragraphs,
+                   [("Per network: mean noise ceiling and the best mean r / ceiling over all layers", table)],
+                   [n for n in ("surface_ceiling.png", "network_rnorm_heatmaps.png") if n in figures])
+
+
 def render_report(findings: dict, network_findings: pd.DataFrame, redundancy_layers: pd.DataFrame,
                   polarity_profiles: pd.DataFrame, overlap: pd.DataFrame, baselines: pd.DataFrame,
                   recovery: pd.DataFrame, figures: dict[str, Any], captions: dict[str, str], validation: dict | None,
+                  quality: pd.DataFrame, network_scores: pd.DataFrame, viewers: dict[str, Any] | None,
                   params: dict[str, Any]) -> str:
-    """report.html: one self-contained page stating each finding with its numbers."""
+    """report.html: one page stating each finding with its numbers (figures embedded; the interactive
+    surface viewers linked relative to it, in ``reporting.surface_viewer_dir``)."""
     pngs = {(name if name.endswith(".png") else f"{name}.png"): _png_bytes(image) for name, image in figures.items()}
     prov = findings["provenance"]
     banner = []
@@ -496,10 +667,13 @@ def render_report(findings: dict, network_findings: pd.DataFrame, redundancy_lay
             "vlm-brain": prov["vlm_brain_version"], "generated (UTC)": prov["generated_utc"]}
     sections = [s for s in (
         _summary_section(findings),
-        _networks_section(findings, network_findings),
+        _quality_section(findings, quality),
+        _networks_section(findings, network_findings,
+                          viewer_links(viewers or {}, params.get("surface_viewer_dir", "surface_viewers"))),
         _redundancy_section(findings, redundancy_layers),
         _polarity_section(findings, polarity_profiles),
         _architecture_section(findings, overlap, baselines),
+        _ceiling_section(network_scores, pngs) if findings["networks"].get("available") is not False else None,
         _subjects_section(findings),
         _ground_truth_section(findings, recovery),
         _validation_section(validation, pngs),
