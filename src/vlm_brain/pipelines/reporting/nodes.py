@@ -14,7 +14,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from vlm_brain import reporting as rp
-from vlm_brain.analyses.polarity import bn_polarity
+from vlm_brain.analyses.polarity import DOMINANT_AN, layer_signs, reference_row
 from vlm_brain.cohort.summary import group_scores
 from vlm_brain.encoding.settings import EncodingSettings
 from vlm_brain.fmri.networks import NETWORK_ORDER
@@ -183,7 +183,8 @@ def make_surface_viewers(params: dict[str, Any], encoding: dict[str, Any], *enco
 def make_figures(network_scores: pd.DataFrame, redundancy_atom_dice: dict[str, np.ndarray],
                  ablation: pd.DataFrame, polarity: pd.DataFrame, overlap: pd.DataFrame, baselines: pd.DataFrame,
                  cohort: dict[str, dict], noise_ceiling: dict[str, np.ndarray], params: dict[str, Any],
-                 encoding: dict[str, Any], *encodings: dict) -> tuple[dict[str, Figure], dict[str, str]]:
+                 encoding: dict[str, Any], analyses: dict[str, Any], *encodings: dict
+                 ) -> tuple[dict[str, Figure], dict[str, str]]:
     """Every figure of the report, by file name (``*.png``), and its caption; group-level ones only
     with group encodings.
 
@@ -273,9 +274,18 @@ def make_figures(network_scores: pd.DataFrame, redundancy_atom_dice: dict[str, n
             "Held-out r divided by each grayordinate's noise ceiling (r / ceiling, NaN where the ceiling is below"
             " 0.1), averaged over each Cole-Anticevic network (y), per layer (x) and stream (panel);"
             f" {model_of}.")
-    figures |= surface_figures(params, q, ceiling, encodings, captions)
+    reference = (analyses.get("polarity") or {}).get("reference", DOMINANT_AN)
+    row = reference_row(reference, encoding.get("sign_references") or [])
+    figures |= surface_figures(params, q, ceiling, encodings, captions, reference, row)
     logger.info("reporting: %d figures", len(figures))
     return figures, captions
+
+
+def _reference_text(reference: str) -> str:
+    """What a BN's sign is read against, in words."""
+    if reference == DOMINANT_AN:
+        return "the layer's dominant AN direction: its first principal component, oriented with the mean AN"
+    return f"the stimulus feature {reference}"
 
 
 VIEWS_TEXT = ("lateral and medial views of both hemispheres (inflated HCP 32k fs_LR surface; black lines = borders"
@@ -283,8 +293,10 @@ VIEWS_TEXT = ("lateral and medial views of both hemispheres (inflated HCP 32k fs
 
 
 def surface_figures(params: dict[str, Any], q: float, ceiling: np.ndarray, encodings: tuple[dict, ...],
-                    captions: dict[str, str]) -> dict[str, Figure]:
+                    captions: dict[str, str], reference: str = DOMINANT_AN, row: int = 0) -> dict[str, Figure]:
     """The cortical maps: r at the BNs and BN polarity of each surface layer, and the noise ceiling.
+
+    BN signs are read against ``reference`` (row ``row`` of ``reference_r``, `layer_signs`).
 
     Adds each figure's caption to ``captions``. The r colour scale is symmetric, from
     minus to plus the ``reporting.surface.percentile`` of |r| over the BNs shown.
@@ -300,7 +312,7 @@ def surface_figures(params: dict[str, Any], q: float, ceiling: np.ndarray, encod
         signs = {}
         for name, _ in best.values():
             res = find_layer(encodings, name)
-            signs[f"{name}: BN polarity"] = bn_polarity(res["bn"], res["atom_t"], res["atom_pos"], res["atom_neg"])[0]
+            signs[f"{name}: BN polarity"] = layer_signs(res, row)[0]
         figures["surface_polarity.png"] = rp.polarity_maps_figure(signs, borders=borders)
         shown = ", ".join(f"{name} ({n:,} BNs)" for name, n in best.values())
         n_total = len(next(iter(maps.values())))
@@ -311,8 +323,9 @@ def surface_figures(params: dict[str, Any], q: float, ceiling: np.ndarray, encod
             f" scale symmetric, \u00b1{top:.3g} = the {percentile:g}th percentile of |r| over the BNs shown. One row"
             " per stream of reporting.surface_streams, its layer with the most BNs (n = its BNs): " + shown)
         captions["surface_polarity.png"] = (
-            f"Sign of each BN (BH-FDR at q = {q:g}) on the cortex, in {VIEWS_TEXT}; same layers: {shown}. Red: the"
-            " strongest significant atom is positive; blue: negative; grey: not a BN.")
+            f"Sign of each BN (BH-FDR at q = {q:g}) on the cortex, in {VIEWS_TEXT}; same layers: {shown}. Red: its"
+            f" fitted response rises with the reference ({_reference_text(reference)}); blue: it falls; grey: not"
+            " a BN.")
     if np.isfinite(ceiling).any():
         finite = int(np.isfinite(ceiling).sum())
         figures["surface_ceiling.png"] = rp.surface_maps_figure(
@@ -352,21 +365,34 @@ def _summary_section(findings: dict) -> Section:
         return Section("Summary", ["The group mean was not modelled (encoding.target: subjects): the findings are "
                                    "those across subjects, below."])
     net, red, pol, arch = (findings[k] for k in ("networks", "redundancy", "polarity", "architecture"))
-    lines = [f"1. Network prediction: {len(net['predicted_networks'])} of "
-             f"{len(net['predicted_networks']) + len(net['unpredicted_networks'])} Cole-Anticevic networks are "
-             f"predicted (BN fraction >= {net['predicted_frac_bn']:.0%}) by at least one stream; "
-             f"not predicted: {networks_text(net['unpredicted_networks'])}."]
+    n_networks = len(net["predicted_networks"]) + len(net["unpredicted_networks"])
+    lines = [f"1. Network prediction: {len(net['predicted_networks'])} of {n_networks} Cole-Anticevic networks have "
+             f"more BNs than chance (spatial null) in at least one stream; not predicted: "
+             f"{networks_text(net['unpredicted_networks'])}. By chance: a network's BN fraction is that of the "
+             f"spun maps ({len(net.get('above_fixed_threshold_networks', []))} of {n_networks} reach a fixed 10% "
+             "anyway)."]
     multi = red["overall"]["multi_atom_fraction"]
+    chance = red["overall"].get("multi_atom_chance", {})
     auc = red["ablation"].get("auc_all_layers", {})
-    lines.append(f"2. Redundancy: {_ci(multi)} of BNs with a significant atom are driven by >= 2 atoms; "
-                 f"ablation AUC {_ci(auc)} (1 = prediction unchanged when ANs are removed).")
-    mirrored = [v["r"] for v in pol["all_bns"].values() if v["r"] is not None]
-    lines.append(f"3. Polarity: positive and negative BN counts are anti-correlated across layers in "
-                 f"{sum(r < 0 for r in mirrored)} of {len(mirrored)} streams (mirrored trends); mean network-"
-                 f"profile r {_ci(pol['network_profiles']['mean_r'])}.")
+    lines.append(f"2. Redundancy: {_ci(multi)} of BNs with a significant atom are driven by >= 2 atoms, against "
+                 f"{_fmt(chance.get('mean'))} by chance (atom maps of the same sizes placed independently); "
+                 f"ablation AUC {_ci(auc)} (1 = prediction unchanged when ANs are removed; the shuffled control "
+                 "shows chance).")
+    trends = pol.get("layer_trend", {})
+    lines.append(f"3. Polarity: the positive share of BNs changes with depth beyond chance in "
+                 f"{pol.get('n_streams_layer_dependent', 0)} of {pol.get('n_streams_tested', len(trends))} streams "
+                 "(layer trend against random sign conventions, BH over streams). By chance: positive and negative "
+                 "counts are anti-correlated whenever the BN total is constant (their r is reported with its chance "
+                 "level).")
+    pairs = arch.get("pairs", {})
+    if pairs:
+        lines.append("4. Architecture: image/text BN overlap (Dice) against its spatial chance level: " + "; ".join(
+            f"{pair} {_fmt(v['dice']['mean'])} vs chance {_fmt(v.get('dice_chance', {}).get('mean'))}, "
+            f"{v.get('n_layers_above_chance', 0)} of {v.get('n_layers', 0)} layers above chance"
+            for pair, v in pairs.items()) + ".")
     if "contrast" in arch:
         c = arch["contrast"]
-        lines.append(f"4. Architecture: image/text BN overlap (Dice) differs by {_fmt(c['diff'])} between "
+        lines.append(f"   The overlap differs by {_fmt(c['diff'])} between "
                      f"{c['pairs'][0]} and {c['pairs'][1]} (95% CI {_fmt(c['ci_low'])} to {_fmt(c['ci_high'])}, "
                      f"{_p(c['p'])}).")
     gt = findings["ground_truth"]
@@ -417,10 +443,13 @@ def _networks_section(findings: dict, network_findings: pd.DataFrame, viewers: s
     if h.get("available") is False:
         return None
     paragraphs = [
-        f"A network counts as predicted when at least {h['predicted_frac_bn']:.0%} of its grayordinates are BNs "
-        f"(significant held-out prediction, circular-shift null, BH-FDR) at some layer of some stream. "
+        f"A network counts as predicted when its BN fraction beats chance: {h.get('predicted_definition', '')}; "
+        f"chance levels: {h.get('chance_method', '')}. "
         f"Predicted: {networks_text(h['predicted_networks'])}. "
-        f"Not predicted: {networks_text(h['unpredicted_networks'])}.",
+        f"Not predicted: {networks_text(h['unpredicted_networks'])}. "
+        f"What chance alone gives: BNs spread like the observed ones, rotated on the sphere; a fixed "
+        f"{h['predicted_frac_bn']:.0%} rule would have called "
+        f"{len(h.get('above_fixed_threshold_networks', []))} networks predicted.",
     ]
     best = "; ".join(f"{stream}: {t['network']} (r = {_fmt(t['r_mean'], 3)}, 95% CI {_fmt(t['ci_low'], 3)} to "
                      f"{_fmt(t['ci_high'], 3)}, n = {t['n']}, BN fraction {_fmt(t['frac_bn'])}, {t['layer']})"
@@ -428,8 +457,9 @@ def _networks_section(findings: dict, network_findings: pd.DataFrame, viewers: s
     paragraphs.append(f"Best-predicted network of each stream: {best}. The table lists the top three.")
     paragraphs.append(f"Intervals: {h['uncertainty']}.")
     top = network_findings[(network_findings.atlas == "ca_network") & (network_findings["rank"] <= 3)]
-    table = top[["stream_label", "rank", "network", "best_layer", "r_mean", "r_ci_low", "r_ci_high", "frac_bn",
-                 "n_grayordinates"]].reset_index(drop=True)
+    columns = ["stream_label", "rank", "network", "best_layer", "r_mean", "r_ci_low", "r_ci_high", "frac_bn",
+               "frac_bn_chance", "frac_bn_p", "n_grayordinates"]
+    table = top[[c for c in columns if c in top]].reset_index(drop=True)
     return Section("Finding 1: artificial neurons predict brain networks", paragraphs,
                    [("Top three Cole-Anticevic networks per stream (at each network's best layer, ranked by r)",
                      table)],
@@ -444,8 +474,10 @@ def _redundancy_section(findings: dict, redundancy_layers: pd.DataFrame) -> Sect
     o = h["overall"]
     paragraphs = [
         f"BN side: on average over layers, {_ci(o['multi_atom_fraction'])} of the BNs with a significant atom "
-        f"are driven by two or more atoms; the mean pairwise Dice overlap of the atoms' BN maps is "
-        f"{_ci(o['atom_dice_mean'])}.",
+        f"are driven by two or more atoms; by chance (the same atom maps placed independently) "
+        f"{_ci(o.get('multi_atom_chance', {}))}, an excess of {_ci(o.get('multi_atom_excess', {}))}. The mean "
+        f"pairwise Dice overlap of the atoms' BN maps is {_ci(o['atom_dice_mean'])}, by chance "
+        f"{_ci(o.get('atom_dice_chance', {}))}.",
         f"AN side: {_ci(o['an_multi_atom_fraction'])} of the ANs that load on an atom load on two or more.",
     ]
     ab = h["ablation"]
@@ -461,7 +493,8 @@ def _redundancy_section(findings: dict, redundancy_layers: pd.DataFrame) -> Sect
              "AUC ci_high": v["auc"]["ci_high"], "draws": v["auc"]["n"], "r intact": v["r_intact"],
              f"r, {v['max_fraction']:.0%} removed": v["r_at_max_fraction"], "r shuffled control": v["r_control_mean"],
              "BNs re-predicted": v["n_targets"]} for name, v in ab["per_layer"].items()])))
-    cols = ["stream_label", "atom_dice_mean", "multi_atom_fraction", "an_support_mean", "an_multi_atom_fraction"]
+    cols = [c for c in ("stream_label", "atom_dice_mean", "atom_dice_chance", "multi_atom_fraction",
+                        "multi_atom_chance", "an_support_mean", "an_multi_atom_fraction") if c in redundancy_layers]
     tables.insert(0, ("Mean over layers per stream", redundancy_layers[cols].groupby("stream_label").mean().reset_index()))
     return Section("Finding 2: functional redundancy", paragraphs, tables,
                    ["redundancy_atom_dice.png", "redundancy_ablation.png"])
@@ -471,19 +504,31 @@ def _polarity_section(findings: dict, profiles: pd.DataFrame) -> Section | None:
     h = findings["polarity"]
     if h.get("available") is False:
         return None
-    parts = [f"{s}: r = {_fmt(v['r'])} ({_p(v['p'])}, n = {v['n']} layers)" for s, v in h["all_bns"].items()]
     np_ = h["network_profiles"]
+    trend = h.get("layer_trend", {})
+    count = h.get("count_correlation", {})
+    parts = [f"{s}: r = {_fmt(v['observed'])} (chance {_fmt(v['chance_low'])} to {_fmt(v['chance_high'])}, "
+             f"{_p(v['p'])}, n = {v['n']} layers{', significant' if v['significant'] else ''})"
+             for s, v in trend.items()]
+    counts = [f"{s}: r = {_fmt(v['observed'])} (chance level {_fmt(v['chance'])}, {_p(v['p'])})"
+              for s, v in count.items()]
     paragraphs = [
-        "Each BN takes the sign of its strongest significant atom (atoms are oriented so that their AN loadings "
-        "sum to >= 0). Across layers, the counts of positive and negative BNs correlate as follows (mirrored "
-        "trends give r < 0): " + "; ".join(parts) + ".",
+        f"{h.get('sign', '')}.",
+        "Layer-dependent polarity: the across-layer correlation of each stream's positive share of BNs with the "
+        f"layer index, against {h.get('null', 'a null')}: " + "; ".join(parts) + ".",
+        "What chance alone gives for the count correlation: when each layer has about the same number of BNs, "
+        "positive and negative counts are anti-correlated whatever the data. Observed against that chance level: "
+        + "; ".join(counts) + ".",
         f"Per stream and network, {_fmt(np_['frac_mirrored'])} of the {np_['n_profiles']} defined profiles are "
         f"mirrored; mean r {_ci(np_['mean_r'])}.",
         f"AN loadings: {_ci(h['loading_frac_positive'])} of non-zero loadings are positive; "
         f"{_ci(h['loading_frac_bipolar_atoms'])} of atoms mix positive and negative loadings.",
     ]
-    table = profiles[profiles.network == "all"][["stream_label", "r", "p", "n"]].reset_index(drop=True)
-    return Section("Finding 3: polarity", paragraphs, [("Positive vs negative BN profiles across layers", table)],
+    table = pd.DataFrame([{"stream": s, "layer trend r": v["observed"], "chance low": v["chance_low"],
+                           "chance high": v["chance_high"], "p": v["p"], "significant": v["significant"],
+                           "layers": v["n"]} for s, v in trend.items()])
+    return Section("Finding 3: polarity", paragraphs,
+                   [("Positive share of BNs across layers against random sign conventions", table)],
                    ["polarity_profiles.png", "surface_polarity.png"])
 
 
@@ -491,8 +536,13 @@ def _architecture_section(findings: dict, overlap: pd.DataFrame, baselines: pd.D
     h = findings["architecture"]
     if h.get("available") is False:
         return None
-    paragraphs = [f"{pair}: Dice of image- and text-stream BN maps {_ci(v['dice'])}; modality specificity "
-                  f"{_ci(v['specificity'])}." for pair, v in h["pairs"].items()]
+    paragraphs = [f"{pair}: Dice of image- and text-stream BN maps {_ci(v['dice'])}; by chance "
+                  f"{_ci(v.get('dice_chance', {}))} (excess {_ci(v.get('dice_excess', {}))}; "
+                  f"{v.get('n_layers_above_chance', 0)} of {v.get('n_layers', 0)} layers above chance); modality "
+                  f"specificity {_ci(v['specificity'])}." for pair, v in h["pairs"].items()]
+    if h["pairs"]:
+        paragraphs.append("What chance alone gives: two unrelated maps with BN fractions f1 and f2 overlap by about "
+                          "2 f1 f2 / (f1 + f2), smooth maps more variably; " + h["definitions"].get("dice_chance", ""))
     if "contrast" in h:
         c = h["contrast"]
         paragraphs.append(f"{c['pairs'][0]} minus {c['pairs'][1]}: difference in mean Dice {_fmt(c['diff'])} "

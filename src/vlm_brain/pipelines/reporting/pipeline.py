@@ -18,7 +18,7 @@ def create_pipeline(models: list[str] = (), **kwargs) -> Pipeline:
             Node(nodes.make_figures,
                  ["network_scores", "redundancy_atom_dice", "ablation_curves", "polarity_layers",
                   "architecture_overlap", "baseline_comparison", "cohort_encoding", "noise_ceiling", params,
-                  "params:encoding", *encodings],
+                  "params:encoding", "params:analyses", *encodings],
                  ["report_figures@matplotlib", "report_captions"], name="make_figures"),
             Node(nodes.make_surface_viewers, [params, "params:encoding", *encodings], "surface_viewers", name="make_surface_viewers"),
             Node(nodes.render_report,
