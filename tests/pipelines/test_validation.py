@@ -112,11 +112,11 @@ def test_validation_run_writes_the_table_summary_and_figure(kedro_project):
 
     summary = json.loads((reporting / "validation_summary.json").read_text())
     assert set(summary["checks"]) == {"sensitivity_high_snr", "sign_accuracy_high_snr", "overlap_high_snr",
-                                      "fdr_signal", "fdr_null", "stimulus_sign_positive"}
+                                      "fdr_signal", "fdr_null", "stimulus_sign_positive", "redundancy_single_driver"}
     # the Done-when criteria of issue 7 (fdr_signal is reported, not asserted: see the report), and the
     # stimulus-feature plant: >= 90% positive BNs in every layer that detects a uniformly positive feature
     for name in ("sensitivity_high_snr", "sign_accuracy_high_snr", "overlap_high_snr", "fdr_null",
-                 "stimulus_sign_positive"):
+                 "stimulus_sign_positive", "redundancy_single_driver"):
         assert summary["checks"][name]["passed"], summary["checks"][name]
     assert summary["passed"] == all(c["passed"] for c in summary["checks"].values())
     assert summary["checks"]["sensitivity_high_snr"]["where"] == {"condition": "signal", "snr": 5.0, "n_trs": 90}

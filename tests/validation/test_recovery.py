@@ -61,3 +61,11 @@ def test_grid_power_grows_with_snr(layers, settings):
         assert signal.loc[(0.05, n), "sensitivity"] < signal.loc[(HIGH_SNR, n), "sensitivity"]
     assert signal.loc[(HIGH_SNR, 90), "n_kept"] == 3 * 84 and signal.loc[(HIGH_SNR, 45), "n_kept"] == 3 * 39
     assert np.isfinite(table.seconds).all()
+
+
+def test_single_driver_plant_shows_no_redundancy_beyond_chance(high_snr):
+    """One driving atom per grayordinate and layer: few BNs have >= 2 significant atoms, far below the chance
+    level of the same atom maps placed independently."""
+    for layer in ("image", "text"):
+        observed, chance = high_snr[f"multi_atom_{layer}"], high_snr[f"multi_atom_chance_{layer}"]
+        assert (observed <= 0.1).all() and (chance >= 0.1).all() and (observed < chance).all()

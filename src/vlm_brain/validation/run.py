@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from vlm_brain.analyses.redundancy import multi_atom_chance, multi_atom_fraction
 from vlm_brain.encoding.layer import encode_layer, layer_polarity, response_polarity
 from vlm_brain.encoding.settings import EncodingSettings
 from vlm_brain.validation.metrics import condition_metrics
@@ -114,7 +115,9 @@ def run_condition(
     n_runs, n_kept (fitted TRs), q, the metrics of `condition_metrics`, driver_cross_r2
     (how much of each layer's drivers the other layer's atoms explain), realised_snr
     (median over driven grayordinates), r_planted / r_other (median held-out r of
-    driven / not-driven grayordinates, both layers), seconds.
+    driven / not-driven grayordinates, both layers), multi_atom_{image,text} and
+    multi_atom_chance_{image,text} (the redundancy measure and its chance level on
+    each layer's BNs: the plant gives every grayordinate one driver per layer), seconds.
     """
     settings = settings or ValidationSettings()
     if settings.blas_threads is not None:
@@ -141,6 +144,11 @@ def _run_condition(image_ans, text_ans, runs, keep, tr, *, snr, n_trs, seed, nul
                                 polarity["text"], sim.truth, encoded["image"]["p"], encoded["text"]["p"],
                                 q=settings.q)
     driven = sim.truth.driven
+    redundancy = {}
+    for name, res in encoded.items():  # every planted grayordinate has one driver per layer: no redundancy
+        maps = np.asarray(res["atom_pos"]) | np.asarray(res["atom_neg"])
+        redundancy[f"multi_atom_{name}"] = multi_atom_fraction(maps, res["bn"])
+        redundancy[f"multi_atom_chance_{name}"] = multi_atom_chance(maps, res["bn"])
     r_all = np.r_[encoded["image"]["r"][sim.truth.image], encoded["text"]["r"][sim.truth.text]]
     r_null = np.r_[encoded["image"]["r"][~driven], encoded["text"]["r"][~driven]]
     row = {
@@ -152,6 +160,7 @@ def _run_condition(image_ans, text_ans, runs, keep, tr, *, snr, n_trs, seed, nul
         "n_kept": int(len(sim.runs_kept)),
         "q": float(settings.q),
         **metrics,
+        **redundancy,
         "driver_cross_r2": sim.cross_r2,
         "realised_snr": float(np.median(sim.realised_snr[driven])) if driven.any() else 0.0,
         "r_planted": float(np.median(r_all)) if r_all.size else float("nan"),

@@ -18,7 +18,8 @@ logger = logging.getLogger(__name__)
 SUMMARY_METRICS = (
     "sensitivity", "specificity", "fdr", "sign_accuracy", "dice", "overlap_planted",
     "overlap_recovered", "overlap_error", "separation", "p_below_q", "p_below_001", "n_bn", "n_planted",
-    "driver_cross_r2", "r_planted", "r_other", "seconds",
+    "driver_cross_r2", "r_planted", "r_other", "multi_atom_image", "multi_atom_chance_image", "multi_atom_text",
+    "multi_atom_chance_text", "seconds",
 )
 
 
@@ -178,6 +179,13 @@ def summarise_validation(metrics: pd.DataFrame, params: dict[str, Any]) -> dict[
             where, float(np.abs(top.overlap_recovered.mean() - top.overlap_planted.mean())),
             float(criteria.get("overlap_tolerance", 0.1)), "<=", len(top))
         checks["overlap_high_snr"]["driver_cross_r2"] = _json_number(top.driver_cross_r2.mean())
+        if "multi_atom_image" in top:
+            excess = np.nanmean(np.r_[top.multi_atom_image - top.multi_atom_chance_image,
+                                      top.multi_atom_text - top.multi_atom_chance_text])
+            checks["redundancy_single_driver"] = _check(
+                "a plant without shared drivers (one driving atom per grayordinate and layer) yields no redundancy "
+                "finding: mean excess of the BNs with >= 2 significant atoms over its chance level, highest SNR",
+                where, float(excess), float(criteria.get("redundancy_excess_max", 0.05)), "<=", len(top))
         by_condition = signal.groupby(["snr", "n_trs"]).fdr.mean()
         worst_snr, worst_n = by_condition.idxmax()
         checks["fdr_signal"] = _check(
@@ -221,6 +229,7 @@ def summarise_validation(metrics: pd.DataFrame, params: dict[str, Any]) -> dict[
                      "sign_accuracy_min": float(criteria.get("sign_accuracy_min", 0.95)),
                      "fdr_tolerance": float(criteria.get("fdr_tolerance", 0.05)),
                      "overlap_tolerance": float(criteria.get("overlap_tolerance", 0.1)),
+                     "redundancy_excess_max": float(criteria.get("redundancy_excess_max", 0.05)),
                      "stimulus_detect_min": float(criteria.get("stimulus_detect_min", 0.2)),
                      "stimulus_positive_min": float(criteria.get("stimulus_positive_min", 0.9))},
         "conditions": rows,
