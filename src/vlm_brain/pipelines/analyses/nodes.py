@@ -344,7 +344,7 @@ def analyse_polarity(labels: pd.DataFrame, params: dict[str, Any], encoding_para
         "n_streams_layer_dependent": int(significant.sum()),
         "n_streams_tested": int(tested.sum()),
         "count_correlation": {stream: t["count_r"] for stream, t in tests.items()},
-        "sign": (f"a BN's sign is that of the correlation of its fitted response with the reference {reference!r} "
+        "sign": (f"A BN's sign is that of the correlation of its fitted response with the reference {reference!r} "
                  "(dominant_an: the layer's first principal component of its ANs, oriented with the mean AN; or a "
                  "stimulus feature of encoding.sign_references); layers encoded without references: the strongest "
                  "significant atom's sign"),
@@ -367,7 +367,7 @@ def analyse_polarity(labels: pd.DataFrame, params: dict[str, Any], encoding_para
                        "construction; all_bns: the same r with its naive p from the t distribution (n = layers), "
                        "kept for comparison"),
     }
-    logger.info("polarity: %d of %d streams with a layer-dependent positive share (atom-flip null, BH q = %g)",
+    logger.info("polarity: %d of %d streams with a layer-dependent positive share (sign-convention null, BH q = %g)",
                 headline["n_streams_layer_dependent"], headline["n_streams_tested"], q)
     table = table.merge(loadings[["layer_name", "frac_positive", "frac_bipolar_atoms"]], on="layer_name")
     return table, profiles, plain(headline)
