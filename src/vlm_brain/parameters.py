@@ -215,6 +215,12 @@ def reporting_problems(params: Mapping[str, Any], where: str = "reporting") -> P
     problems = Problems()
     _check(problems, params, where, "surface_streams", lambda v: isinstance(v, list) and all(_is_stream(s) for s in v),
            "a list of streams <model>.<stream>, e.g. [clip.image, clip.text]")
+    _check(problems, params, where, "surface.percentile", lambda v: is_number(v, 0, 100, open_low=True),
+           "a percentile in (0, 100], e.g. 99")
+    _check(problems, params, where, "surface.borders", lambda v: isinstance(v, bool), "true or false")
+    _check(problems, params, where, "surface_viewer_dir",
+           lambda v: isinstance(v, str) and bool(v) and not v.startswith(("/", "..")),
+           "a folder name relative to report.html, e.g. surface_viewers")
     return problems
 
 

@@ -238,6 +238,14 @@ class MlflowHooks:
                 for name, image in catalog.load("report_figures@png").items():
                     (image() if callable(image) else image).save(figures / f"{Path(name).stem}.png")
                 mlflow.log_artifacts(str(figures), artifact_path="figures")
+                viewers = catalog.load("surface_viewers") if "surface_viewers" in catalog else None
+                if viewers:  # beside report.html, as the report's relative links expect them
+                    subdir = Path(str(catalog.load("params:reporting").get("surface_viewer_dir", "surface_viewers")))
+                    (folder / subdir).mkdir(parents=True)
+                    for name, text in viewers.items():
+                        (folder / subdir / f"{name}.html").write_text(text() if callable(text) else text,
+                                                                     encoding="utf-8")
+                    mlflow.log_artifacts(str(folder / subdir), artifact_path=subdir.as_posix())
             if "validation_metrics" in self._outputs:
                 table = catalog.load("validation_metrics")
                 table.to_csv(folder / "validation_metrics.csv", index=False)

@@ -142,9 +142,12 @@ def test_encoding_to_report_tracks_mlflow_and_recovers_planted_networks(kedro_pr
     assert len(runs) == 2
     report_run = runs.sort_values("start_time").iloc[-1]
     logged = [a.path for a in mlflow.MlflowClient().list_artifacts(report_run.run_id)]
-    assert {"findings.json", "report.html", "figures"} <= set(logged)
+    assert {"findings.json", "report.html", "figures", "surface_viewers"} <= set(logged)
     figures = [a.path for a in mlflow.MlflowClient().list_artifacts(report_run.run_id, "figures")]
     assert "figures/network_r_heatmaps.png" in figures
+    # the viewers beside report.html, where its relative links point
+    viewers = [a.path for a in mlflow.MlflowClient().list_artifacts(report_run.run_id, "surface_viewers")]
+    assert viewers and all(v.startswith("surface_viewers/") and v.endswith(".html") for v in viewers)
     assert report_run["metrics.findings/ground_truth/network_accuracy"] >= 0
 
 
