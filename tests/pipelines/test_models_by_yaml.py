@@ -81,8 +81,8 @@ def test_siglip_added_and_meter_removed_by_yaml_run_end_to_end(kedro_project):
     run_kedro(kedro_project, "__default__")
 
     features = kedro_project / "data/04_feature"
-    assert sorted(p.name for p in features.iterdir()) == ["an_cache", "clip_an_timeseries",
-                                                          "roberta_an_timeseries", "siglip_an_timeseries"]
+    assert sorted(p.name for p in features.iterdir()) == ["an_cache", "clip_an_timeseries", "roberta_an_timeseries",
+                                                          "siglip_an_timeseries", "stimulus_features.parquet"]
     scores_dir = kedro_project / "data/08_reporting/network_scores.parquet"
     scores = pd.read_parquet(sorted(scores_dir.iterdir())[-1] / "network_scores.parquet")
     assert set(scores.model) == {"clip", "roberta", "siglip"}
