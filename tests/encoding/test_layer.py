@@ -169,3 +169,36 @@ def test_bn_signs_read_against_a_stimulus_feature():
     assert np.median(np.abs(out["reference_r"][1][driven])) > 0.8
     with pytest.raises(ValueError, match="references have"):
         encode_layer(ans, y, runs, keep, 1.0, n_atoms=6, references={"feature": feature[:-1]})
+
+
+def test_predictions_are_the_held_out_ones_whose_pooled_r_is_r():
+    import vlm_brain.encoding as enc
+
+    sim = simulate_layer(n_runs=4, run_length=80, n_ans=40, n_atoms=4, n_targets=60, snr=1.0, random_state=5)
+    y = sim.y
+    out = enc.encode_layer(sim.features, y, sim.runs, sim.keep, sim.tr, n_atoms=4, sdl_max_iter=10, n_refit=50,
+                           refit_targets=60, return_predictions=True)
+    predictions = out["predictions"]
+    assert predictions.shape == y.shape and predictions.dtype == np.float32
+    pooled = [np.corrcoef(predictions[:, g], y[:, g])[0, 1] for g in range(y.shape[1])]
+    np.testing.assert_allclose(pooled, out["r"], atol=1e-4)
+    assert "predictions" not in enc.encode_layer(sim.features, y, sim.runs, sim.keep, sim.tr, n_atoms=4,
+                                                 sdl_max_iter=10, n_refit=50, refit_targets=60)
+
+
+def test_every_tr_kept_when_keep_is_none():
+    from vlm_brain.encoding import prepare_regressors
+
+    rng = np.random.default_rng(0)
+    features, runs = rng.standard_normal((60, 3)), np.repeat([0, 1, 2], 20)
+    x_none, runs_none = prepare_regressors(features, runs, None, 1.0)
+    x_all, runs_all = prepare_regressors(features, runs, np.ones(60, bool), 1.0)
+    np.testing.assert_array_equal(x_none, x_all) and np.testing.assert_array_equal(runs_none, runs_all)
+
+
+def test_the_package_exports_what_a_notebook_needs():
+    import vlm_brain.encoding as enc
+
+    for name in ("encode_layer", "refit_null", "standardize_train", "tail_p_values", "response_polarity",
+                 "dominant_an_direction", "prepare_regressors", "EncodingSettings", "fdr_bh"):
+        assert name in enc.__all__ and callable(getattr(enc, name))

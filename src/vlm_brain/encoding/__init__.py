@@ -12,7 +12,15 @@ from vlm_brain.encoding.ceiling import (
     spearman_brown,
     split_half_reliability,
 )
-from vlm_brain.encoding.layer import encode_layer, layer_polarity
+from vlm_brain.encoding.layer import (
+    LayerDesigns,
+    dominant_an_direction,
+    encode_layer,
+    layer_polarity,
+    refit_null,
+    response_polarity,
+    tail_p_values,
+)
 from vlm_brain.encoding.ridge import (
     EncodingResult,
     FullFit,
@@ -20,6 +28,7 @@ from vlm_brain.encoding.ridge import (
     fit_full,
     raw_regressors,
     sdl_regressors,
+    standardize_train,
 )
 from vlm_brain.encoding.sdl import (
     SparseDictionary,
@@ -42,6 +51,7 @@ __all__ = [
     "EncodingResult",
     "EncodingSettings",
     "FullFit",
+    "LayerDesigns",
     "ShiftTestResult",
     "SparseDictionary",
     "atom_maps",
@@ -49,6 +59,7 @@ __all__ = [
     "circular_shift_test",
     "convolve_hrf",
     "cross_validate_encoding",
+    "dominant_an_direction",
     "encode_layer",
     "fdr_bh",
     "fit_full",
@@ -58,8 +69,12 @@ __all__ = [
     "normalized_r",
     "prepare_regressors",
     "raw_regressors",
+    "refit_null",
+    "response_polarity",
     "sdl_regressors",
     "spearman_brown",
     "split_half_reliability",
+    "standardize_train",
+    "tail_p_values",
     "zscore_per_run",
 ]

@@ -59,6 +59,7 @@ def encode_layer(
     tr: float,
     settings: EncodingSettings | None = None,
     references: Mapping[str, np.ndarray] | None = None,
+    return_predictions: bool = False,
     **changes: Any,
 ) -> dict[str, np.ndarray]:
     """Everything the study measures for one layer.
@@ -66,13 +67,17 @@ def encode_layer(
     Args:
         ans: (T_full, N) AN time series of all TRs of all runs (timeline order).
         y: (T_kept, G) fMRI of the kept TRs, cleaned and z-scored per run.
-        runs_full, keep: (T_full,) run label and kept-for-fitting flag per TR.
+        runs_full, keep: (T_full,) run label and kept-for-fitting flag per TR (keep None:
+            every TR).
         tr: repetition time (s).
         settings: how the layer is encoded (`EncodingSettings`; default: its defaults);
             ``changes`` override single fields, e.g. ``encode_layer(..., n_atoms=16)``.
         references: {name: (T_full,) time course} of stimulus features (e.g. frame
             luminance, `vlm_brain.stimuli.features`) that BN signs are read against;
             prepared like the ANs (HRF, kept TRs, z-scored per run).
+        return_predictions: also return ``predictions`` (T_kept, G) float32, the held-out
+            prediction of every TR (run r's rows from the model fitted on the other runs),
+            whose pooled Pearson r with y is ``r``.
 
     ``settings.null_method`` says how held-out r becomes a p-value. Both standardise r
     by the spread of r over circular shifts of each run's predictions (computed, not
@@ -108,6 +113,7 @@ def encode_layer(
     n_atoms, sdl_alpha, sdl_max_iter, seed = settings.n_atoms, settings.sdl_alpha, settings.sdl_max_iter, settings.seed
     q, max_lag, target_batch_size = settings.q, settings.max_lag, settings.target_batch_size
     y = check_time_series(y, "y")
+    keep = np.ones(len(runs_full), dtype=bool) if keep is None else keep
     x, runs = prepare_regressors(ans, runs_full, keep, tr)
     if len(x) != len(y):
         raise ValueError(f"features have {len(x)} kept TRs but the fMRI has {len(y)}; timelines differ")
@@ -119,7 +125,8 @@ def encode_layer(
     layer = LayerDesigns.fit(x, slices, n_atoms, sdl_alpha, sdl_max_iter, seed, max_lag)
     logger.debug("SDL of %d folds and the full refit: %.1f s", len(slices), time.perf_counter() - started)
     matmul = _matmul(backend)
-    fit = _fit_targets(layer, y, slices, alphas, max_lag, target_batch_size, matmul, reference)
+    predictions = np.empty(y.shape, dtype=np.float32) if return_predictions else None
+    fit = _fit_targets(layer, y, slices, alphas, max_lag, target_batch_size, matmul, reference, predictions)
     z = np.divide(fit.r - fit.mean, fit.sd, out=np.full(fit.r.shape, -np.inf), where=fit.sd > 0)
     if settings.null_method == "refit":
         z_null = refit_null(layer, y, slices, alphas, fit, settings.n_refit, settings.refit_targets, seed,
@@ -138,6 +145,8 @@ def encode_layer(
         "atom_neg": significant & (fit.atom_t < 0), "null_calibration": calibration,
         "reference_r": fit.reference_r.astype(np.float32),
     }
+    if predictions is not None:
+        out["predictions"] = predictions
     if settings.raw_model:
         out["raw_r"] = cross_validate_encoding(x, y, runs, raw_regressors(), alphas=alphas, backend=backend,
                                                target_batch_size=target_batch_size).r
@@ -235,7 +244,7 @@ class TargetFit:
 
 
 def _fit_targets(layer: LayerDesigns, y, slices, alphas, max_lag, batch_size, matmul,
-                 reference: np.ndarray) -> TargetFit:
+                 reference: np.ndarray, predictions: np.ndarray | None = None) -> TargetFit:
     """Cross-validated r, its shift spread, and the full refit's HAC t, batch by batch of targets.
 
     Per batch: one transposed copy of the data, the stacked cross-products, the k-space
@@ -243,7 +252,7 @@ def _fit_targets(layer: LayerDesigns, y, slices, alphas, max_lag, batch_size, ma
     k x T products), and one compiled pass for all lagged products. ``reference`` (T, m)
     z-scored time courses: the correlation of each fitted response with each follows
     from k-space products (the fitted values are X b with X centred: cov = b'X'ref,
-    var = b'X'X b).
+    var = b'X'X b). ``predictions`` (T, G), if given, receives the held-out predictions.
     """
     n_targets = y.shape[1]
     k = layer.full.width
@@ -274,6 +283,8 @@ def _fit_targets(layer: LayerDesigns, y, slices, alphas, max_lag, batch_size, ma
             predicted_t[:, rows] = fitted_values_t(scores.weights[f], layer.fold_regressors(f)[rows], matmul, dtype)
         fitted_t = fitted_values_t(coefficients, layer.full_regressors, matmul, dtype, out=buffers[2][: len(y_t)])
         data_lags, residual_lags, predicted_lags = lag_products(y_t, fitted_t, predicted_t, starts, stops, max_lag)
+        if predictions is not None:
+            predictions[:, cols] = predicted_t.T
         out.r[cols], out.mean[cols] = scores.r, scores.mean
         out.sd[cols] = shift_spread(scores.denom, predicted_lags, data_lags, stats_.n)
         out.alpha_index[:, cols] = scores.alpha_index

@@ -93,7 +93,7 @@ def zscore_per_run(x: np.ndarray, runs: np.ndarray) -> np.ndarray:
 
 
 def prepare_regressors(
-    features: np.ndarray, runs: np.ndarray, keep: np.ndarray, tr: float
+    features: np.ndarray, runs: np.ndarray, keep: np.ndarray | None, tr: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """HRF-convolve full runs, drop excluded TRs, z-score per run.
 
@@ -101,7 +101,8 @@ def prepare_regressors(
     ----------
     features : (n_samples, n_features) AN time series over the full run timelines.
     runs : (n_samples,) contiguous run labels.
-    keep : (n_samples,) bool, True for TRs used in fitting (e.g. movie clips, not rest).
+    keep : (n_samples,) bool, True for TRs used in fitting (e.g. movie clips, not rest);
+        None: every TR.
     tr : repetition time in seconds.
 
     Returns
@@ -111,7 +112,7 @@ def prepare_regressors(
     """
     features = check_time_series(features, "features")
     runs = check_runs(runs, features.shape[0])
-    keep = np.asarray(keep)
+    keep = np.ones(runs.shape, dtype=bool) if keep is None else np.asarray(keep)
     if keep.dtype != bool or keep.shape != runs.shape:
         raise ValueError(
             f"keep must be a boolean array of shape {runs.shape}, got {keep.dtype} {keep.shape}"
