@@ -81,3 +81,42 @@ def test_bad_inputs():
     x[3, 1] = np.nan
     with pytest.raises(ValueError, match="1 non-finite"):
         convolve_hrf(x, runs, 1.0)
+
+
+def test_none_on_pre_convolved_features_equals_the_glover_fit_of_the_raw_ones():
+    """Data already in BOLD time (here: convolved beforehand) with temporal_model none give the same fit."""
+    from vlm_brain.encoding.layer import encode_layer
+    from vlm_brain.encoding.simulation import simulate_layer
+
+    sim = simulate_layer(n_runs=4, run_length=80, n_ans=40, n_atoms=4, n_targets=60, snr=1.0, random_state=2)
+    settings = dict(n_atoms=4, sdl_max_iter=10, n_refit=50, refit_targets=60)
+    glover = encode_layer(sim.features, sim.y, sim.runs, sim.keep, sim.tr, **settings)
+    shifted = convolve_hrf(sim.features, sim.runs, sim.tr)
+    none = encode_layer(shifted, sim.y, sim.runs, sim.keep, sim.tr, temporal_model="none", **settings)
+    for key in ("r", "p", "bn", "atom_t"):
+        np.testing.assert_array_equal(glover[key], none[key])
+    # and the raw features taken as if already in BOLD time fit worse: the HRF matters for this data
+    raw = encode_layer(sim.features, sim.y, sim.runs, sim.keep, sim.tr, temporal_model="none", **settings)
+    assert np.mean(raw["r"]) < np.mean(glover["r"]) - 0.05
+
+
+def test_a_lag_delays_each_run_without_crossing_its_start():
+    from vlm_brain.encoding.temporal import delay_per_run
+
+    features = np.arange(10, dtype=float)[:, None] + 1
+    runs = np.repeat([0, 1], 5)
+    np.testing.assert_array_equal(delay_per_run(features, runs, 2)[:, 0], [0, 0, 1, 2, 3, 0, 0, 6, 7, 8])
+    x, _ = prepare_regressors(features, runs, None, 1.0, temporal_model="none", lag=2)
+    np.testing.assert_allclose(x[:, 0], zscore_per_run(delay_per_run(features, runs, 2), runs)[:, 0], atol=1e-6)
+    with pytest.raises(ValueError, match="temporal_model"):
+        prepare_regressors(features, runs, None, 1.0, temporal_model="fir")
+    with pytest.raises(ValueError, match="lag"):
+        prepare_regressors(features, runs, None, 1.0, lag=-1)
+
+
+def test_settings_name_a_bad_temporal_model():
+    from vlm_brain.encoding.settings import EncodingSettings
+
+    with pytest.raises(ValueError, match="encoding.temporal_model = 'fir'"):
+        EncodingSettings.from_params({"temporal_model": "fir"})
+    assert EncodingSettings.from_params({"temporal_model": "none", "lag": 3}).lag == 3

@@ -114,14 +114,14 @@ def encode_layer(
     q, max_lag, target_batch_size = settings.q, settings.max_lag, settings.target_batch_size
     y = check_time_series(y, "y")
     keep = np.ones(len(runs_full), dtype=bool) if keep is None else keep
-    x, runs = prepare_regressors(ans, runs_full, keep, tr)
+    x, runs = prepare_regressors(ans, runs_full, keep, tr, settings.temporal_model, settings.lag)
     if len(x) != len(y):
         raise ValueError(f"features have {len(x)} kept TRs but the fMRI has {len(y)}; timelines differ")
     slices = run_slices(runs)
     if len(slices) < 3:
         raise ValueError(f"leave-one-run-out with an inner split needs >= 3 runs, got {len(slices)}")
     started = time.perf_counter()
-    reference = reference_timecourses(x, ans, runs_full, keep, tr, references)
+    reference = reference_timecourses(x, ans, runs_full, keep, tr, references, settings.temporal_model, settings.lag)
     layer = LayerDesigns.fit(x, slices, n_atoms, sdl_alpha, sdl_max_iter, seed, max_lag)
     logger.debug("SDL of %d folds and the full refit: %.1f s", len(slices), time.perf_counter() - started)
     matmul = _matmul(backend)
@@ -450,12 +450,14 @@ def dominant_an_direction(x: np.ndarray) -> np.ndarray:
 
 
 def reference_timecourses(x: np.ndarray, ans: np.ndarray, runs_full: np.ndarray, keep: np.ndarray, tr: float,
-                          references: Mapping[str, np.ndarray] | None) -> np.ndarray:
+                          references: Mapping[str, np.ndarray] | None, temporal_model: str = "glover",
+                          lag: int = 0) -> np.ndarray:
     """(T_kept, 1 + n_references) z-scored time courses BN signs are read against.
 
     Column 0: `dominant_an_direction` of the prepared ANs x; then each reference
-    (T_full,) prepared like the ANs (`prepare_regressors`: HRF, kept TRs, z-scored per
-    run) and z-scored over the kept TRs (constant ones stay 0).
+    (T_full,) prepared like the ANs (`prepare_regressors` with the same temporal model
+    and lag, kept TRs, z-scored per run) and z-scored over the kept TRs (constant ones
+    stay 0).
     """
     columns = [dominant_an_direction(x)]
     if references:
@@ -463,7 +465,7 @@ def reference_timecourses(x: np.ndarray, ans: np.ndarray, runs_full: np.ndarray,
         if named.shape[0] != len(ans):
             raise ValueError(f"references have {named.shape[0]} TRs but the ANs {len(ans)}; both must cover "
                              "every TR of the run timeline")
-        prepared, _ = prepare_regressors(named, runs_full, keep, tr)
+        prepared, _ = prepare_regressors(named, runs_full, keep, tr, temporal_model, lag)
         prepared = prepared.astype(np.float64) - prepared.mean(axis=0)
         sd = prepared.std(axis=0)
         columns += list(np.divide(prepared, sd, out=np.zeros_like(prepared), where=sd > 0).T)

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from vlm_brain.encoding.temporal import TEMPORAL_MODELS
+
 #: ridge penalties tried per grayordinate when none are given (1 to 1e7)
 DEFAULT_ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.logspace(0, 7, 15))
 SUPPORTED_BACKENDS = ("numpy", "torch", "torch_cuda")
@@ -24,7 +26,7 @@ PARAMETER_KEYS = {
     "n_atoms": "sdl.n_atoms", "sdl_alpha": "sdl.alpha", "sdl_max_iter": "sdl.max_iter", "alphas": "alphas",
     "q": "q", "seed": "seed", "backend": "backend", "target_batch_size": "target_batch_size",
     "raw_model": "raw_an_model", "null_method": "null_method", "n_refit": "n_refit",
-    "refit_targets": "refit_targets", "max_lag": "max_lag",
+    "refit_targets": "refit_targets", "max_lag": "max_lag", "temporal_model": "temporal_model", "lag": "lag",
 }
 
 
@@ -44,6 +46,8 @@ class EncodingSettings:
         null_method: ``refit`` (calibrated against refits on shifted stimuli) or ``shift``.
         n_refit, refit_targets: draws and grayordinates of the refit null.
         max_lag: lag window (TRs) of the HAC t-maps and of the prediction-shift spread.
+        temporal_model, lag: how ANs become BOLD-time regressors (`prepare_regressors`):
+            ``glover`` HRF or ``none`` (data already lag-shifted), then a global lag in TRs.
     """
 
     n_atoms: int = 64
@@ -59,6 +63,8 @@ class EncodingSettings:
     n_refit: int = 100
     refit_targets: int = 250
     max_lag: int = 20
+    temporal_model: str = "glover"
+    lag: int = 0
 
     def __post_init__(self) -> None:
         problems = settings_problems(dataclasses.asdict(self))
@@ -140,6 +146,8 @@ def settings_problems(values: dict[str, Any], where: str | None = None) -> list[
         "n_refit": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
         "refit_targets": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
         "max_lag": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+        "temporal_model": (lambda v: v in TEMPORAL_MODELS, f"one of {', '.join(TEMPORAL_MODELS)}"),
+        "lag": (lambda v: _is_int(v) and v >= 0, "an integer number of TRs >= 0"),
         "alphas": (_valid_alphas, "a non-empty list of positive numbers, e.g. [10.0, 100.0, 1000.0]"),
     }
     problems = []

@@ -8,6 +8,7 @@ the gaps and shift responses in time.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from nilearn.glm.first_level import glover_hrf
 from scipy.signal import lfilter
 
@@ -92,10 +93,27 @@ def zscore_per_run(x: np.ndarray, runs: np.ndarray) -> np.ndarray:
     return out
 
 
+#: what turns features into BOLD-time regressors (`prepare_regressors`)
+TEMPORAL_MODELS = ("glover", "none")
+
+
+def delay_per_run(features: np.ndarray, runs: np.ndarray, lag: int) -> np.ndarray:
+    """(n_samples, n_features) features delayed by ``lag`` rows within each run, zeros at each run's start."""
+    if lag == 0:
+        return features
+    out = np.zeros_like(features)
+    for label in pd.unique(runs):
+        rows = np.flatnonzero(runs == label)
+        if len(rows) > lag:
+            out[rows[lag:]] = features[rows[:-lag]]
+    return out
+
+
 def prepare_regressors(
-    features: np.ndarray, runs: np.ndarray, keep: np.ndarray | None, tr: float
+    features: np.ndarray, runs: np.ndarray, keep: np.ndarray | None, tr: float,
+    temporal_model: str = "glover", lag: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """HRF-convolve full runs, drop excluded TRs, z-score per run.
+    """Temporal model on full runs (HRF or none, then a lag), drop excluded TRs, z-score per run.
 
     Parameters
     ----------
@@ -104,6 +122,10 @@ def prepare_regressors(
     keep : (n_samples,) bool, True for TRs used in fitting (e.g. movie clips, not rest);
         None: every TR.
     tr : repetition time in seconds.
+    temporal_model : ``glover`` (convolve with the Glover HRF, `convolve_hrf`) or
+        ``none`` (features already in BOLD time, e.g. lag-shifted annotations).
+    lag : then delay every run by this many TRs (feature at t - lag predicts t; the
+        first ``lag`` TRs of each run get 0: nothing crosses a run boundary).
 
     Returns
     -------
@@ -117,6 +139,11 @@ def prepare_regressors(
         raise ValueError(
             f"keep must be a boolean array of shape {runs.shape}, got {keep.dtype} {keep.shape}"
         )
-    convolved = convolve_hrf(features, runs, tr)
+    if temporal_model not in TEMPORAL_MODELS:
+        raise ValueError(f"temporal_model must be one of {', '.join(TEMPORAL_MODELS)}, got {temporal_model!r}")
+    if int(lag) != lag or lag < 0:
+        raise ValueError(f"lag must be an integer number of TRs >= 0, got {lag!r}")
+    convolved = convolve_hrf(features, runs, tr) if temporal_model == "glover" else features.astype(np.float32)
+    convolved = delay_per_run(convolved, runs, int(lag))
     runs_kept = runs[keep]
     return zscore_per_run(convolved[keep], runs_kept), runs_kept

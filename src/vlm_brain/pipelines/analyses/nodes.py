@@ -47,6 +47,7 @@ from vlm_brain.cohort.summary import (
     subject_scores,
 )
 from vlm_brain.cohort.tasks import results_by_subject
+from vlm_brain.encoding.settings import EncodingSettings
 from vlm_brain.encoding.significance import fdr_bh
 from vlm_brain.encoding.temporal import prepare_regressors
 from vlm_brain.fmri.networks import ATLASES
@@ -267,7 +268,9 @@ def ablate_layers(run_timeline: pd.DataFrame, fmri_group: dict[str, np.ndarray],
         bns = np.flatnonzero(np.asarray(res["bn"]))
         if len(bns) > int(cfg["max_targets"]):
             bns = np.sort(rng.choice(bns, size=int(cfg["max_targets"]), replace=False))
-        x, runs = prepare_regressors(np.asarray(find_layer(ans, layer_name)), runs_full, keep, float(enc["tr"]))
+        temporal = EncodingSettings.from_params(enc)
+        x, runs = prepare_regressors(np.asarray(find_layer(ans, layer_name)), runs_full, keep, float(enc["tr"]),
+                                     temporal.temporal_model, temporal.lag)
         logger.info("ablation: %s (%d BNs, %d targets, %d fractions x %d repeats)", layer_name, n_bn,
                     len(bns), len(cfg["fractions"]), cfg["n_repeats"])
         curve = ablation_curve(x, y_all[:, bns], runs, np.asarray(res["loadings"]), cfg["fractions"],
