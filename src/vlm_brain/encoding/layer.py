@@ -45,7 +45,7 @@ from vlm_brain.encoding.sdl import (
 )
 from vlm_brain.encoding.settings import EncodingSettings
 from vlm_brain.encoding.significance import fdr_bh, lagged_gram
-from vlm_brain.encoding.temporal import prepare_regressors
+from vlm_brain.encoding.temporal import fir_design, prepare_regressors, standardized_full
 
 logger = logging.getLogger(__name__)
 
@@ -114,15 +114,25 @@ def encode_layer(
     q, max_lag, target_batch_size = settings.q, settings.max_lag, settings.target_batch_size
     y = check_time_series(y, "y")
     keep = np.ones(len(runs_full), dtype=bool) if keep is None else keep
-    x, runs = prepare_regressors(ans, runs_full, keep, tr, settings.temporal_model, settings.lag)
+    fir = settings.temporal_model == "fir"
+    x, runs = prepare_regressors(ans, runs_full, keep, tr, "none" if fir else settings.temporal_model, settings.lag)
     if len(x) != len(y):
         raise ValueError(f"features have {len(x)} kept TRs but the fMRI has {len(y)}; timelines differ")
     slices = run_slices(runs)
     if len(slices) < 3:
         raise ValueError(f"leave-one-run-out with an inner split needs >= 3 runs, got {len(slices)}")
     started = time.perf_counter()
-    reference = reference_timecourses(x, ans, runs_full, keep, tr, references, settings.temporal_model, settings.lag)
-    layer = LayerDesigns.fit(x, slices, n_atoms, sdl_alpha, sdl_max_iter, seed, max_lag)
+    # with FIR the signs are read in BOLD time: the dominant AN direction of the HRF-convolved ANs
+    x_signs = prepare_regressors(ans, runs_full, keep, tr, "glover", settings.lag)[0] if fir else x
+    reference = reference_timecourses(x_signs, ans, runs_full, keep, tr, references,
+                                      "glover" if fir else settings.temporal_model, settings.lag)
+    expand = None
+    if fir:  # the atoms' time courses on every TR, delayed within runs, then the kept rows
+        x_full = standardized_full(ans, runs_full, keep, settings.lag)
+
+        def expand(loadings: np.ndarray) -> np.ndarray:
+            return fir_design(atom_timecourses(x_full, loadings), runs_full, keep, settings.fir_delays)
+    layer = LayerDesigns.fit(x, slices, n_atoms, sdl_alpha, sdl_max_iter, seed, max_lag, expand)
     logger.debug("SDL of %d folds and the full refit: %.1f s", len(slices), time.perf_counter() - started)
     matmul = _matmul(backend)
     predictions = np.empty(y.shape, dtype=np.float32) if return_predictions else None
@@ -134,17 +144,25 @@ def encode_layer(
         p, calibration = tail_p_values(z, z_null)
     else:
         p, calibration = stats.norm.sf(z), np.full(4, np.nan)
-    t_p = atom_p_values(fit.atom_t, fit.dof, q)
+    atom_t, atom_delay, n_tests = fit.atom_t, None, 1
+    if fir:  # per atom, its strongest delay; its p Bonferroni-corrected for the delays tried
+        by_delay = atom_t.reshape(settings.fir_delays + 1, n_atoms, -1)
+        best = np.argmax(np.abs(by_delay), axis=0)
+        atom_t = np.take_along_axis(by_delay, best[None], axis=0)[0]
+        atom_delay, n_tests = best.astype(np.int8), settings.fir_delays + 1
+    t_p = np.minimum(atom_p_values(atom_t, fit.dof, q / n_tests) * n_tests, 1.0)
     significant = fdr_bh(t_p, q, axis=1)  # BH within each atom's map
     out = {
         "r": fit.r, "p": p, "bn": fdr_bh(p, q),
         "alpha": np.median(alphas[fit.alpha_index], axis=0),
         "atoms": layer.atoms, "loadings": layer.loadings,
         "reconstruction_error": np.array([layer.reconstruction_error]),
-        "atom_t": fit.atom_t.astype(np.float32), "atom_pos": significant & (fit.atom_t > 0),
-        "atom_neg": significant & (fit.atom_t < 0), "null_calibration": calibration,
+        "atom_t": atom_t.astype(np.float32), "atom_pos": significant & (atom_t > 0),
+        "atom_neg": significant & (atom_t < 0), "null_calibration": calibration,
         "reference_r": fit.reference_r.astype(np.float32),
     }
+    if atom_delay is not None:
+        out["atom_delay"] = atom_delay
     if predictions is not None:
         out["predictions"] = predictions
     if settings.raw_model:
@@ -184,12 +202,15 @@ class LayerDesigns:
 
     @classmethod
     def fit(cls, x: np.ndarray, slices: list[slice], n_atoms: int, sdl_alpha: float, sdl_max_iter: int,
-            seed: int, max_lag: int) -> LayerDesigns:
+            seed: int, max_lag: int, expand=None) -> LayerDesigns:
         """SDL per fold from the sum of its training runs' AN Gram blocks, then the full SDL.
 
         The R + 1 dictionaries are independent small problems: they run in parallel
-        threads, each with one BLAS and one numba thread (`_in_parallel`).
+        threads, each with one BLAS and one numba thread (`_in_parallel`). ``expand(loadings)``
+        gives a design's regressors (T, width) from its loadings (default: the atom time
+        courses of x; FIR: delayed copies of them, `temporal.fir_design`).
         """
+        expand = expand or (lambda loadings: atom_timecourses(x, loadings))
         x64 = np.asarray(x, dtype=np.float64)
         grams = [x64[s].T @ x64[s] for s in slices]
         train_rows = [np.concatenate([np.arange(slices[r].start, slices[r].stop) for r in range(len(slices)) if r != f])
@@ -214,14 +235,16 @@ class LayerDesigns:
             + [lambda: fit_layer_dictionary(x, n_atoms, sdl_alpha, seed, max_iter=sdl_max_iter)])
         designs = []
         for f, loadings in enumerate(fold_results):
-            timecourses = atom_timecourses(x, loadings)
+            timecourses = expand(loadings)
             _, standardized = standardize_train(timecourses[train_rows[f]], timecourses)
             designs.append(np.asarray(standardized, dtype=np.float32))
         loadings = dictionary.loadings
-        full, _ = standardize_train(atom_timecourses(x, loadings), x[:0, :n_atoms])
+        full_timecourses = expand(loadings)
+        full, _ = standardize_train(full_timecourses, full_timecourses[:0])
         designs.append(np.asarray(full, dtype=np.float32))
         stacked = np.hstack(designs)
-        columns = [slice(i * n_atoms, (i + 1) * n_atoms) for i in range(len(designs))]
+        width = designs[0].shape[1]
+        columns = [slice(i * width, (i + 1) * width) for i in range(len(designs))]
         folds = [Design.from_regressors(designs[f], slices, columns[f]) for f in range(len(slices))]
         runs = np.concatenate([np.full(s.stop - s.start, i) for i, s in enumerate(slices)])
         hac = HacFactor(lagged_gram(designs[-1], runs, max_lag), len(runs))

@@ -27,6 +27,7 @@ PARAMETER_KEYS = {
     "q": "q", "seed": "seed", "backend": "backend", "target_batch_size": "target_batch_size",
     "raw_model": "raw_an_model", "null_method": "null_method", "n_refit": "n_refit",
     "refit_targets": "refit_targets", "max_lag": "max_lag", "temporal_model": "temporal_model", "lag": "lag",
+    "fir_delays": "fir_delays",
 }
 
 
@@ -47,7 +48,8 @@ class EncodingSettings:
         n_refit, refit_targets: draws and grayordinates of the refit null.
         max_lag: lag window (TRs) of the HAC t-maps and of the prediction-shift spread.
         temporal_model, lag: how ANs become BOLD-time regressors (`prepare_regressors`):
-            ``glover`` HRF or ``none`` (data already lag-shifted), then a global lag in TRs.
+            ``glover`` HRF, ``none`` (data already lag-shifted) or ``fir`` (each atom at
+            delays 0 .. ``fir_delays`` TRs), after a global lag in TRs.
     """
 
     n_atoms: int = 64
@@ -65,6 +67,7 @@ class EncodingSettings:
     max_lag: int = 20
     temporal_model: str = "glover"
     lag: int = 0
+    fir_delays: int = 6
 
     def __post_init__(self) -> None:
         problems = settings_problems(dataclasses.asdict(self))
@@ -148,6 +151,7 @@ def settings_problems(values: dict[str, Any], where: str | None = None) -> list[
         "max_lag": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
         "temporal_model": (lambda v: v in TEMPORAL_MODELS, f"one of {', '.join(TEMPORAL_MODELS)}"),
         "lag": (lambda v: _is_int(v) and v >= 0, "an integer number of TRs >= 0"),
+        "fir_delays": (lambda v: _is_int(v) and v >= 0, "an integer number of TRs >= 0, e.g. 6"),
         "alphas": (_valid_alphas, "a non-empty list of positive numbers, e.g. [10.0, 100.0, 1000.0]"),
     }
     problems = []

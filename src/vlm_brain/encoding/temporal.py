@@ -94,7 +94,7 @@ def zscore_per_run(x: np.ndarray, runs: np.ndarray) -> np.ndarray:
 
 
 #: what turns features into BOLD-time regressors (`prepare_regressors`)
-TEMPORAL_MODELS = ("glover", "none")
+TEMPORAL_MODELS = ("glover", "none", "fir")
 
 
 def delay_per_run(features: np.ndarray, runs: np.ndarray, lag: int) -> np.ndarray:
@@ -122,8 +122,10 @@ def prepare_regressors(
     keep : (n_samples,) bool, True for TRs used in fitting (e.g. movie clips, not rest);
         None: every TR.
     tr : repetition time in seconds.
-    temporal_model : ``glover`` (convolve with the Glover HRF, `convolve_hrf`) or
-        ``none`` (features already in BOLD time, e.g. lag-shifted annotations).
+    temporal_model : ``glover`` (convolve with the Glover HRF, `convolve_hrf`),
+        ``none`` (features already in BOLD time, e.g. lag-shifted annotations) or
+        ``fir`` (no HRF here: `fir_design` delays the atom time courses instead, so the
+        ridge learns a response shape per grayordinate).
     lag : then delay every run by this many TRs (feature at t - lag predicts t; the
         first ``lag`` TRs of each run get 0: nothing crosses a run boundary).
 
@@ -147,3 +149,30 @@ def prepare_regressors(
     convolved = delay_per_run(convolved, runs, int(lag))
     runs_kept = runs[keep]
     return zscore_per_run(convolved[keep], runs_kept), runs_kept
+
+
+def standardized_full(features: np.ndarray, runs: np.ndarray, keep: np.ndarray, lag: int = 0) -> np.ndarray:
+    """(n_samples, n_features) every TR of the (lag-delayed) features, standardised per run by its kept TRs.
+
+    The kept rows equal `prepare_regressors` with ``temporal_model="none"``; the
+    excluded ones (rest, repeated clips) keep their values on the same scale, so that
+    delays (`fir_design`) see the stimulus that was really on screen.
+    """
+    features = delay_per_run(np.asarray(features, dtype=np.float64), runs, int(lag))
+    out = np.zeros_like(features)
+    for label in pd.unique(runs):
+        rows = runs == label
+        kept = features[rows & keep]
+        mean, std = kept.mean(axis=0), kept.std(axis=0)
+        out[rows] = np.divide(features[rows] - mean, std, out=np.zeros_like(features[rows]), where=std > 0)
+    return out
+
+
+def fir_design(timecourses: np.ndarray, runs: np.ndarray, keep: np.ndarray, delays: int) -> np.ndarray:
+    """(n_kept, (delays + 1) k) finite-impulse-response regressors of (n_samples, k) time courses.
+
+    Column d k + j is time course j delayed by d TRs (d = 0 .. delays) within each run
+    on the full timeline (nothing crosses a run start; excluded TRs are delayed like the
+    others), then the kept rows.
+    """
+    return np.hstack([delay_per_run(timecourses, runs, d) for d in range(int(delays) + 1)])[np.asarray(keep)]
