@@ -109,7 +109,7 @@ def test_a_lag_delays_each_run_without_crossing_its_start():
     x, _ = prepare_regressors(features, runs, None, 1.0, temporal_model="none", lag=2)
     np.testing.assert_allclose(x[:, 0], zscore_per_run(delay_per_run(features, runs, 2), runs)[:, 0], atol=1e-6)
     with pytest.raises(ValueError, match="temporal_model"):
-        prepare_regressors(features, runs, None, 1.0, temporal_model="fir")
+        prepare_regressors(features, runs, None, 1.0, temporal_model="gamma")
     with pytest.raises(ValueError, match="lag"):
         prepare_regressors(features, runs, None, 1.0, lag=-1)
 
@@ -117,8 +117,8 @@ def test_a_lag_delays_each_run_without_crossing_its_start():
 def test_settings_name_a_bad_temporal_model():
     from vlm_brain.encoding.settings import EncodingSettings
 
-    with pytest.raises(ValueError, match="encoding.temporal_model = 'fir'"):
-        EncodingSettings.from_params({"temporal_model": "fir"})
+    with pytest.raises(ValueError, match="encoding.temporal_model = 'gamma'"):
+        EncodingSettings.from_params({"temporal_model": "gamma"})
     assert EncodingSettings.from_params({"temporal_model": "none", "lag": 3}).lag == 3
 
 

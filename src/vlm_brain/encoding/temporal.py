@@ -94,7 +94,9 @@ def zscore_per_run(x: np.ndarray, runs: np.ndarray) -> np.ndarray:
 
 
 #: what turns features into BOLD-time regressors (`prepare_regressors`)
-TEMPORAL_MODELS = ("glover", "none", "fir")
+FEATURE_MODELS = ("glover", "none")
+#: the encoding's temporal models: those, or FIR delays of the atoms (`fir_design`)
+TEMPORAL_MODELS = (*FEATURE_MODELS, "fir")
 
 
 def delay_per_run(features: np.ndarray, runs: np.ndarray, lag: int) -> np.ndarray:
@@ -122,10 +124,10 @@ def prepare_regressors(
     keep : (n_samples,) bool, True for TRs used in fitting (e.g. movie clips, not rest);
         None: every TR.
     tr : repetition time in seconds.
-    temporal_model : ``glover`` (convolve with the Glover HRF, `convolve_hrf`),
-        ``none`` (features already in BOLD time, e.g. lag-shifted annotations) or
-        ``fir`` (no HRF here: `fir_design` delays the atom time courses instead, so the
-        ridge learns a response shape per grayordinate).
+    temporal_model : ``glover`` (convolve with the Glover HRF, `convolve_hrf`) or
+        ``none`` (features already in BOLD time, e.g. lag-shifted annotations). The
+        encoding's ``fir`` prepares ANs with ``none`` and delays the atom time courses
+        instead (`fir_design`).
     lag : then delay every run by this many TRs (feature at t - lag predicts t; the
         first ``lag`` TRs of each run get 0: nothing crosses a run boundary).
 
@@ -141,8 +143,8 @@ def prepare_regressors(
         raise ValueError(
             f"keep must be a boolean array of shape {runs.shape}, got {keep.dtype} {keep.shape}"
         )
-    if temporal_model not in TEMPORAL_MODELS:
-        raise ValueError(f"temporal_model must be one of {', '.join(TEMPORAL_MODELS)}, got {temporal_model!r}")
+    if temporal_model not in FEATURE_MODELS:
+        raise ValueError(f"temporal_model must be one of {', '.join(FEATURE_MODELS)}, got {temporal_model!r}")
     if int(lag) != lag or lag < 0:
         raise ValueError(f"lag must be an integer number of TRs >= 0, got {lag!r}")
     convolved = convolve_hrf(features, runs, tr) if temporal_model == "glover" else features.astype(np.float32)
