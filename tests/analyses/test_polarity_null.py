@@ -45,7 +45,8 @@ def test_signs_by_driver_counts_each_atoms_bns():
     sign, _ = bn_polarity(np.array([1, 1, 1, 0], bool), atom_t, pos, neg)
     n_pos, n_neg = signs_by_driver(sign, atom_t, pos, neg)
     # g0: atom 1 (|-7|) negative; g1: atom 0 (|-6|) negative; g2: atom 1 positive; g3 no BN
-    np.testing.assert_array_equal(n_pos, [0, 1]) and np.testing.assert_array_equal(n_neg, [1, 1])
+    np.testing.assert_array_equal(n_pos, [0, 1])
+    np.testing.assert_array_equal(n_neg, [1, 1])
 
 
 def test_no_layer_dependence_is_not_significant_and_the_count_correlation_is_chance():

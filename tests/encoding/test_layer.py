@@ -193,7 +193,8 @@ def test_every_tr_kept_when_keep_is_none():
     features, runs = rng.standard_normal((60, 3)), np.repeat([0, 1, 2], 20)
     x_none, runs_none = prepare_regressors(features, runs, None, 1.0)
     x_all, runs_all = prepare_regressors(features, runs, np.ones(60, bool), 1.0)
-    np.testing.assert_array_equal(x_none, x_all) and np.testing.assert_array_equal(runs_none, runs_all)
+    np.testing.assert_array_equal(x_none, x_all)
+    np.testing.assert_array_equal(runs_none, runs_all)
 
 
 def test_the_package_exports_what_a_notebook_needs():

@@ -241,7 +241,7 @@ def run_feature_condition(
                             "positive_fraction": float(np.mean(sign[detected] > 0)) if detected.any() else np.nan,
                             "fdr": float((bn & ~driven).sum() / bn.sum()) if bn.any() else 0.0,
                             "seconds": time.perf_counter() - start})
-        for row in out[-2 * len(plant.sets):]:
+        for row in out:
             logger.info("validation stimulus plant %s -> %s layer, snr=%g seed=%d: %d of %d detected, %.3f positive",
                         row["feature"], row["layer"], snr, seed, row["n_detected"], row["n_planted"],
                         row["positive_fraction"])

@@ -258,6 +258,7 @@ def ablate_layers(run_timeline: pd.DataFrame, fmri_group: dict[str, np.ndarray],
     y_all = np.asarray(fmri_group["bold"], dtype=np.float32)
     runs_full, keep = run_timeline["run"].to_numpy(), run_timeline["keep"].to_numpy()
     rng = np.random.default_rng(int(cfg["seed"]))
+    temporal = EncodingSettings.from_params(enc)  # how the layers' ANs became regressors
     curves = []
     for stream, names in stream_layers(encodings).items():
         layer_name, n_bn = layer_with_most_bns(encodings, names)
@@ -268,7 +269,6 @@ def ablate_layers(run_timeline: pd.DataFrame, fmri_group: dict[str, np.ndarray],
         bns = np.flatnonzero(np.asarray(res["bn"]))
         if len(bns) > int(cfg["max_targets"]):
             bns = np.sort(rng.choice(bns, size=int(cfg["max_targets"]), replace=False))
-        temporal = EncodingSettings.from_params(enc)
         x, runs = prepare_regressors(np.asarray(find_layer(ans, layer_name)), runs_full, keep, float(enc["tr"]),
                                      temporal.temporal_model, temporal.lag)
         logger.info("ablation: %s (%d BNs, %d targets, %d fractions x %d repeats)", layer_name, n_bn,
