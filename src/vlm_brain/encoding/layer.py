@@ -17,7 +17,7 @@ import numpy as np
 from scipy import special, stats
 
 from vlm_brain.encoding._kernels import lag_products, transposed_batch
-from vlm_brain.encoding._validation import check_time_series, run_slices
+from vlm_brain.encoding._validation import check_time_series, count_non_finite, run_slices
 from vlm_brain.encoding.engine import (
     Design,
     HacFactor,
@@ -43,6 +43,7 @@ from vlm_brain.encoding.sdl import (
     fit_layer_dictionary,
     fit_sparse_loadings,
 )
+from vlm_brain.encoding.folds import check_folds, cv_folds, mask_patterns, present_mask
 from vlm_brain.encoding.settings import EncodingSettings
 from vlm_brain.encoding.significance import fdr_bh, lagged_gram
 from vlm_brain.encoding.temporal import fir_design, prepare_regressors, standardized_full
@@ -60,15 +61,19 @@ def encode_layer(
     settings: EncodingSettings | None = None,
     references: Mapping[str, np.ndarray] | None = None,
     return_predictions: bool = False,
+    folds: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
     **changes: Any,
 ) -> dict[str, np.ndarray]:
     """Everything the study measures for one layer.
 
     Args:
         ans: (T_full, N) AN time series of all TRs of all runs (timeline order).
-        y: (T_kept, G) fMRI of the kept TRs, cleaned and z-scored per run.
-        runs_full, keep: (T_full,) run label and kept-for-fitting flag per TR (keep None:
-            every TR).
+        y: (T_kept, G) fMRI of the kept TRs, cleaned and z-scored per run; NaN marks a
+            missing TR of a target (below).
+        runs_full, keep: (T_full,) scan ("run") label and kept-for-fitting flag per TR
+            (keep None: every TR). A scan is one continuous acquisition: the HRF, FIR
+            delays, lag and z-scoring of the regressors run within it.
         tr: repetition time (s).
         settings: how the layer is encoded (`EncodingSettings`; default: its defaults);
             ``changes`` override single fields, e.g. ``encode_layer(..., n_atoms=16)``.
@@ -77,7 +82,16 @@ def encode_layer(
             prepared like the ANs (HRF, kept TRs, z-scored per run).
         return_predictions: also return ``predictions`` (T_kept, G) float32, the held-out
             prediction of every TR (run r's rows from the model fitted on the other runs),
-            whose pooled Pearson r with y is ``r``.
+            whose pooled Pearson r with y is ``r`` (NaN at missing values).
+        folds: (T_full,) cross-validation fold of each TR, each a scan or a contiguous
+            part of one (`folds.check_folds`); None: ``settings.folds_per_scan``
+            contiguous parts of every scan (`folds.cv_folds`; 1 = leave one scan out).
+            Lag windows and circular shifts run within each fold's segment.
+        mask: (T_kept, G) bool, True where a target's TR is present (None: all; NaN in
+            y is missing either way). A missing value changes neither the fit, nor the
+            score, nor the null: targets sharing a pattern of missing TRs are fitted
+            together on their present rows (the dictionaries, which depend on the ANs
+            only, are shared); a fold left with < 2 present TRs drops out for them.
 
     ``settings.null_method`` says how held-out r becomes a p-value. Both standardise r
     by the spread of r over circular shifts of each run's predictions (computed, not
@@ -112,15 +126,19 @@ def encode_layer(
     backend = resolve_backend(settings.backend)
     n_atoms, sdl_alpha, sdl_max_iter, seed = settings.n_atoms, settings.sdl_alpha, settings.sdl_max_iter, settings.seed
     q, max_lag, target_batch_size = settings.q, settings.max_lag, settings.target_batch_size
-    y = check_time_series(y, "y")
+    y = check_time_series(y, "y", allow_nan=True)
+    present = _present(y, mask)
     keep = np.ones(len(runs_full), dtype=bool) if keep is None else keep
     fir = settings.temporal_model == "fir"
-    x, runs = prepare_regressors(ans, runs_full, keep, tr, "none" if fir else settings.temporal_model, settings.lag)
+    x, _ = prepare_regressors(ans, runs_full, keep, tr, "none" if fir else settings.temporal_model, settings.lag)
     if len(x) != len(y):
         raise ValueError(f"features have {len(x)} kept TRs but the fMRI has {len(y)}; timelines differ")
-    slices = run_slices(runs)
+    fold_full = cv_folds(runs_full, keep, settings.folds_per_scan) if folds is None else check_folds(folds, runs_full)
+    fold_kept = np.asarray(fold_full)[keep]
+    slices = run_slices(fold_kept)
     if len(slices) < 3:
-        raise ValueError(f"leave-one-run-out with an inner split needs >= 3 runs, got {len(slices)}")
+        raise ValueError(f"cross-validation with an inner split needs >= 3 folds, got {len(slices)}; with fewer "
+                         "scans, split each into contiguous folds (encoding.folds_per_scan, e.g. 2)")
     started = time.perf_counter()
     # with FIR the signs are read in BOLD time: the dominant AN direction of the HRF-convolved ANs
     x_signs = prepare_regressors(ans, runs_full, keep, tr, "glover", settings.lag)[0] if fir else x
@@ -136,12 +154,34 @@ def encode_layer(
     logger.debug("SDL of %d folds and the full refit: %.1f s", len(slices), time.perf_counter() - started)
     matmul = _matmul(backend)
     predictions = np.empty(y.shape, dtype=np.float32) if return_predictions else None
-    fit = _fit_targets(layer, y, slices, alphas, max_lag, target_batch_size, matmul, reference, predictions)
+    groups = [(None, slice(None))] if present is None else mask_patterns(present)
+    if present is not None:
+        logger.info("%d targets have missing TRs, in %d patterns: each pattern fitted on its present TRs",
+                    int((~present.all(axis=0)).sum()), len(groups) - int(groups[0][0].all()))
+    parts = [_restricted(layer, slices, fold_kept, rows, max_lag) for rows, _ in groups]
+    groups = [(part[3], cols) for part, (_, cols) in zip(parts, groups, strict=True)]  # rows actually used
+    fit = TargetFit.empty(y.shape[1], len(slices), layer.full.width, reference.shape[1])
+    for (rows, cols), (sub, sub_slices, kept_folds, _) in zip(groups, parts, strict=True):
+        sub_y = _block(y, rows, cols)
+        whole = isinstance(cols, slice)  # no missing TRs: the data and the output as they are
+        sub_predictions = predictions if whole or predictions is None else np.empty(sub_y.shape, dtype=np.float32)
+        part = _fit_targets(sub, sub_y, sub_slices, alphas, max_lag, target_batch_size, matmul,
+                            reference if rows is None else reference[rows], sub_predictions)
+        fit.assign(cols, part, kept_folds)
+        if not whole and predictions is not None:
+            predictions[:, cols] = np.nan
+            predictions[(slice(None), cols) if rows is None else np.ix_(rows, cols)] = sub_predictions
     z = np.divide(fit.r - fit.mean, fit.sd, out=np.full(fit.r.shape, -np.inf), where=fit.sd > 0)
     if settings.null_method == "refit":
-        z_null = refit_null(layer, y, slices, alphas, fit, settings.n_refit, settings.refit_targets, seed,
-                            target_batch_size, matmul)
-        p, calibration = tail_p_values(z, z_null)
+        targets = null_targets(fit.sd, settings.refit_targets, seed)
+        z_null = []
+        for (rows, cols), (sub, sub_slices, _, _) in zip(groups, parts, strict=True):
+            local = np.flatnonzero(np.isin(np.arange(y.shape[1])[cols], targets))
+            if local.size:
+                sub_y = _block(y, rows, cols)
+                z_null.append(refit_null(sub, sub_y, sub_slices, alphas, fit.part(cols), settings.n_refit,
+                                         settings.refit_targets, seed, target_batch_size, matmul, targets=local))
+        p, calibration = tail_p_values(z, np.concatenate(z_null))
     else:
         p, calibration = stats.norm.sf(z), np.full(4, np.nan)
     atom_t, atom_delay, n_tests = fit.atom_t, None, 1
@@ -154,7 +194,7 @@ def encode_layer(
     significant = fdr_bh(t_p, q, axis=1)  # BH within each atom's map
     out = {
         "r": fit.r, "p": p, "bn": fdr_bh(p, q),
-        "alpha": np.median(alphas[fit.alpha_index], axis=0),
+        "alpha": np.nanmedian(np.where(fit.alpha_index >= 0, alphas[fit.alpha_index], np.nan), axis=0),
         "atoms": layer.atoms, "loadings": layer.loadings,
         "reconstruction_error": np.array([layer.reconstruction_error]),
         "atom_t": atom_t.astype(np.float32), "atom_pos": significant & (atom_t > 0),
@@ -166,7 +206,10 @@ def encode_layer(
     if predictions is not None:
         out["predictions"] = predictions
     if settings.raw_model:
-        out["raw_r"] = cross_validate_encoding(x, y, runs, raw_regressors(), alphas=alphas, backend=backend,
+        if present is not None:
+            raise ValueError("the raw-AN comparison model (encoding.raw_an_model) does not handle missing TRs; "
+                             "turn it off for data with NaN or a mask")
+        out["raw_r"] = cross_validate_encoding(x, y, fold_kept, raw_regressors(), alphas=alphas, backend=backend,
                                                target_batch_size=target_batch_size).r
     logger.debug("layer encoded in %.1f s", time.perf_counter() - started)
     return out
@@ -253,6 +296,56 @@ class LayerDesigns:
                    reconstruction_error=dictionary.reconstruction_error)
 
 
+def _block(y: np.ndarray, rows: np.ndarray | None, cols) -> np.ndarray:
+    """y's rows (bool, None: all) and columns (a slice: a view)."""
+    if rows is None:
+        return y[:, cols]
+    return y[np.ix_(rows, cols)]
+
+
+def _present(y: np.ndarray, mask: np.ndarray | None) -> np.ndarray | None:
+    """(T, G) present values (`folds.present_mask`), None when all are; inf is an error, not missing."""
+    if mask is None and not count_non_finite(y):
+        return None
+    if np.isinf(y).any():
+        raise ValueError(f"y (shape {y.shape}) contains {int(np.isinf(y).sum())} infinite values; "
+                         "mark missing TRs with NaN")
+    present = present_mask(y, mask)
+    if present is not None and not present.any(axis=0).all():
+        empty = np.flatnonzero(~present.any(axis=0))
+        raise ValueError(f"{len(empty)} targets (e.g. column {int(empty[0])}) have no present TR; drop them")
+    return present
+
+
+def _restricted(layer: LayerDesigns, slices: list[slice], fold_kept: np.ndarray, rows: np.ndarray | None,
+                max_lag: int) -> tuple[LayerDesigns, list[slice], np.ndarray, np.ndarray | None]:
+    """(designs, fold slices, indices of the folds kept, rows used) on the present ``rows`` (None: all).
+
+    Folds with < 2 present rows drop out (their designs and rows); >= 3 must remain.
+    """
+    if rows is None or rows.all():
+        return layer, slices, np.arange(len(slices)), None
+    counts = np.array([int(rows[s].sum()) for s in slices])
+    kept_folds = np.flatnonzero(counts >= 2)
+    if len(kept_folds) < 3:
+        raise ValueError(f"targets missing all but {int(rows.sum())} TRs keep {len(kept_folds)} folds with >= 2 "
+                         "present TRs; cross-validation needs >= 3: drop these targets or use more folds")
+    use = rows & np.isin(np.arange(len(rows)), np.concatenate([np.arange(slices[f].start, slices[f].stop)
+                                                                for f in kept_folds]))
+    sub_slices = run_slices(fold_kept[use])
+    columns = [layer.folds[f].columns for f in kept_folds] + [layer.full.columns]
+    stacked = np.hstack([layer.stacked[use, c] for c in columns])
+    width = layer.full.width
+    new = [slice(i * width, (i + 1) * width) for i in range(len(columns))]
+    folds = [Design.from_regressors(stacked[:, c], sub_slices, c) for c in new[:-1]]
+    full = Design.from_regressors(stacked[:, new[-1]], sub_slices, new[-1])
+    blocks = np.concatenate([np.full(s.stop - s.start, i) for i, s in enumerate(sub_slices)])
+    hac = HacFactor(lagged_gram(stacked[:, new[-1]], blocks, max_lag), len(blocks))
+    sub = LayerDesigns(stacked=stacked, folds=folds, full=full, hac=hac, atoms=layer.atoms,
+                       loadings=layer.loadings, reconstruction_error=layer.reconstruction_error)
+    return sub, sub_slices, kept_folds, use
+
+
 @dataclass
 class TargetFit:
     """Per-target results of `_fit_targets` (G = all grayordinates)."""
@@ -264,6 +357,26 @@ class TargetFit:
     atom_t: np.ndarray
     dof: np.ndarray
     reference_r: np.ndarray
+
+    @classmethod
+    def empty(cls, n_targets: int, n_folds: int, k: int, m: int) -> TargetFit:
+        return cls(r=np.empty(n_targets), mean=np.empty(n_targets), sd=np.empty(n_targets),
+                   alpha_index=np.full((n_folds, n_targets), -1, dtype=np.int64), atom_t=np.empty((k, n_targets)),
+                   dof=np.empty(n_targets), reference_r=np.empty((m, n_targets)))
+
+    def assign(self, cols, part: TargetFit, folds: np.ndarray) -> None:
+        """Set targets ``cols`` from ``part``, fitted on ``folds`` (fold indices; the others stay -1)."""
+        for name in ("r", "mean", "sd", "dof"):
+            getattr(self, name)[cols] = getattr(part, name)
+        self.atom_t[:, cols], self.reference_r[:, cols] = part.atom_t, part.reference_r
+        alpha_index = self.alpha_index[:, cols]
+        alpha_index[folds] = part.alpha_index
+        self.alpha_index[:, cols] = alpha_index
+
+    def part(self, cols) -> TargetFit:
+        """The targets ``cols`` (r, mean, sd: what the null needs)."""
+        return TargetFit(r=self.r[cols], mean=self.mean[cols], sd=self.sd[cols], alpha_index=self.alpha_index[:, cols],
+                         atom_t=self.atom_t[:, cols], dof=self.dof[cols], reference_r=self.reference_r[:, cols])
 
 
 def _fit_targets(layer: LayerDesigns, y, slices, alphas, max_lag, batch_size, matmul,
@@ -278,11 +391,7 @@ def _fit_targets(layer: LayerDesigns, y, slices, alphas, max_lag, batch_size, ma
     var = b'X'X b). ``predictions`` (T, G), if given, receives the held-out predictions.
     """
     n_targets = y.shape[1]
-    k = layer.full.width
-    out = TargetFit(r=np.empty(n_targets), mean=np.empty(n_targets), sd=np.empty(n_targets),
-                    alpha_index=np.empty((len(slices), n_targets), dtype=np.int64),
-                    atom_t=np.empty((k, n_targets)), dof=np.empty(n_targets),
-                    reference_r=np.empty((reference.shape[1], n_targets)))
+    out = TargetFit.empty(n_targets, len(slices), layer.full.width, reference.shape[1])
     full_x = layer.full_regressors.astype(np.float64)
     full_gram = full_x.T @ full_x
     reference_cross = full_x.T @ reference  # (k, m)
@@ -321,8 +430,18 @@ def _fit_targets(layer: LayerDesigns, y, slices, alphas, max_lag, batch_size, ma
     return out
 
 
+def null_targets(sd: np.ndarray, max_targets: int, seed: int) -> np.ndarray:
+    """Sorted indices of the refit null's targets: <= ``max_targets`` of those with sd > 0, seeded."""
+    if max_targets < 1:
+        raise ValueError(f"refit_targets must be >= 1, got {max_targets}")
+    usable = np.flatnonzero(sd > 0)
+    if usable.size == 0:
+        raise ValueError("no grayordinate has a non-constant signal: the refit null cannot be computed")
+    return np.sort(np.random.default_rng(seed).choice(usable, size=min(max_targets, usable.size), replace=False))
+
+
 def refit_null(layer: LayerDesigns, y, slices, alphas, fit: TargetFit, n_draws: int, max_targets: int, seed: int,
-               batch_size: int, matmul) -> np.ndarray:
+               batch_size: int, matmul, targets: np.ndarray | None = None) -> np.ndarray:
     """Standardised r of the whole cross-validated model refitted on shifted stimuli.
 
     For each draw every run's stimulus is shifted circularly by its own random offset,
@@ -335,15 +454,12 @@ def refit_null(layer: LayerDesigns, y, slices, alphas, fit: TargetFit, n_draws: 
     Returns
     -------
     z_null : (n_draws * n,) standardised null statistics over ``n`` <= ``max_targets``
-        grayordinates with a non-zero spread (a seeded random subset).
+        grayordinates with a non-zero spread (a seeded random subset, `null_targets`),
+        or over ``targets`` (columns of y) when given.
     """
     if n_draws < 1 or max_targets < 1:
         raise ValueError(f"n_refit and refit_targets must be >= 1, got {n_draws} and {max_targets}")
-    rng = np.random.default_rng(seed)
-    usable = np.flatnonzero(fit.sd > 0)
-    if usable.size == 0:
-        raise ValueError("no grayordinate has a non-constant signal: the refit null cannot be computed")
-    targets = np.sort(rng.choice(usable, size=min(max_targets, usable.size), replace=False))
+    targets = null_targets(fit.sd, max_targets, seed) if targets is None else np.asarray(targets)
     y_sub = np.ascontiguousarray(np.asarray(y[:, targets]).T, dtype=np.float64 if y.dtype == np.float64
                                  else np.float32)  # (n, T)
     lengths = np.array([s.stop - s.start for s in slices])

@@ -27,7 +27,7 @@ PARAMETER_KEYS = {
     "q": "q", "seed": "seed", "backend": "backend", "target_batch_size": "target_batch_size",
     "raw_model": "raw_an_model", "null_method": "null_method", "n_refit": "n_refit",
     "refit_targets": "refit_targets", "max_lag": "max_lag", "temporal_model": "temporal_model", "lag": "lag",
-    "fir_delays": "fir_delays",
+    "fir_delays": "fir_delays", "folds_per_scan": "folds_per_scan",
 }
 
 
@@ -50,6 +50,8 @@ class EncodingSettings:
         temporal_model, lag: how ANs become BOLD-time regressors (`prepare_regressors`):
             ``glover`` HRF, ``none`` (data already lag-shifted) or ``fir`` (each atom at
             delays 0 .. ``fir_delays`` TRs), after a global lag in TRs.
+        folds_per_scan: cross-validation folds per scan, contiguous parts of it (1 =
+            leave one scan out; `vlm_brain.encoding.folds.cv_folds`).
     """
 
     n_atoms: int = 64
@@ -68,6 +70,7 @@ class EncodingSettings:
     temporal_model: str = "glover"
     lag: int = 0
     fir_delays: int = 6
+    folds_per_scan: int = 1
 
     def __post_init__(self) -> None:
         problems = settings_problems(dataclasses.asdict(self))
@@ -152,6 +155,7 @@ def settings_problems(values: dict[str, Any], where: str | None = None) -> list[
         "temporal_model": (lambda v: v in TEMPORAL_MODELS, f"one of {', '.join(TEMPORAL_MODELS)}"),
         "lag": (lambda v: _is_int(v) and v >= 0, "an integer number of TRs >= 0"),
         "fir_delays": (lambda v: _is_int(v) and v >= 0, "an integer number of TRs >= 0, e.g. 6"),
+        "folds_per_scan": (lambda v: _is_int(v) and v >= 1, "an integer >= 1 (2: each scan split in halves)"),
         "alphas": (_valid_alphas, "a non-empty list of positive numbers, e.g. [10.0, 100.0, 1000.0]"),
     }
     problems = []
