@@ -88,3 +88,84 @@ def test_bad_inputs():
         noise_ceiling(bad)
     with pytest.raises(ValueError, match="differ in shape"):
         normalized_r(np.zeros(3), np.zeros(4))
+
+
+# --------------------------------------------------------------------------- leave-one-subject-out ceiling
+from vlm_brain.encoding.ceiling import loso_noise_ceiling, loso_reliability  # noqa: E402
+
+SNRS = np.array([0.05, 0.2, 0.5, 1.0, 3.0])
+
+
+def simulate_subjects(snr: np.ndarray, n_subjects: int, length: int, per_snr: int, seed: int):
+    """x_i = s + e_i, var(s) = snr, var(e_i) = 1; per_snr targets share each snr."""
+    rng = np.random.default_rng(seed)
+    var = np.repeat(snr, per_snr)
+    signal = rng.standard_normal((length, var.size)) * np.sqrt(var)
+    return signal, signal + rng.standard_normal((n_subjects, length, var.size))
+
+
+@pytest.mark.parametrize("n_subjects", [3, 6])
+def test_loso_ceiling_matches_the_analytical_value(n_subjects):
+    """True ceiling: corr(s, mean of S subjects) = sqrt(S snr / (S snr + 1)) in expectation.
+
+    4000 TRs, 40 targets per snr: the sampling error of each estimate is < 0.02 and of
+    the mean over 40 targets < 0.005, hence the 0.015 tolerance.
+    """
+    signal, bold = simulate_subjects(SNRS, n_subjects, length=4000, per_snr=40, seed=n_subjects)
+    ceiling = loso_noise_ceiling(bold).reshape(len(SNRS), 40)
+    analytic = np.sqrt(n_subjects * SNRS / (n_subjects * SNRS + 1))
+    np.testing.assert_allclose(ceiling.mean(axis=1), analytic, atol=0.015)
+    # the realised r of the perfect model (the signal) against the noisy group mean
+    realised = pearson_r(signal, bold.mean(axis=0)).reshape(len(SNRS), 40).mean(axis=1)
+    np.testing.assert_allclose(realised, analytic, atol=0.015)
+    # for a single subject the ceiling is sqrt(rho_1) = sqrt(snr / (snr + 1))
+    single = loso_noise_ceiling(bold, n_averaged=1).reshape(len(SNRS), 40).mean(axis=1)
+    np.testing.assert_allclose(single, np.sqrt(SNRS / (SNRS + 1)), atol=0.015)
+
+
+def test_loso_reliability_inverts_the_leave_one_out_correlation():
+    rho_1 = np.array([0.0, 0.05, 0.3, 0.8, 1.0])
+    for n_subjects in (2, 3, 10):
+        rho_rest = spearman_brown(rho_1, n_subjects - 1)
+        r_loo = np.sqrt(rho_1 * rho_rest)
+        np.testing.assert_allclose(loso_reliability(r_loo, n_subjects), rho_1, atol=1e-12)
+    np.testing.assert_array_equal(loso_reliability(np.array([-0.3, np.nan]), 4)[0], 0.0)
+    assert np.isnan(loso_reliability(np.array([np.nan]), 4)[0])
+
+
+def test_loso_two_subjects_is_spearman_brown_of_their_correlation_on_shared_trs():
+    """S = 2: each leave-one-out r is corr(x_1, x_2) on the TRs both have; ceiling sqrt(2 r / (1 + r))."""
+    _, bold = simulate_subjects(np.array([0.5, 1.0]), 2, length=200, per_snr=1, seed=3)
+    bold[0, 10:30, 0] = np.nan
+    bold[1, 25:40, 0] = np.nan
+    both = np.isfinite(bold[0, :, 0]) & np.isfinite(bold[1, :, 0])
+    r = np.corrcoef(bold[0, both, 0], bold[1, both, 0])[0, 1]
+    r_full = np.corrcoef(bold[0, :, 1], bold[1, :, 1])[0, 1]
+    np.testing.assert_allclose(loso_noise_ceiling(bold), np.sqrt([2 * r / (1 + r), 2 * r_full / (1 + r_full)]),
+                               atol=1e-10)
+
+
+def test_loso_with_missing_trs_stays_close_to_the_analytical_value():
+    signal, bold = simulate_subjects(SNRS, 5, length=4000, per_snr=40, seed=7)
+    rng = np.random.default_rng(8)
+    bold[rng.random(bold.shape) < 0.1] = np.nan  # 10% of TRs missing, independently per subject and target
+    ceiling = loso_noise_ceiling(bold).reshape(len(SNRS), 40).mean(axis=1)
+    np.testing.assert_allclose(ceiling, np.sqrt(5 * SNRS / (5 * SNRS + 1)), atol=0.02)
+
+
+def test_loso_no_signal_constant_and_bad_inputs():
+    rng = np.random.default_rng(9)
+    bold = rng.standard_normal((4, 300, 3))
+    bold[:, :, 1] = 5.0  # constant
+    bold[:, 2:, 2] = np.nan  # 2 shared TRs, fewer than the 3 needed
+    ceiling = loso_noise_ceiling(bold)
+    assert 0 <= ceiling[0] < 0.35  # pure noise: r_loo near 0
+    assert np.isnan(ceiling[1]) and np.isnan(ceiling[2])
+    with pytest.raises(ValueError, match=r"\(n_subjects, n_trs, n_targets\)"):
+        loso_noise_ceiling(np.zeros((3, 10)))
+    with pytest.raises(ValueError, match=">= 2 subjects"):
+        loso_noise_ceiling(np.zeros((1, 10, 2)))
+    bad = rng.standard_normal((3, 10, 2))
+    bad[0, 0, 0] = np.inf
+    with pytest.raises(ValueError, match="infinite"):
+        loso_noise_ceiling(bad)

@@ -15,6 +15,9 @@ runs the encoding model is scored on): the best possible prediction is s itself,
 rho_1 is estimated from split-half correlations of the repeats: each half averages
 h = n_repeats / 2 repeats, so the half-vs-half correlation estimates rho_h, and
 Spearman-Brown with factor 1 / h turns it into rho_1.
+
+Without a repeated clip, :func:`loso_noise_ceiling` estimates rho_1 across subjects
+instead (leave-one-subject-out correlations; derivation in its docstring).
 """
 
 from __future__ import annotations
@@ -114,3 +117,103 @@ def normalized_r(r: np.ndarray, ceiling: np.ndarray, min_ceiling: float = 0.1) -
         raise ValueError(f"r {r.shape} and ceiling {ceiling.shape} differ in shape")
     valid = np.isfinite(ceiling) & (ceiling >= min_ceiling)
     return np.divide(r, ceiling, out=np.full(r.shape, np.nan), where=valid)
+
+
+# --------------------------------------------------------------------------- across subjects
+#: fewest TRs a subject and the mean of the others must share to correlate them
+MIN_SHARED_TRS = 3
+
+
+def loso_noise_ceiling(subjects_bold: np.ndarray, n_averaged: int | None = None) -> np.ndarray:
+    """Ceiling on the r of a model predicting the group-mean BOLD, from leave-one-subject-out r.
+
+    For data without a repeated clip: the subjects watched the same movie, so the
+    stimulus-locked signal s is shared and each subject's noise is independent. Model
+    (per target): x_i = s + e_i for subjects i = 1..S, var(s) = var_s, var(e_i) = var_e,
+    snr = var_s / var_e. With rho_1 = var_s / (var_s + var_e) the reliability of one
+    subject, the mean of k subjects has reliability rho_k = k rho_1 / (1 + (k - 1) rho_1)
+    (Spearman-Brown), and
+
+    - leave-one-out: r_loo = corr(x_i, mean of the other S - 1)
+      = var_s / sqrt((var_s + var_e) (var_s + var_e / (S - 1))) = sqrt(rho_1 rho_{S-1});
+    - solving r_loo^2 = rho_1 rho_{S-1} for rho_1, with k = S - 1:
+      k rho_1^2 - (k - 1) r^2 rho_1 - r^2 = 0, so
+      rho_1 = ((k - 1) r^2 + sqrt((k - 1)^2 r^4 + 4 k r^2)) / (2 k)   (S = 2: rho_1 = r);
+    - ceiling: the best model predicts s, and corr(s, mean of n subjects) = sqrt(rho_n)
+      = sqrt(n snr / (n snr + 1)), with n = S (the group mean) by default.
+
+    The S leave-one-out r are averaged in Fisher z (tanh of the mean arctanh) before
+    solving. Missing TRs (NaN): the mean of the others averages the subjects present at
+    each TR, and each r uses the TRs where the subject and that mean are both present
+    (pairwise); TRs with fewer others present make the estimate slightly low.
+
+    Parameters
+    ----------
+    subjects_bold : (S, T, G) cleaned BOLD of S >= 2 subjects on the same T TRs; NaN
+        marks a missing TR.
+    n_averaged : subjects averaged in the data being predicted; default S.
+
+    Returns
+    -------
+    ceiling : (G,) float64 in [0, 1]; 0 where the mean r is <= 0, NaN where no
+        subject shares >= 3 TRs with the others or the data are constant.
+    """
+    bold = _check_subjects(subjects_bold)
+    n_subjects = bold.shape[0]
+    n_averaged = n_subjects if n_averaged is None else int(n_averaged)
+    if n_averaged < 1:
+        raise ValueError(f"n_averaged must be >= 1, got {n_averaged}")
+    r_loo = np.stack([_pairwise_r(bold[i], _mean_of_others(bold, i)) for i in range(n_subjects)])
+    with np.errstate(invalid="ignore"):
+        z = np.arctanh(np.clip(r_loo, -1 + 1e-12, 1 - 1e-12))
+    present = np.isfinite(z)
+    count = present.sum(axis=0)
+    mean_r = np.tanh(np.divide(np.where(present, z, 0.0).sum(axis=0), count,
+                               out=np.full(count.shape, np.nan), where=count > 0))
+    rho_1 = loso_reliability(mean_r, n_subjects)
+    return np.sqrt(spearman_brown(rho_1, n_averaged))
+
+
+def loso_reliability(r_loo: np.ndarray, n_subjects: int) -> np.ndarray:
+    """Single-subject reliability rho_1 from the leave-one-out r (see :func:`loso_noise_ceiling`).
+
+    0 where r <= 0; NaN stays NaN.
+    """
+    if n_subjects < 2:
+        raise ValueError(f"need >= 2 subjects, got {n_subjects}")
+    r2 = np.square(np.clip(np.asarray(r_loo, dtype=np.float64), 0.0, 1.0))
+    k = n_subjects - 1
+    return ((k - 1) * r2 + np.sqrt((k - 1) ** 2 * r2**2 + 4 * k * r2)) / (2 * k)
+
+
+def _check_subjects(subjects_bold: np.ndarray) -> np.ndarray:
+    bold = np.asarray(subjects_bold, dtype=np.float64)
+    if bold.ndim != 3:
+        raise ValueError(f"subjects_bold must be (n_subjects, n_trs, n_targets), got shape {bold.shape}")
+    if bold.shape[0] < 2:
+        raise ValueError(f"the leave-one-subject-out ceiling needs >= 2 subjects, got {bold.shape[0]}")
+    if np.isinf(bold).any():
+        raise ValueError("subjects_bold contains infinite values; use NaN for missing TRs")
+    return bold
+
+
+def _mean_of_others(bold: np.ndarray, left_out: int) -> np.ndarray:
+    """(T, G) mean over the subjects other than ``left_out`` present at each TR (NaN where none is)."""
+    others = np.delete(bold, left_out, axis=0)
+    present = np.isfinite(others)
+    count = present.sum(axis=0)
+    total = np.where(present, others, 0.0).sum(axis=0)
+    return np.divide(total, count, out=np.full(count.shape, np.nan), where=count > 0)
+
+
+def _pairwise_r(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-column Pearson r of (T, G) arrays on the rows where both are finite; NaN if < 3 rows or constant."""
+    both = np.isfinite(a) & np.isfinite(b)
+    n = both.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        da = np.where(both, a - np.where(both, a, 0.0).sum(axis=0) / n, 0.0)
+        db = np.where(both, b - np.where(both, b, 0.0).sum(axis=0) / n, 0.0)
+        denominator = np.sqrt((da**2).sum(axis=0) * (db**2).sum(axis=0))
+        r = (da * db).sum(axis=0) / denominator
+    r[(n < MIN_SHARED_TRS) | ~(denominator > 0)] = np.nan
+    return r
