@@ -6,6 +6,8 @@ import pytest
 from vlm_brain.encoding._validation import pearson_r
 from vlm_brain.encoding.ceiling import (
     half_splits,
+    loso_noise_ceiling,
+    loso_reliability,
     noise_ceiling,
     normalized_r,
     spearman_brown,
@@ -91,8 +93,6 @@ def test_bad_inputs():
 
 
 # --------------------------------------------------------------------------- leave-one-subject-out ceiling
-from vlm_brain.encoding.ceiling import loso_noise_ceiling, loso_reliability  # noqa: E402
-
 SNRS = np.array([0.05, 0.2, 0.5, 1.0, 3.0])
 
 
