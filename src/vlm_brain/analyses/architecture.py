@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable, Sequence
+
 import numpy as np
 
 from vlm_brain.analyses.overlap import dice
+
+logger = logging.getLogger(__name__)
 
 
 def modality_specificity(r_image: np.ndarray, r_text: np.ndarray) -> np.ndarray:
@@ -35,3 +40,21 @@ def stream_overlap(bn_image: np.ndarray, bn_text: np.ndarray, r_image: np.ndarra
     return {"dice": dice(bn_image, bn_text), "n_image": int(bn_image.sum()), "n_text": int(bn_text.sum()),
             "n_both": int((bn_image & bn_text).sum()),
             "specificity": float(np.mean(np.abs(msi))) if len(msi) else float("nan")}
+
+
+def baseline_networks(wanted: Sequence[str], present: Iterable[str], atlas: str) -> list[str]:
+    """The networks of ``wanted`` (``analyses.architecture.baseline_networks``) that ``atlas`` has.
+
+    Networks the atlas lacks are left out with a warning; none at all is a ValueError
+    that lists the atlas's networks.
+    """
+    have = sorted(set(map(str, present)))
+    kept = [n for n in wanted if n in have]
+    missing = [n for n in wanted if n not in have]
+    if not kept:
+        raise ValueError(f"analyses.architecture.baseline_networks = {list(wanted)}: none is a network of atlas "
+                         f"{atlas!r}, which has: {', '.join(have) or 'none'}")
+    if missing:
+        logger.warning("architecture: baseline networks %s are not in atlas %r; compared in %s only",
+                       ", ".join(missing), atlas, ", ".join(kept))
+    return kept

@@ -7,21 +7,28 @@ import pandas as pd
 
 from vlm_brain.encoding.ceiling import normalized_r
 from vlm_brain.encoding.layer import layer_polarity
-from vlm_brain.fmri.networks import ATLASES, UNLABELLED
+from vlm_brain.fmri.networks import UNLABELLED, atlas_columns, atlas_labels
 from vlm_brain.results import parse_layer_name
 
 SCORE_COLUMNS = ["subject", "model", "stream", "layer", "layer_name", "atlas", "network", "n_grayordinates", "r_mean",
                  "r_median", "r_norm_mean", "frac_bn", "n_bn_pos", "n_bn_neg", "ceiling_mean"]
 
 
+def _network_indices(names: np.ndarray) -> dict[str, np.ndarray]:
+    """Positions of each labelled network's targets (`UNLABELLED` left out), networks sorted."""
+    return {str(n): np.flatnonzero(names == n) for n in np.unique(names.astype(str)) if n != UNLABELLED}
+
+
 def network_rows(labels: pd.DataFrame, ceil: np.ndarray, encoding: dict, subject: str) -> pd.DataFrame:
-    """Network scores of one encoding (``{layer_name: results}``) of ``subject``.
+    """Network scores of one encoding (``{layer_name: results}``) of ``subject``, for every
+    atlas of ``labels`` (`atlas_columns`; targets labelled `UNLABELLED` are left out).
 
     Columns: subject, model, stream, layer, layer_name, atlas, network, n_grayordinates,
     r_mean, r_median, r_norm_mean (r / ceiling, grayordinates with a ceiling >= 0.1),
     frac_bn, n_bn_pos, n_bn_neg (BNs whose strongest significant atom is positive /
     negative), ceiling_mean.
     """
+    groups = {atlas: _network_indices(atlas_labels(labels, atlas)) for atlas in atlas_columns(labels)}
     rows = []
     for layer_name, res in encoding.items():
         model, stream, layer = parse_layer_name(layer_name)
@@ -31,10 +38,8 @@ def network_rows(labels: pd.DataFrame, ceil: np.ndarray, encoding: dict, subject
         sign = layer_polarity(bn, np.asarray(res["atom_t"]), np.asarray(res["atom_pos"], bool),
                               np.asarray(res["atom_neg"], bool))
         r_norm = normalized_r(r, ceil)
-        for atlas in ATLASES:
-            for network, index in labels.groupby(atlas).indices.items():
-                if network == UNLABELLED:
-                    continue
+        for atlas, networks in groups.items():
+            for network, index in networks.items():
                 norm = r_norm[index]
                 rows.append({
                     "subject": subject, "model": model, "stream": stream, "layer": layer, "layer_name": layer_name,

@@ -65,6 +65,20 @@ _TOP_IN = 0.35
 
 
 # --------------------------------------------------------------------------- inputs
+def is_surface_layout(n_targets: int) -> bool:
+    """Whether maps of ``n_targets`` values are HCP grayordinates (59,412 cortex or 91,282 full CIFTI)."""
+    return int(n_targets) in (N_CORTEX, N_GRAYORDINATES)
+
+
+def surface_skip_reason(n_targets: int) -> str | None:
+    """Why maps of ``n_targets`` values cannot be drawn on the cortex; None when they can."""
+    if is_surface_layout(n_targets):
+        return None
+    return (f"Cortical surface maps and interactive viewers are not drawn: the data have {int(n_targets):,} targets,"
+            f" not HCP grayordinates ({N_CORTEX:,} cortex or {N_GRAYORDINATES:,} full CIFTI), so there is no fs_LR"
+            " surface to place them on (parcel or ROI data); the network tables and figures show them instead.")
+
+
 def check_map(key: str, values: np.ndarray) -> np.ndarray:
     """Validate one map and return its cortex part.
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vlm_brain.analyses.architecture import stream_overlap
+from vlm_brain.analyses.architecture import baseline_networks, stream_overlap
 from vlm_brain.analyses.overlap import (
     dice,
     dice_independent_test,
@@ -50,7 +50,14 @@ from vlm_brain.cohort.tasks import results_by_subject
 from vlm_brain.encoding.settings import EncodingSettings
 from vlm_brain.encoding.significance import fdr_bh
 from vlm_brain.encoding.temporal import prepare_regressors
-from vlm_brain.fmri.networks import ATLASES
+from vlm_brain.fmri.networks import (
+    DEFAULT_ATLAS,
+    UNLABELLED,
+    atlas_columns,
+    atlas_labels,
+    check_atlas,
+    primary_atlas,
+)
 from vlm_brain.results import (
     find_layer,
     iter_layers,
@@ -82,6 +89,16 @@ def _ci_dict(values: np.ndarray, stats_params: dict[str, Any], name: str = "mean
                                   int(stats_params["seed"]))
     return {name: float(finite.mean()) if len(finite) else float("nan"), "ci_low": low, "ci_high": high,
             "n": int(len(finite))}
+
+
+def _atlas_name(params: dict[str, Any]) -> str:
+    """``analyses.atlas``: the primary atlas of headlines and top-network tables (default `DEFAULT_ATLAS`)."""
+    return str(params.get("atlas") or DEFAULT_ATLAS)
+
+
+def _network_names(labels: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per atlas column of the labels table, the network name of every target."""
+    return {atlas: atlas_labels(labels, atlas) for atlas in atlas_columns(labels)}
 
 
 class ChanceLevels:
@@ -127,18 +144,22 @@ def analyse_networks(network_scores: pd.DataFrame, labels: pd.DataFrame, params:
 
     Table (one row per stream, atlas, network): best_layer, r_mean at that layer with a
     bootstrap CI over the network's grayordinates, frac_bn, n_grayordinates, rank
-    within the stream. Headline: per stream, the top networks (Cole-Anticevic), and the
-    networks with a BN fraction >= ``predicted_frac_bn`` in any stream.
+    within the stream. Headline: per stream, the top networks of the primary atlas
+    (``analyses.atlas``, a column of ``labels``), and the networks with a BN fraction
+    above chance in any stream.
     """
     if not any(encodings):
         return _no_group(pd.DataFrame())
+    atlas = primary_atlas(labels, _atlas_name(params))
     stats_params = params["stats"]
     network_scores = group_scores(network_scores)
+    check_atlas(atlas, network_scores.atlas.unique(), "network_scores (run the encoding pipeline again?)")
+    names = _network_names(labels)
     scores = network_scores.assign(stream_label=network_scores.model + "." + network_scores.stream)
     best = scores.loc[scores.groupby(["stream_label", "atlas", "network"]).r_mean.idxmax()]
     rows = []
     for row in best.itertuples():
-        r = np.asarray(find_layer(encodings, row.layer_name)["r"])[labels[row.atlas].to_numpy() == row.network]
+        r = np.asarray(find_layer(encodings, row.layer_name)["r"])[names[row.atlas] == row.network]
         ci = _ci_dict(r, stats_params, "r_mean")
         rows.append({"model": row.model, "stream": row.stream, "stream_label": row.stream_label,
                      "atlas": row.atlas, "network": row.network, "best_layer": int(row.layer),
@@ -147,13 +168,14 @@ def analyse_networks(network_scores: pd.DataFrame, labels: pd.DataFrame, params:
     table = pd.DataFrame(rows)
     table["rank"] = table.groupby(["stream_label", "atlas"]).r_mean.rank(ascending=False, method="first").astype(int)
     table = table.sort_values(["stream_label", "atlas", "rank"]).reset_index(drop=True)
-    table, chance_method = _with_network_chance(table, labels, encodings, params)
+    table, chance_method = _with_network_chance(table, names, encodings, params)
 
     threshold = float(params["predicted_frac_bn"])
-    ca = table[table.atlas == "ca_network"]
+    ca = table[table.atlas == atlas]
     significant = ca[ca.frac_bn_significant]
     naive = ca[ca.frac_bn >= threshold]
     headline = {
+        "atlas": atlas,
         "top_networks": {
             stream: [{"network": r.network, "layer": r.best_layer_name, "r_mean": r.r_mean,
                       "ci_low": r.r_ci_low, "ci_high": r.r_ci_high, "frac_bn": r.frac_bn, "n": r.n_grayordinates}
@@ -180,14 +202,17 @@ def analyse_networks(network_scores: pd.DataFrame, labels: pd.DataFrame, params:
     return table, plain(headline)
 
 
-def _with_network_chance(table: pd.DataFrame, labels: pd.DataFrame, encodings: tuple[dict, ...],
+def _with_network_chance(table: pd.DataFrame, names: dict[str, np.ndarray], encodings: tuple[dict, ...],
                          params: dict[str, Any]) -> tuple[pd.DataFrame, str]:
-    """The table with frac_bn_chance, frac_bn_p and frac_bn_significant (BH over the rows of each atlas); the method."""
-    chance = ChanceLevels(params["spatial_null"], len(labels))
+    """The table with frac_bn_chance, frac_bn_p and frac_bn_significant (BH over the rows of each atlas); the method.
+
+    ``names``: per atlas, the network of every target (`_network_names`).
+    """
+    chance = ChanceLevels(params["spatial_null"], len(next(iter(names.values()))))
     tests = {}
     for layer_name, atlas in table[["best_layer_name", "atlas"]].drop_duplicates().itertuples(index=False):
         bn = np.asarray(find_layer(encodings, layer_name)["bn"], dtype=bool)
-        tests[layer_name, atlas] = chance.network_fractions(bn, labels[atlas].to_numpy()).set_index("network")
+        tests[layer_name, atlas] = chance.network_fractions(bn, names[atlas]).set_index("network")
     looked_up = [tests[row.best_layer_name, row.atlas].loc[row.network] for row in table.itertuples()]
     table = table.assign(frac_bn_chance=[t.chance_fraction for t in looked_up], frac_bn_p=[t.p for t in looked_up])
     q = float(params["spatial_null"]["q"])
@@ -305,11 +330,14 @@ def analyse_polarity(labels: pd.DataFrame, params: dict[str, Any], encoding_para
     """Finding 3: positive vs negative BNs per layer and network, and their mirroring.
 
     Returns the per (layer, atlas, network) counts and summed |t| (plus network "all"),
-    the across-layer correlation of positive and negative profiles per (stream, atlas,
-    network) and headlines.
+    for every atlas of ``labels``, the across-layer correlation of positive and negative
+    profiles per (stream, atlas, network) and headlines (network profiles: those of the
+    primary atlas, ``analyses.atlas``).
     """
     if not any(encodings):
         return _no_group(pd.DataFrame(), pd.DataFrame())
+    atlas = primary_atlas(labels, _atlas_name(params))
+    names = _network_names(labels)
     reference = params["polarity"]["reference"]
     row = reference_row(reference, encoding_params.get("sign_references") or [])
     rows, signs, drivers = [], [], {}
@@ -319,10 +347,10 @@ def analyse_polarity(labels: pd.DataFrame, params: dict[str, Any], encoding_para
         drivers.setdefault(f"{model}.{stream}", []).append((layer, groups))
         base = {"model": model, "stream": stream, "stream_label": f"{model}.{stream}", "layer": layer,
                 "layer_name": layer_name}
-        for atlas in ATLASES:
-            by_net = polarity_by_network(sign, strength, labels[atlas])
-            by_net = by_net[by_net.network != "none"]
-            rows += [{**base, "atlas": atlas, **r} for r in by_net.to_dict("records")]
+        for name, networks in names.items():
+            by_net = polarity_by_network(sign, strength, networks)
+            by_net = by_net[by_net.network != UNLABELLED]
+            rows += [{**base, "atlas": name, **r} for r in by_net.to_dict("records")]
         rows.append({**base, "atlas": "all", "network": "all", "n_grayordinates": len(sign),
                      "n_pos": int((sign > 0).sum()), "n_neg": int((sign < 0).sum()),
                      "t_pos_sum": float(strength[sign > 0].sum()), "t_neg_sum": float(strength[sign < 0].sum())})
@@ -332,7 +360,7 @@ def analyse_polarity(labels: pd.DataFrame, params: dict[str, Any], encoding_para
     loadings = pd.DataFrame(signs)
     stats_params = params["stats"]
     totals = profiles[profiles.network == "all"]
-    nets = profiles[(profiles.atlas == "ca_network") & profiles.r.notna()]
+    nets = profiles[(profiles.atlas == atlas) & profiles.r.notna()]
     null = params["polarity"]
     n_perm, seed, q = int(null["n_perm"]), int(null["seed"]), float(null["q"])
     tests = {stream: polarity_null_test([layer for layer, _ in layers], [counts for _, counts in layers], n_perm, seed)
@@ -343,6 +371,7 @@ def analyse_polarity(labels: pd.DataFrame, params: dict[str, Any], encoding_para
     layer_trend = {stream: {**t["trend"], "significant": bool(sig)}
                    for (stream, t), sig in zip(tests.items(), significant, strict=True)}
     headline = {
+        "atlas": atlas,
         "layer_trend": layer_trend,
         "n_streams_layer_dependent": int(significant.sum()),
         "n_streams_tested": int(tested.sum()),
@@ -387,6 +416,18 @@ def _best_layer(encodings: tuple[dict, ...], names: list[str], mask: np.ndarray)
     return max(names, key=lambda n: float(np.mean(np.asarray(find_layer(encodings, n)["r"])[mask])))
 
 
+def _encoded_baselines(specs: list[dict[str, str]], streams: dict[str, list[str]]) -> list[tuple[str, str]]:
+    """(vlm, baseline) streams of ``architecture.baselines`` that were both encoded; others skipped with a warning."""
+    pairs = []
+    for spec in specs:
+        vlm, base = spec["vlm"], spec["baseline"]
+        if vlm in streams and base in streams:
+            pairs.append((vlm, base))
+        else:
+            logger.warning("architecture: %s vs %s skipped (not encoded)", vlm, base)
+    return pairs
+
+
 def analyse_architecture(labels: pd.DataFrame, params: dict[str, Any], *encodings: dict
                          ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Finding 4: image vs text BN overlap per layer, specificity, VLMs vs unimodal baselines.
@@ -395,13 +436,15 @@ def analyse_architecture(labels: pd.DataFrame, params: dict[str, Any], *encoding
     |modality specificity| and the correlation of their network BN-fraction profiles.
     Baseline table (comparison, network): paired difference in r per grayordinate
     between the VLM stream's and the baseline's best layers (best = highest mean r over
-    the compared networks), bootstrap CI and Wilcoxon test.
+    the compared networks: those of ``architecture.baseline_networks`` that the primary
+    atlas ``analyses.atlas`` has), bootstrap CI and Wilcoxon test.
     """
     if not any(encodings):
         return _no_group(pd.DataFrame(), pd.DataFrame())
     cfg, stats_params = params["architecture"], params["stats"]
     streams = stream_layers(encodings)
-    networks = labels["ca_network"].to_numpy()
+    atlas = primary_atlas(labels, _atlas_name(params))
+    networks = atlas_labels(labels, atlas)
     chance = ChanceLevels(params["spatial_null"], len(labels))
     rows = []
     for pair, (image_stream, text_stream) in cfg["pairs"].items():
@@ -414,7 +457,7 @@ def analyse_architecture(labels: pd.DataFrame, params: dict[str, Any], *encoding
         for layer in shared:
             a, b = find_layer(encodings, image[layer]), find_layer(encodings, text[layer])
             bn_a, bn_b = np.asarray(a["bn"], bool), np.asarray(b["bn"], bool)
-            nets = [n for n in np.unique(networks) if n != "none"]
+            nets = [n for n in np.unique(networks) if n != UNLABELLED]
             frac_a = [bn_a[networks == n].mean() for n in nets]
             frac_b = [bn_b[networks == n].mean() for n in nets]
             rows.append({"pair": pair, "image_stream": image_stream, "text_stream": text_stream, "layer": layer,
@@ -424,14 +467,11 @@ def analyse_architecture(labels: pd.DataFrame, params: dict[str, Any], *encoding
                          "profile_r": correlation_test(frac_a, frac_b)["r"]})
     overlap = pd.DataFrame(rows)
 
-    target_networks = list(cfg["baseline_networks"])
+    specs = _encoded_baselines(cfg["baselines"], streams)
+    target_networks = baseline_networks(cfg["baseline_networks"], networks, atlas) if specs else []
     mask = np.isin(networks, target_networks)
     comparisons = []
-    for spec in cfg["baselines"]:
-        vlm, base = spec["vlm"], spec["baseline"]
-        if vlm not in streams or base not in streams:
-            logger.warning("architecture: %s vs %s skipped (not encoded)", vlm, base)
-            continue
+    for vlm, base in specs:
         vlm_layer, base_layer = _best_layer(encodings, streams[vlm], mask), _best_layer(encodings, streams[base], mask)
         r_vlm = np.asarray(find_layer(encodings, vlm_layer)["r"], dtype=float)
         r_base = np.asarray(find_layer(encodings, base_layer)["r"], dtype=float)
@@ -443,7 +483,7 @@ def analyse_architecture(labels: pd.DataFrame, params: dict[str, Any], *encoding
                                                     float(stats_params["ci"]), int(stats_params["seed"]))})
     baselines = pd.DataFrame(comparisons)
 
-    headline: dict[str, Any] = {"pairs": {}, "baselines": {}}
+    headline: dict[str, Any] = {"atlas": atlas, "pairs": {}, "baselines": {}}
     for pair, group in overlap.groupby("pair", sort=False) if len(overlap) else []:
         significant = fdr_bh(group.dice_p.to_numpy(dtype=float), float(params["spatial_null"]["q"]))
         headline["pairs"][pair] = {"dice": _ci_dict(group.dice, stats_params),
@@ -479,8 +519,9 @@ def compare_with_ground_truth(ground_truth: pd.DataFrame | None, network_scores:
                               params: dict[str, Any], *encodings: dict) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Recovered vs planted truth, for data with a known answer (the demo); empty otherwise.
 
-    ``ground_truth``: per grayordinate ``network``, ``driven``, ``modality`` (visual,
-    text, both, none) and ``sign`` (+1, -1, 0), or None when the data has none.
+    ``ground_truth``: per grayordinate ``network`` (a network of the primary atlas,
+    ``analyses.atlas``), ``driven``, ``modality`` (visual, text, both, none) and ``sign``
+    (+1, -1, 0), or None when the data has none.
 
     Table, per network: planted driven fraction and modality, the best BN fraction of
     any stream (and of image and text streams), and whether it counts as recovered (BN
@@ -492,7 +533,8 @@ def compare_with_ground_truth(ground_truth: pd.DataFrame | None, network_scores:
         return pd.DataFrame({"network": pd.Series(dtype=str)}), {"available": False}
     threshold = float(params["recovered_frac_bn"])
     network_scores = group_scores(network_scores)
-    ca = network_scores[network_scores.atlas == "ca_network"]
+    atlas = check_atlas(_atlas_name(params), network_scores.atlas.unique(), "network_scores")
+    ca = network_scores[network_scores.atlas == atlas]
     image = ca[ca.stream == "image"]  # single-modality streams (fusion streams see both inputs)
     text = ca[ca.stream == "text"]
     rows = []

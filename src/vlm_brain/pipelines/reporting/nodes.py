@@ -17,13 +17,15 @@ from vlm_brain import reporting as rp
 from vlm_brain.analyses.polarity import DOMINANT_AN, layer_signs, reference_row
 from vlm_brain.cohort.summary import group_scores
 from vlm_brain.encoding.settings import EncodingSettings
-from vlm_brain.fmri.networks import NETWORK_ORDER
+from vlm_brain.fmri.networks import DEFAULT_ATLAS, NETWORK_ORDER, atlas_title, check_atlas
 from vlm_brain.fmri.quality import data_warnings
 from vlm_brain.models.registry import enabled_models
 from vlm_brain.reporting.html import Section
 from vlm_brain.reporting.surface import (
     DEFAULT_PERCENTILE,
     color_limit,
+    is_surface_layout,
+    surface_skip_reason,
     surface_viewer_html,
     threshold,
 )
@@ -110,9 +112,25 @@ def collect_findings(networks: dict, redundancy: dict, ablation: dict, polarity:
 
 
 # --------------------------------------------------------------------------- figures
-def _stream_table(scores: pd.DataFrame, atlas: str = "ca_network") -> pd.DataFrame:
+#: key of `make_figures`' captions that says why the cortical maps are missing (non-HCP data)
+SURFACE_NOTE = "surface maps"
+SURFACE_FIGURES = ("surface_r.png", "surface_polarity.png", "surface_ceiling.png")
+
+
+def report_atlas(params: dict[str, Any], table: pd.DataFrame, where: str = "network_scores") -> str:
+    """``reporting.atlas`` (default `DEFAULT_ATLAS`), checked against the atlases of ``table`` (its ``atlas``)."""
+    return check_atlas(str(params.get("atlas") or DEFAULT_ATLAS), table["atlas"].unique(), where)
+
+
+def _stream_table(scores: pd.DataFrame, atlas: str) -> pd.DataFrame:
     table = scores[scores.atlas == atlas]
     return table.assign(stream_label=table.model + "." + table.stream)
+
+
+def _n_targets(encodings: tuple[dict, ...], default: int = 0) -> int:
+    """Targets (grayordinates, parcels, ROIs) per map of the encodings; ``default`` without any."""
+    first = next((e for e in encodings if e), None)
+    return int(len(next(iter(first.values()))["r"])) if first else default
 
 
 def cohort_table(cohort: dict[str, dict]) -> pd.DataFrame:
@@ -169,6 +187,10 @@ def make_surface_viewers(params: dict[str, Any], encoding: dict[str, Any], *enco
     """Interactive 3-D viewers (self-contained HTML) of the BN r maps of the surface layers, by layer name."""
     if not any(encodings):
         return {}
+    n_targets = _n_targets(encodings)
+    if not is_surface_layout(n_targets):
+        logger.info("reporting: no surface viewers (%d targets are not HCP grayordinates)", n_targets)
+        return {}
     percentile, _ = _surface_settings(params)
     q = EncodingSettings.from_params(encoding).q
     out = {}
@@ -189,8 +211,10 @@ def make_figures(network_scores: pd.DataFrame, redundancy_atom_dice: dict[str, n
     with group encodings.
 
     A caption says what the figure shows, which layers and why, n, and the threshold
-    (BNs: BH-FDR at ``encoding.q`` over each layer's grayordinates). Networks are in
-    `NETWORK_ORDER` (sensory to association).
+    (BNs: BH-FDR at ``encoding.q`` over each layer's grayordinates). Network figures
+    show the primary atlas (``reporting.atlas``), networks in `NETWORK_ORDER` (sensory
+    to association; other names after). Without HCP grayordinates the cortical maps are
+    left out and captions[`SURFACE_NOTE`] says why.
     """
     figures: dict[str, Figure] = {}
     captions: dict[str, str] = {}
@@ -205,8 +229,10 @@ def make_figures(network_scores: pd.DataFrame, redundancy_atom_dice: dict[str, n
     if not any(encodings):
         return figures, captions
     group = group_scores(network_scores)
-    scores = _stream_table(group)
-    n_grayordinates = int(len(next(iter(next(e for e in encodings if e).values()))["r"]))
+    atlas = report_atlas(params, group)
+    networks = atlas_title(atlas)
+    scores = _stream_table(group, atlas)
+    n_grayordinates = _n_targets(encodings)
     empty = sorted(name for name, _ in iter_layers(encodings) if not np.any(find_layer(encodings, name)["bn"]))
     no_bn = (f" Layers without any BN (no grayordinate passes BH-FDR at q = {q:g}) are the blank columns:"
              f" {', '.join(empty)}." if empty else " Every layer has at least one BN.")
@@ -221,7 +247,7 @@ def make_figures(network_scores: pd.DataFrame, redundancy_atom_dice: dict[str, n
     model_of = f"the group-mean BOLD, {n_grayordinates:,} grayordinates"
     captions |= {
         "network_r_heatmaps.png": ("Mean held-out Pearson r (leave-one-run-out) of every layer (x) in every"
-                                   f" Cole-Anticevic network (y), one panel per stream; {model_of}."),
+                                   f" one of the {networks} (y), one panel per stream; {model_of}."),
         "network_bn_heatmaps.png": ("Fraction of each network's grayordinates that are BNs (brain-like neurons:"
                                     f" BH-FDR at q = {q:g} over the layer's grayordinates), per layer and stream;"
                                     f" {model_of}." + no_bn),
@@ -260,11 +286,13 @@ def make_figures(network_scores: pd.DataFrame, redundancy_atom_dice: dict[str, n
     if len(baselines):
         figures["architecture_baselines.png"] = rp.baseline_comparison(
             baselines[baselines.network != "all compared"], order=NETWORK_ORDER)
+        compared = [str(n) for n in pd.unique(baselines.network) if n != "all compared"]
         comparisons = "; ".join(f"{r.comparison} ({r.vlm_layer} vs {r.baseline_layer})" for r in
                                 baselines.drop_duplicates("comparison").itertuples())
         captions["architecture_baselines.png"] = (
             "Mean paired difference in held-out r per grayordinate between a VLM stream and a unimodal baseline, in"
-            f" the language and multimodal networks, with 95% bootstrap CIs; each stream's best layer: {comparisons}.")
+            f" the compared networks ({networks_text(compared)}; analyses.architecture.baseline_networks), with 95%"
+            f" bootstrap CIs; each stream's best layer: {comparisons}.")
 
     ceiling = np.asarray((noise_ceiling or {}).get("ceiling", []), dtype=np.float64)
     if np.isfinite(ceiling).any() and scores.r_norm_mean.notna().any():
@@ -272,7 +300,7 @@ def make_figures(network_scores: pd.DataFrame, redundancy_atom_dice: dict[str, n
             scores, value="r_norm_mean", title="Mean r / noise ceiling", order=order)
         captions["network_rnorm_heatmaps.png"] = (
             "Held-out r divided by each grayordinate's noise ceiling (r / ceiling, NaN where the ceiling is below"
-            " 0.1), averaged over each Cole-Anticevic network (y), per layer (x) and stream (panel);"
+            f" 0.1), averaged over each of the {networks} (y), per layer (x) and stream (panel);"
             f" {model_of}.")
     reference = (analyses.get("polarity") or {}).get("reference", DOMINANT_AN)
     row = reference_row(reference, encoding.get("sign_references") or [])
@@ -299,8 +327,16 @@ def surface_figures(params: dict[str, Any], q: float, ceiling: np.ndarray, encod
     BN signs are read against ``reference`` (row ``row`` of ``reference_r``, `layer_signs`).
 
     Adds each figure's caption to ``captions``. The r colour scale is symmetric, from
-    minus to plus the ``reporting.surface.percentile`` of |r| over the BNs shown.
+    minus to plus the ``reporting.surface.percentile`` of |r| over the BNs shown. Maps
+    that are not HCP grayordinates (parcels, ROIs) give no figures: one info log, and
+    ``captions[SURFACE_NOTE]`` says why.
     """
+    n_targets = _n_targets(encodings, default=len(ceiling))
+    reason = surface_skip_reason(n_targets) if n_targets else None
+    if reason:
+        logger.info("reporting: no cortical surface maps (%d targets are not HCP grayordinates)", n_targets)
+        captions[SURFACE_NOTE] = reason
+        return {}
     figures: dict[str, Figure] = {}
     percentile, borders = _surface_settings(params)
     best = surface_layers(params, encodings)
@@ -359,6 +395,11 @@ def _p(p: Any) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
+def _is_spin(networks_headline: dict) -> bool:
+    """Whether the networks finding's chance levels came from spins (HCP grayordinates)."""
+    return "spin" in str(networks_headline.get("chance_method", "spin"))
+
+
 def _summary_section(findings: dict) -> Section:
     """One sentence per finding, with its main number."""
     if findings["networks"].get("available") is False:
@@ -366,11 +407,13 @@ def _summary_section(findings: dict) -> Section:
                                    "those across subjects, below."])
     net, red, pol, arch = (findings[k] for k in ("networks", "redundancy", "polarity", "architecture"))
     n_networks = len(net["predicted_networks"]) + len(net["unpredicted_networks"])
-    lines = [f"1. Network prediction: {len(net['predicted_networks'])} of {n_networks} Cole-Anticevic networks have "
-             f"more BNs than chance (spatial null) in at least one stream; not predicted: "
+    spun = _is_spin(net)
+    lines = [f"1. Network prediction: {len(net['predicted_networks'])} of {n_networks} "
+             f"{atlas_title(net.get('atlas', DEFAULT_ATLAS))} have more BNs than chance "
+             f"({'spatial null' if spun else 'independent placement'}) in at least one stream; not predicted: "
              f"{networks_text(net['unpredicted_networks'])}. By chance: a network's BN fraction is that of the "
-             f"spun maps ({len(net.get('above_fixed_threshold_networks', []))} of {n_networks} reach a fixed 10% "
-             "anyway)."]
+             f"{'spun maps' if spun else 'whole map'} ({len(net.get('above_fixed_threshold_networks', []))} of "
+             f"{n_networks} reach a fixed 10% anyway)."]
     multi = red["overall"]["multi_atom_fraction"]
     chance = red["overall"].get("multi_atom_chance", {})
     auc = red["ablation"].get("auc_all_layers", {})
@@ -386,7 +429,8 @@ def _summary_section(findings: dict) -> Section:
                  "level).")
     pairs = arch.get("pairs", {})
     if pairs:
-        lines.append("4. Architecture: image/text BN overlap (Dice) against its spatial chance level: " + "; ".join(
+        lines.append("4. Architecture: image/text BN overlap (Dice) against its chance level"
+                     f" ({'spin test' if spun else 'independent placement'}): " + "; ".join(
             f"{pair} {_fmt(v['dice']['mean'])} vs chance {_fmt(v.get('dice_chance', {}).get('mean'))}, "
             f"{v.get('n_layers_above_chance', 0)} of {v.get('n_layers', 0)} layers above chance"
             for pair, v in pairs.items()) + ".")
@@ -438,16 +482,22 @@ def viewer_links(viewers: dict[str, Any], folder: str) -> str:
             f" files next to this report, in {html.escape(folder)}/; they open offline):</p><ul>{items}</ul>")
 
 
-def _networks_section(findings: dict, network_findings: pd.DataFrame, viewers: str = "") -> Section | None:
+def _networks_section(findings: dict, network_findings: pd.DataFrame, viewers: str = "",
+                      atlas: str = DEFAULT_ATLAS, surface_note: str | None = None) -> Section | None:
+    """Finding 1: the networks predicted above chance and the top networks of ``atlas`` per stream; ``surface_note``
+    (why there are no cortical maps) as the last paragraph."""
     h = findings["networks"]
     if h.get("available") is False:
         return None
+    check_atlas(atlas, network_findings["atlas"].unique(), "network_findings")
+    chance = ("BNs spread like the observed ones, rotated on the sphere" if _is_spin(h)
+              else "the same number of BNs placed at random")
     paragraphs = [
         f"A network counts as predicted when its BN fraction beats chance: {h.get('predicted_definition', '')}; "
         f"chance levels: {h.get('chance_method', '')}. "
         f"Predicted: {networks_text(h['predicted_networks'])}. "
         f"Not predicted: {networks_text(h['unpredicted_networks'])}. "
-        f"What chance alone gives: BNs spread like the observed ones, rotated on the sphere; a fixed "
+        f"What chance alone gives: {chance}; a fixed "
         f"{h['predicted_frac_bn']:.0%} rule would have called "
         f"{len(h.get('above_fixed_threshold_networks', []))} networks predicted.",
     ]
@@ -456,12 +506,14 @@ def _networks_section(findings: dict, network_findings: pd.DataFrame, viewers: s
                      for stream, top in h["top_networks"].items() for t in top[:1])
     paragraphs.append(f"Best-predicted network of each stream: {best}. The table lists the top three.")
     paragraphs.append(f"Intervals: {h['uncertainty']}.")
-    top = network_findings[(network_findings.atlas == "ca_network") & (network_findings["rank"] <= 3)]
+    if surface_note:
+        paragraphs.append(surface_note)
+    top = network_findings[(network_findings.atlas == atlas) & (network_findings["rank"] <= 3)]
     columns = ["stream_label", "rank", "network", "best_layer", "r_mean", "r_ci_low", "r_ci_high", "frac_bn",
                "frac_bn_chance", "frac_bn_p", "n_grayordinates"]
     table = top[[c for c in columns if c in top]].reset_index(drop=True)
     return Section("Finding 1: artificial neurons predict brain networks", paragraphs,
-                   [("Top three Cole-Anticevic networks per stream (at each network's best layer, ranked by r)",
+                   [(f"Top three {atlas_title(atlas)} per stream (at each network's best layer, ranked by r)",
                      table)],
                    ["network_r_heatmaps.png", "network_bn_heatmaps.png", "network_layer_profiles.png", "surface_r.png"],
                    html=viewers)
@@ -657,10 +709,10 @@ def _quality_section(findings: dict, quality: pd.DataFrame) -> Section:
     return Section("Data quality (QC)", paragraphs, [("fMRI quality control per subject", table)])
 
 
-def ceiling_table(network_scores: pd.DataFrame) -> pd.DataFrame:
-    """Per Cole-Anticevic network (in `NETWORK_ORDER`): grayordinates, mean noise ceiling, and the best
+def ceiling_table(network_scores: pd.DataFrame, atlas: str = DEFAULT_ATLAS) -> pd.DataFrame:
+    """Per network of ``atlas`` (in `NETWORK_ORDER`): grayordinates, mean noise ceiling, and the best
     mean r / ceiling over the group-mean model's layers with the layer and its mean r."""
-    scores = _stream_table(group_scores(network_scores))
+    scores = _stream_table(group_scores(network_scores), atlas)
     scores = scores[scores.r_norm_mean.notna()]
     if scores.empty:
         return pd.DataFrame()
@@ -672,9 +724,9 @@ def ceiling_table(network_scores: pd.DataFrame) -> pd.DataFrame:
     return network_sorted(table)
 
 
-def _ceiling_section(network_scores: pd.DataFrame, figures: dict[str, bytes]) -> Section:
-    """The noise-ceiling map, and r / ceiling per network."""
-    table = ceiling_table(network_scores)
+def _ceiling_section(network_scores: pd.DataFrame, figures: dict[str, bytes], atlas: str = DEFAULT_ATLAS) -> Section:
+    """The noise-ceiling map, and r / ceiling per network of ``atlas``."""
+    table = ceiling_table(network_scores, atlas)
     if table.empty:
         return Section("Noise ceiling and r / ceiling", [
             "No noise ceiling: the repeated clip is missing or too short (see the QC table), so r / ceiling is "
@@ -686,7 +738,8 @@ def _ceiling_section(network_scores: pd.DataFrame, figures: dict[str, bytes]) ->
         "signal a layer predicts; it is NaN where the ceiling is below 0.1 and can exceed 1 by estimation noise.",
     ]
     return Section("Noise ceiling and r / ceiling", paragraphs,
-                   [("Per network: mean noise ceiling and the best mean r / ceiling over all layers", table)],
+                   [(f"Per network ({atlas_title(atlas)}): mean noise ceiling and the best mean r / ceiling over"
+                     " all layers", table)],
                    [n for n in ("surface_ceiling.png", "network_rnorm_heatmaps.png") if n in figures])
 
 
@@ -696,7 +749,10 @@ def render_report(findings: dict, network_findings: pd.DataFrame, redundancy_lay
                   quality: pd.DataFrame, network_scores: pd.DataFrame, viewers: dict[str, Any] | None,
                   params: dict[str, Any]) -> str:
     """report.html: one page stating each finding with its numbers (figures embedded; the interactive
-    surface viewers linked relative to it, in ``reporting.surface_viewer_dir``)."""
+    surface viewers linked relative to it, in ``reporting.surface_viewer_dir``). Network tables show
+    ``reporting.atlas``; without cortical maps (non-HCP data) Finding 1 says why."""
+    atlas = str(params.get("atlas") or DEFAULT_ATLAS)
+    surface_note = (captions or {}).get(SURFACE_NOTE)
     pngs = {(name if name.endswith(".png") else f"{name}.png"): _png_bytes(image) for name, image in figures.items()}
     prov = findings["provenance"]
     banner = []
@@ -719,20 +775,22 @@ def render_report(findings: dict, network_findings: pd.DataFrame, redundancy_lay
         _summary_section(findings),
         _quality_section(findings, quality),
         _networks_section(findings, network_findings,
-                          viewer_links(viewers or {}, params.get("surface_viewer_dir", "surface_viewers"))),
+                          viewer_links(viewers or {}, params.get("surface_viewer_dir", "surface_viewers")),
+                          atlas, surface_note),
         _redundancy_section(findings, redundancy_layers),
         _polarity_section(findings, polarity_profiles),
         _architecture_section(findings, overlap, baselines),
-        _ceiling_section(network_scores, pngs) if findings["networks"].get("available") is not False else None,
+        _ceiling_section(network_scores, pngs, atlas) if findings["networks"].get("available") is not False else None,
         _subjects_section(findings),
         _ground_truth_section(findings, recovery),
         _validation_section(validation, pngs),
     ) if s is not None]
+    skipped = set(SURFACE_FIGURES) if surface_note else set()  # said in Finding 1
     for section in sections:
-        missing = [name for name in section.figures if name not in pngs]
+        missing = [name for name in section.figures if name not in pngs and name not in skipped]
         if missing:
             logger.warning("report: figures %s of section %r were not made; left out", missing, section.title)
-            section.figures = [name for name in section.figures if name in pngs]
+        section.figures = [name for name in section.figures if name in pngs]
     used = {name for s in sections for name in s.figures}
     captions = {**(captions or {}), "validation_power.png": VALIDATION_CAPTION}
     html = rp.render_report(params["title"], sections, {k: v for k, v in pngs.items() if k in used},
