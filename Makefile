@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install viz mlflow-ui validation clean-outputs
+.PHONY: demo test install viz mlflow-ui validation clean-outputs roi-example
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/kedro run
 	@echo "Report: data/08_reporting/report.html (findings: data/08_reporting/findings.json)"
+
+## Data beyond HCP: write the generated ROI example (once) and run the study on it (conf/roi).
+roi-example: $(STAMP)
+	test -d data/01_raw/roi || $(BIN)/python -m vlm_brain.simulate.roi_example data/01_raw/roi
+	$(BIN)/kedro run --env roi
+	@echo "Report: data/08_reporting/report.html"
 
 ## Method validation on simulated BOLD with a planted truth (~3 minutes on the demo).
 validation: $(STAMP)

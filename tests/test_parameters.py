@@ -15,7 +15,7 @@ def _problems(**groups) -> list[str]:
     return parameter_problems(groups)
 
 
-@pytest.mark.parametrize("env", [None, "hcp"])
+@pytest.mark.parametrize("env", [None, "hcp", "roi"])
 def test_the_shipped_configurations_have_no_problem(env):
     loader = LayeredConfigLoader("conf", env=env, remember=False, base_env="base", default_run_env="local",
                                  merge_strategy={"parameters": "soft"})
@@ -24,6 +24,8 @@ def test_the_shipped_configurations_have_no_problem(env):
 
 @pytest.mark.parametrize(("encoding", "line"), [
     ({"alphas": []}, "encoding.alphas = []: must be a non-empty list of positive numbers"),
+    ({"noise_ceiling": "split"}, "encoding.noise_ceiling = 'split': must be one of auto, repeat, loso"),
+    ({"folds_per_scan": 0}, "encoding.folds_per_scan = 0: must be an integer >= 1"),
     ({"alphas": [10.0, -1.0]}, "encoding.alphas = [10.0, -1.0]: must be a non-empty list of positive numbers"),
     ({"backend": "jax"}, "encoding.backend = 'jax': must be one of numpy, torch, torch_cuda"),
     ({"q": 5}, "encoding.q = 5: must be a number in (0, 1)"),

@@ -92,6 +92,8 @@ def encoding_problems(params: Mapping[str, Any], runs: Mapping[str, Any] | None 
     _check(problems, params, where, "cluster.retries", lambda v: is_int(v, 0), "an integer >= 0")
     _check(problems, params, where, "cohort.test", lambda v: v in ("t", "sign_flip"), "one of t, sign_flip")
     _check(problems, params, where, "cohort.n_perm", lambda v: is_int(v, 1), "an integer >= 1")
+    _check(problems, params, where, "noise_ceiling", lambda v: v in ("auto", "repeat", "loso"),
+           "one of auto, repeat, loso")
     from vlm_brain.stimuli.features import FEATURES  # noqa: PLC0415
 
     _check(problems, params, where, "sign_references",
@@ -115,6 +117,8 @@ def feature_extraction_problems(params: Mapping[str, Any], where: str = "feature
     _check(problems, params, where, "tr", lambda v: is_number(v, 0, open_low=True), "a number of seconds > 0")
     _runs(problems, params, where)
     _check(problems, params, where, "frames_per_tr", lambda v: is_int(v, 1), "an integer >= 1 (frames per TR)")
+    _check(problems, params, where, "segment_unit", lambda v: v in (None, "s", "tr"),
+           "s (seconds), tr (TR indices) or null (the segment table's unit column)")
     _check(problems, params, where, "pooling", lambda v: v in ("mean", "cls"), "one of mean, cls")
     _check(problems, params, where, "batch_size", lambda v: is_int(v, 1), "an integer >= 1")
     _check(problems, params, where, "text_batch_size", lambda v: is_int(v, 1), "an integer >= 1")

@@ -7,7 +7,7 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
-from vlm_brain.fmri.io import RunFiles
+from vlm_brain.fmri.io import FORMATS, RunFiles
 from vlm_brain.fmri.layout import DTSERIES_PATTERN
 
 
@@ -28,6 +28,20 @@ class FmriRunsDataset(AbstractDataset[None, RunFiles]):
           format: nifti
           pattern: "{subject}/MNINonLinear/Results/{run}/{run}_hp2000_clean.nii.gz"
           mask: data/01_raw/hcp/brainmask.nii.gz
+        fmri_runs_regions:                # parcel/ROI time courses, one column per target
+          type: vlm_brain.datasets.FmriRunsDataset
+          path: data/01_raw/roi/fmri
+          format: table
+          pattern: "{subject}/{run}.tsv"
+          labels: data/01_raw/roi/fmri/target_labels.tsv   # optional: target, network, ...
+        fmri_runs_atlas:                  # 4D NIfTI reduced to the regions of an atlas
+          type: vlm_brain.datasets.FmriRunsDataset
+          path: data/01_raw/study/fmri
+          format: atlas
+          pattern: "{subject}/{run}_bold.nii.gz"
+          atlas: data/01_raw/study/atlas.nii.gz
+          atlas_kind: labels              # or maps (4D probabilistic)
+          atlas_labels: data/01_raw/study/atlas_labels.txt
     """
 
     def __init__(
@@ -36,13 +50,26 @@ class FmriRunsDataset(AbstractDataset[None, RunFiles]):
         pattern: str = DTSERIES_PATTERN,
         format: str = "cifti",
         mask: str | None = None,
+        atlas: str | None = None,
+        atlas_kind: str = "labels",
+        atlas_labels: str | None = None,
+        labels: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        if format not in ("cifti", "nifti"):
-            raise DatasetError(f"FmriRunsDataset: format must be 'cifti' or 'nifti', got {format!r}")
+        if format not in FORMATS:
+            raise DatasetError(f"FmriRunsDataset: format must be one of {', '.join(FORMATS)}, got {format!r}")
         if "{subject}" not in pattern or "{run}" not in pattern:
             raise DatasetError(f"FmriRunsDataset: pattern must contain {{subject}} and {{run}}: {pattern!r}")
-        self._files = RunFiles(Path(path), pattern, format, Path(mask) if mask else None)  # type: ignore[arg-type]
+        if atlas_kind not in ("labels", "maps"):
+            raise DatasetError(f"FmriRunsDataset: atlas_kind must be 'labels' or 'maps', got {atlas_kind!r}")
+        if format == "atlas" and not atlas:
+            raise DatasetError("FmriRunsDataset: format 'atlas' needs `atlas` (the atlas image)")
+
+        def optional(value: str | None) -> Path | None:
+            return Path(value) if value else None
+
+        self._files = RunFiles(Path(path), pattern, format, optional(mask), optional(atlas),  # type: ignore[arg-type]
+                               atlas_kind, optional(atlas_labels), optional(labels))
         self.metadata = metadata
 
     def load(self) -> RunFiles:
@@ -58,7 +85,8 @@ class FmriRunsDataset(AbstractDataset[None, RunFiles]):
 
     def _describe(self) -> dict[str, Any]:
         f = self._files
-        return {"path": str(f.root), "pattern": f.pattern, "format": f.format, "mask": str(f.mask)}
+        return {"path": str(f.root), "pattern": f.pattern, "format": f.format, "mask": str(f.mask),
+                "atlas": str(f.atlas), "labels": str(f.labels)}
 
 
 class RunFilesDataset(AbstractDataset[None, "RunFileIndex"]):

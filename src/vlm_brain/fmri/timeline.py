@@ -105,17 +105,25 @@ def repeat_warning(clips: pd.DataFrame) -> str | None:
 
 
 def build_timeline(
-    clips: pd.DataFrame,
+    clips: pd.DataFrame | None,
     run_lengths: dict[str, int],
     tr: float,
     exclude_repeat: bool = True,
 ) -> pd.DataFrame:
     """One row per (run, TR), runs in the order of ``run_lengths``.
 
+    ``clips`` None (data without a clip table, e.g. one continuous film per scan):
+    every TR is stimulus (clip 1 of its run) and kept; nothing is a repeat.
+
     Returns:
         Columns ``run, tr`` (0-based index in the run), ``time`` (TR midpoint, s),
         ``clip`` (0 = rest), ``is_repeat``, ``keep`` (used for model fitting).
     """
+    if clips is None:
+        clips = pd.DataFrame({"run": list(run_lengths), "clip": 1, "onset": 0.0,
+                              "offset": [n * tr for n in run_lengths.values()], "is_repeat": False})
+        logger.info("no clip table: every TR of the %d scans is stimulus and kept; no repeated clip", len(clips))
+        return build_timeline(clips, run_lengths, tr, exclude_repeat)
     clips = validate_clip_table(clips, run_lengths, tr)
     warning = repeat_warning(clips)
     if warning:

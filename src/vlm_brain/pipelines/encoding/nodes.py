@@ -22,7 +22,7 @@ from vlm_brain.cohort.tasks import (
     store_result,
 )
 from vlm_brain.datasets.cache import ArrayCache
-from vlm_brain.encoding.ceiling import noise_ceiling
+from vlm_brain.encoding.ceiling import loso_noise_ceiling, noise_ceiling
 from vlm_brain.encoding.layer import encode_layer
 from vlm_brain.encoding.scores import SCORE_COLUMNS, network_rows
 from vlm_brain.encoding.settings import EncodingSettings
@@ -265,9 +265,34 @@ def infer_across_subjects(manifest: pd.DataFrame, cache: ArrayCache, params: dic
     return out
 
 
-def compute_noise_ceiling(fmri_group: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Per-grayordinate ceiling on r from the repeated clip (split-half, Spearman-Brown)."""
-    return {"ceiling": _ceiling(fmri_group["repeat"], "group")}
+CEILING_METHODS = ("auto", "repeat", "loso")
+
+
+def compute_noise_ceiling(fmri_group: dict[str, np.ndarray], fmri_clean: dict[str, dict[str, np.ndarray]],
+                          params: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Per-grayordinate ceiling on the r of the group-mean model (``encoding.noise_ceiling``).
+
+    ``repeat``: from the repeated clip (split-half, Spearman-Brown); ``loso``: across
+    subjects, leave-one-subject-out (`ceiling.loso_noise_ceiling`), for data without a
+    repeated clip; ``auto`` (default): the repeat when the clip is in >= 2 runs, else
+    leave-one-subject-out with >= 2 subjects, else none (NaN).
+    """
+    method = params.get("noise_ceiling", "auto")
+    if method not in CEILING_METHODS:
+        raise ValueError(f"encoding.noise_ceiling must be one of {', '.join(CEILING_METHODS)}, got {method!r}")
+    repeat = np.asarray(fmri_group["repeat"])
+    has_repeat = repeat.shape[0] >= 2 and repeat.shape[1] >= 3
+    if method == "repeat" or (method == "auto" and has_repeat):
+        return {"ceiling": _ceiling(repeat, "group")}
+    subjects = sorted(fmri_clean)
+    if len(subjects) < 2:
+        logger.warning("noise ceiling: no repeated clip and %d subject(s); leave-one-subject-out needs >= 2, "
+                       "ceiling set to NaN", len(subjects))
+        return {"ceiling": np.full(np.asarray(fmri_group["bold"]).shape[1], np.nan, dtype=np.float32)}
+    ceiling = loso_noise_ceiling(np.stack([np.asarray(fmri_clean[s]["bold"], dtype=np.float32) for s in subjects]))
+    logger.info("noise ceiling (group, leave-one-subject-out over %d subjects): median %.3f over %d targets",
+                len(subjects), float(np.nanmedian(ceiling)), len(ceiling))
+    return {"ceiling": np.asarray(ceiling, dtype=np.float32)}
 
 
 def _ceiling(repeat: np.ndarray, who: str) -> np.ndarray:

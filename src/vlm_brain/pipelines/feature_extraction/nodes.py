@@ -17,6 +17,7 @@ from vlm_brain.datasets.fmri import RunFileIndex
 from vlm_brain.models.extract import extract_images, extract_joint, extract_texts
 from vlm_brain.models.registry import build_adapter
 from vlm_brain.stimuli.features import FEATURES, caption_features, frame_features
+from vlm_brain.stimuli.segments import check_segments, segment_text_per_tr
 from vlm_brain.stimuli.text import check_caption_coverage, read_captions, text_per_tr
 from vlm_brain.stimuli.video import frame_times, iter_frames
 
@@ -24,14 +25,21 @@ logger = logging.getLogger(__name__)
 
 
 def build_stimulus_table(
-    run_timeline: pd.DataFrame, captions: RunFileIndex, clip_table: pd.DataFrame, params: dict[str, Any]
+    run_timeline: pd.DataFrame, captions: RunFileIndex, clip_table: pd.DataFrame | None, params: dict[str, Any],
+    segments: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Per (run, TR): the text shown (caption covering the TR midpoint) and whether any.
+    """Per (run, TR): the text shown and whether any.
+
+    The text comes from the annotation ``segments`` table when there is one (run, start,
+    end, text; `vlm_brain.stimuli.segments`, unit ``feature_extraction.segment_unit``),
+    else from each run's caption file (the caption covering the TR midpoint).
 
     Returns:
         ``run, tr, time, text, has_text``, rows in ``run_timeline`` order.
     """
     tr = float(params["tr"])
+    if segments is not None:
+        return _segment_stimulus_table(run_timeline, segments, params)
     frames = []
     for run, n_trs in params["runs"].items():
         path = captions.existing(run, "caption file")
@@ -48,6 +56,18 @@ def build_stimulus_table(
     return table
 
 
+def _segment_stimulus_table(run_timeline: pd.DataFrame, segments: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+    tr, runs = float(params["tr"]), {str(k): int(v) for k, v in params["runs"].items()}
+    checked = check_segments(segments, "annotation_segments (catalog)", params.get("segment_unit"), None, runs, tr)
+    per_tr = segment_text_per_tr(checked, runs, tr)
+    table = run_timeline[["run", "tr"]].astype({"run": str}).merge(per_tr, on=["run", "tr"], how="left", validate="1:1")
+    table["text"] = table["text"].fillna("")
+    table["has_text"] = table["text"].str.len() > 0
+    logger.info("stimulus: %d TRs from %d annotation segments, %d with text (%d distinct)", len(table), len(checked),
+                int(table.has_text.sum()), table.text[table.has_text].nunique())
+    return table[["run", "tr", "time", "text", "has_text"]]
+
+
 def extract_stimulus_features(videos: RunFileIndex, stimulus: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     """Low-level features per TR (`vlm_brain.stimuli.features`): frame luminance, contrast and motion, caption words.
 
@@ -55,15 +75,22 @@ def extract_stimulus_features(videos: RunFileIndex, stimulus: pd.DataFrame, para
         ``run, tr`` and one column per feature, rows in stimulus-table order.
     """
     tr, per_tr = float(params["tr"]), int(params.get("frames_per_tr", 1))
+    with_video = videos.root.is_dir()
+    if not with_video:
+        logger.info("stimulus features: no video folder %s: caption features only (n_words, has_text)", videos.root)
     tables = []
     for run in params["runs"]:
         rows = stimulus[stimulus.run == run]
-        path = videos.existing(run, "video")
-        frames = frame_features(iter_frames(path, frame_times(len(rows), tr, per_tr).ravel()), len(rows), per_tr)
-        words = caption_features(rows.text.tolist())
-        tables.append(pd.concat([rows[["run", "tr"]].reset_index(drop=True), frames, words], axis=1))
+        parts = [rows[["run", "tr"]].reset_index(drop=True)]
+        if with_video:
+            path = videos.existing(run, "video")
+            parts.append(frame_features(iter_frames(path, frame_times(len(rows), tr, per_tr).ravel()), len(rows),
+                                        per_tr))
+        parts.append(caption_features(rows.text.tolist()))
+        tables.append(pd.concat(parts, axis=1))
     table = pd.concat(tables, ignore_index=True)
-    logger.info("stimulus features: %s on %d TRs of %d runs", ", ".join(FEATURES), len(table), len(tables))
+    logger.info("stimulus features: %s on %d TRs of %d runs",
+                ", ".join(c for c in table.columns if c not in ("run", "tr")), len(table), len(tables))
     return table
 
 
@@ -92,7 +119,8 @@ def extraction_key(name: str, videos: RunFileIndex, stimulus: pd.DataFrame, spec
     image = streams is None or any(s != "text" for s in streams)
     description = {
         "model": name, "spec": dict(spec), "weights": _weights_fingerprint(spec),
-        "videos": {run: file_fingerprint(videos.existing(run, "video")) for run in params["runs"]} if image else None,
+        "videos": {run: file_fingerprint(videos.path(run)) if videos.path(run).is_file() else None
+                   for run in params["runs"]} if image else None,  # a missing one fails at extraction if needed
         "texts": cache_key({"texts": stimulus[["run", "tr", "text"]].astype(str).values.tolist()}),
         "tr": float(params["tr"]), "runs": dict(params["runs"]), "frames_per_tr": int(params.get("frames_per_tr", 1)),
         "pooling": params["pooling"], "precision": params.get("precision", "fp32"),

@@ -28,7 +28,7 @@ def model_extraction(model: str) -> Pipeline:
 
 def create_pipeline(models: list[str] = (), **kwargs) -> Pipeline:
     stimulus = Node(nodes.build_stimulus_table, ["run_timeline", "movie_captions", "clip_table",
-                                                 "params:feature_extraction"],
+                                                 "params:feature_extraction", "annotation_segments"],
                     "stimulus_table", name="build_stimulus_table")
     features = Node(nodes.extract_stimulus_features, ["movie_videos", "stimulus_table", "params:feature_extraction"],
                     "stimulus_features", name="extract_stimulus_features")

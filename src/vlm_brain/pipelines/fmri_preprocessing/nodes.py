@@ -13,13 +13,16 @@ from vlm_brain.fmri.cifti import CiftiError, standard_index
 from vlm_brain.fmri.cleaning import clean_run
 from vlm_brain.fmri.io import FmriInputError, RunFiles, check_finite, check_header
 from vlm_brain.fmri.networks import label_grayordinates
+from vlm_brain.fmri.regions import REGION_COLUMNS, label_regions
+from vlm_brain.fmri.timecourses import clean_with_missing
 from vlm_brain.fmri.timeline import build_timeline
 
 logger = logging.getLogger(__name__)
 
 
-def build_run_timeline(clip_table: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
-    """Per-TR timeline of every run (rest, clips, repeat, kept for fitting)."""
+def build_run_timeline(clip_table: pd.DataFrame | None, params: dict[str, Any]) -> pd.DataFrame:
+    """Per-TR timeline of every run (rest, clips, repeat, kept for fitting); without a clip
+    table (None) every TR is kept."""
     timeline = build_timeline(
         clip_table, dict(params["runs"]), float(params["tr"]), bool(params["exclude_repeat"])
     )
@@ -74,8 +77,8 @@ def inventory_runs(runs: RunFiles, params: dict[str, Any]) -> pd.DataFrame:
             logger.warning("subject %s left out (incomplete_subjects: skip): %s", subject, exc)
             skipped.append({"subject": subject, "status": "skipped", "reason": str(exc)})
             continue
-        layout = layout or (subject_rows[0]["path"], subject_rows[0]["n_grayordinates"])
-        rows += subject_rows
+        layout = layout or (subject_rows[0]["path"], subject_rows[0]["n_grayordinates"], subject_rows[0]["names"])
+        rows += [{k: v for k, v in row.items() if k != "names"} for row in subject_rows]
     if not rows:
         raise FmriInputError(f"no subject under {runs.root} has every run usable; left out: "
                              + "; ".join(f"{s['subject']} ({s['reason']})" for s in skipped))
@@ -108,27 +111,42 @@ def _subject_inventory(runs: RunFiles, subject: str, params: dict[str, Any],
                 standard_index(runs.brain_models(subject, run), source=str(header.path))
             except CiftiError as exc:
                 raise FmriInputError(str(exc)) from exc
-        reference = layout if layout is not None else (rows[0]["path"], rows[0]["n_grayordinates"]) if rows else None
+        reference = layout if layout is not None else (rows[0]["path"], rows[0]["n_grayordinates"],
+                                                       rows[0]["names"]) if rows else None
         if reference is not None and header.n_grayordinates != reference[1]:
             raise FmriInputError(
                 f"{header.path}: {header.n_grayordinates} grayordinates, but"
                 f" {reference[0]} has {reference[1]}; all runs must share one layout"
             )
+        if reference is not None and header.names is not None and header.names != reference[2]:
+            first = next(i for i, (a, b) in enumerate(zip(header.names, reference[2], strict=True)) if a != b)
+            raise FmriInputError(f"{header.path}: target {first + 1} is {header.names[first]!r}, but in "
+                                 f"{reference[0]} it is {reference[2][first]!r}; all runs must name the same "
+                                 "targets in the same order")
         if header.n_trs > n_trs:
             logger.warning(
                 "%s: %d TRs, the stimulus timeline has %d; using the first %d",
                 header.path, header.n_trs, n_trs, n_trs,
             )
         rows.append(
-            {"subject": subject, "run": run, "path": str(header.path), "n_trs": header.n_trs, "tr": header.tr,
-             "n_grayordinates": header.n_grayordinates, "status": "ok", "reason": ""}
+            {"subject": subject, "run": run, "path": str(header.path), "n_trs": header.n_trs,
+             "tr": np.nan if header.tr is None else header.tr, "n_grayordinates": header.n_grayordinates,
+             "status": "ok", "reason": "", "names": header.names}
         )
     return rows
 
 
 def label_networks(runs: RunFiles, inventory: pd.DataFrame) -> pd.DataFrame:
-    """Cole-Anticevic and Yeo-7 network of every grayordinate (HCP CIFTI only)."""
+    """Cole-Anticevic and Yeo-7 network of every grayordinate (HCP CIFTI); for parcels/ROIs,
+    the labels of the data's own labels table (`fmri.networks.label_regions`)."""
     first = usable(inventory).iloc[0]
+    if runs.has_regions:
+        names = runs.header(first["subject"], first["run"]).names
+        labels = label_regions(list(names), runs.labels)
+        logger.info("target labels: %d regions%s", len(labels),
+                    f", label columns {[c for c in labels.columns if c not in REGION_COLUMNS]} from {runs.labels}"
+                    if runs.labels else " (no labels table: catalog fmri_runs, key 'labels')")
+        return labels
     models = runs.brain_models(first["subject"], first["run"])
     index = None if models is None else standard_index(models, source=first["path"])
     labels = label_grayordinates(index, n=int(first["n_grayordinates"]))
@@ -145,16 +163,21 @@ def _clean_subject(
     kept, repeats = [], []
     for run, n_trs in params["runs"].items():
         data = runs.read(subject, run)[: int(n_trs)]
-        constant = check_finite(data, runs.path(subject, run))
+        constant = check_finite(data, runs.path(subject, run), allow_missing=runs.has_regions)
         if constant.any():
             logger.warning(
                 "%s: %d constant grayordinates (set to 0 after cleaning)",
                 runs.path(subject, run), int(constant.sum()),
             )
-        cleaned = clean_run(
-            data, float(params["tr"]), detrend=bool(params["detrend"]),
-            high_pass=params.get("high_pass"), standardize=bool(params["standardize"]),
-        )
+        clean = clean_with_missing if runs.has_regions else clean_run
+        try:
+            cleaned = clean(data, float(params["tr"]), detrend=bool(params["detrend"]),
+                            high_pass=params.get("high_pass"), standardize=bool(params["standardize"]))
+        except ValueError as exc:
+            raise FmriInputError(f"{runs.path(subject, run)}: {exc}") from exc
+        if np.isnan(cleaned).any():
+            logger.info("%s: %d missing values (NaN) in %d targets: left out of their fits", runs.path(subject, run),
+                        int(np.isnan(cleaned).sum()), int(np.isnan(cleaned).any(axis=0).sum()))
         rows = timeline[timeline["run"] == run]
         kept.append(cleaned[rows["keep"].to_numpy()])
         repeats.append(cleaned[rows["is_repeat"].to_numpy()])
@@ -203,12 +226,20 @@ def clean_runs(
 
 
 def average_subjects(clean: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Group mean over subjects of ``bold`` and ``repeat`` (grayordinates are aligned)."""
+    """Group mean over subjects of ``bold`` and ``repeat`` (grayordinates are aligned).
+
+    A missing value (NaN) is left out of its mean; NaN only where every subject misses it.
+    """
     total: dict[str, np.ndarray] = {}
+    count: dict[str, np.ndarray] = {}
     for arrays in clean.values():
         for name, array in arrays.items():
-            total[name] = total.get(name, 0) + np.asarray(array, dtype=np.float64)
-    return {name: (t / len(clean)).astype(np.float32) for name, t in total.items()}
+            array = np.asarray(array, dtype=np.float64)
+            present = ~np.isnan(array)
+            total[name] = total.get(name, 0) + np.where(present, array, 0.0)
+            count[name] = count.get(name, 0) + present
+    return {name: np.divide(t, count[name], out=np.full(t.shape, np.nan), where=count[name] > 0).astype(np.float32)
+            for name, t in total.items()}
 
 
 def summarise_quality(clean: dict[str, dict[str, np.ndarray]], inventory: pd.DataFrame,
