@@ -143,6 +143,9 @@ def feature_extraction_problems(params: Mapping[str, Any], where: str = "feature
             problems.append(f"{key}: family {family} needs {' or '.join(f'`{k}`' for k in needs)}"
                             " (a hub name or local folder" + (", or a config for random weights)" if len(needs) > 1
                                                               else ")"))
+        if family == "wordnet" and not (spec.get("path") and spec.get("features_dataset")):
+            problems.append(f"{key}: family wordnet needs `path` (the WordNetFeatures.hdf5 file) and "
+                            "`features_dataset` (its dataset of labels; `{run}` in it for one per run)")
         if family == "open_clip" and weights == "pretrained" and not spec.get("pretrained"):
             problems.append(f"{key}: weights pretrained needs `pretrained` (an open_clip tag such as openai,"
                             " or a checkpoint file)")

@@ -48,6 +48,8 @@ def run_parameters(params: dict[str, Any], env: str | None) -> dict[str, str]:
                   or (spec.get("config") or {}).get("model_type") or "built-in architecture")
         out[f"model.{name}"] = f"{spec.get('family')}:{source}"
         out[f"weights.{name}"] = weights if weights != "random" else f"random(seed={spec.get('seed', 0)})"
+        if spec.get("family") == "wordnet":  # annotations, not a network
+            out[f"model.{name}"], out[f"weights.{name}"] = f"wordnet:{spec.get('path')}", "none (annotations)"
     return {k: str(v) for k, v in out.items() if v is not None}
 
 

@@ -146,3 +146,27 @@ def test_hdf5_unreadable_and_missing_files(tmp_path):
     (tmp_path / "text.hdf5").write_text("not hdf5")
     with pytest.raises(WordNetError, match="not a readable HDF5 file"):
         read_wordnet_features(tmp_path / "text.hdf5", "features")
+
+
+def test_wordnet_labels_become_one_layer_on_the_run_timeline(tmp_path):
+    """The `wordnet` family of feature_extraction.models: the file's labels, run by run, cut to the timeline."""
+    h5py = pytest.importorskip("h5py")
+    from vlm_brain.parameters import feature_extraction_problems
+    from vlm_brain.pipelines.feature_extraction.nodes import extract_model_ans
+
+    rng = np.random.default_rng(0)
+    movies = {"MOVIE1": rng.integers(0, 2, (12, 5)), "MOVIE2": rng.integers(0, 2, (9, 5))}
+    path = tmp_path / "WordNetFeatures.hdf5"
+    with h5py.File(path, "w") as f:
+        for movie, labels in movies.items():
+            f[f"{movie}/labels"] = labels.T  # stored (categories, seconds): oriented by the names
+            f[f"{movie}/synsets"] = np.array([f"s{i}.n.01" for i in range(5)], dtype="S")
+    spec = {"family": "wordnet", "path": str(path), "features_dataset": "{run}/labels", "names_dataset": "{run}/synsets"}
+    params = {"runs": {"MOVIE1": 10, "MOVIE2": 9}, "tr": 1.0}
+    layers = extract_model_ans("wordnet", None, None, spec, params)
+    assert list(layers) == ["wordnet.labels.L00"]
+    np.testing.assert_array_equal(layers["wordnet.labels.L00"], np.vstack([movies["MOVIE1"][:10], movies["MOVIE2"]]))
+    with pytest.raises(WordNetError, match="run MOVIE2 has 9 rows .* fewer than its 11 TRs"):
+        extract_model_ans("wordnet", None, None, spec, {"runs": {"MOVIE1": 10, "MOVIE2": 11}, "tr": 1.0})
+    problems = feature_extraction_problems({"models": {"wordnet": {"family": "wordnet", "path": str(path)}}})
+    assert any("family wordnet needs `path`" in p for p in problems)

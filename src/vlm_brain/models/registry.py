@@ -17,6 +17,7 @@ FAMILIES: dict[str, str] = {
     "transformers": "vlm_brain.models.hf",         # one-tower transformers encoders (ViT, BERT, RoBERTa, ...)
     "two_tower": "vlm_brain.models.two_tower",     # transformers VLMs with a vision and a text tower (CLIP, SigLIP, ...)
     "meter": "vlm_brain.models.meter",             # METER co-attention VLM
+    "wordnet": "vlm_brain.stimuli.wordnet",        # not a network: HCP's WordNet labels per TR as one layer (feature_extraction)
 }
 
 

@@ -204,3 +204,49 @@ def _oriented(features: np.ndarray, n_trs: int | None, n_names: int | None, sour
                                            f"{n_names} category names" if n_names is not None else "") if part)
     raise WordNetError(f"{source}: shape {features.shape} fits neither (T, n_categories) nor its transpose for"
                        f" {expected}; check the dataset names and the expected number of TRs")
+
+
+# --------------------------------------------------------------------------- on the stimulus timeline
+def wordnet_on_timeline(
+    path: str | Path,
+    run_lengths: dict[str, int],
+    features_dataset: str,
+    names_dataset: str | None = None,
+    runs_dataset: str | None = None,
+) -> WordNetFeatures:
+    """WordNet features of every TR of the runs, in run order: (sum of run lengths, n_categories).
+
+    ``features_dataset`` with ``{run}`` in it names one dataset per run (e.g.
+    ``"{run}/features"``); otherwise one array holds all runs, split by ``runs_dataset``
+    labels when given, else by the run lengths in order. A run with fewer rows than its
+    timeline is an error; rows beyond it are dropped (as for the fMRI files).
+    """
+    per_run = []
+    names: list[str] | None = None
+    if "{run}" in features_dataset:
+        for run, n in run_lengths.items():
+            part = read_wordnet_features(path, features_dataset.format(run=run),
+                                         None if names_dataset is None else names_dataset.format(run=run))
+            per_run.append(_fitted(part.data, run, int(n), path))
+            names = names or part.names
+    else:
+        whole = read_wordnet_features(path, features_dataset, names_dataset, runs_dataset)
+        names = whole.names
+        if whole.runs is not None:
+            per_run = [_fitted(whole.select(run), run, int(n), path) for run, n in run_lengths.items()]
+        else:
+            total = sum(int(n) for n in run_lengths.values())
+            if len(whole.data) != total:
+                raise WordNetError(f"{path}:{features_dataset} has {len(whole.data)} rows but the runs have {total} "
+                                   "TRs; name a runs_dataset (per-row run labels) or one dataset per run ({run})")
+            bounds = np.cumsum([0, *(int(n) for n in run_lengths.values())])
+            per_run = [whole.data[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    runs = np.concatenate([np.full(int(n), str(run)) for run, n in run_lengths.items()])
+    return WordNetFeatures(np.concatenate(per_run).astype(np.float32), list(names), runs)
+
+
+def _fitted(data: np.ndarray, run: str, n_trs: int, path: str | Path) -> np.ndarray:
+    if len(data) < n_trs:
+        raise WordNetError(f"{path}: run {run} has {len(data)} rows of WordNet features, fewer than its "
+                           f"{n_trs} TRs (globals.runs)")
+    return data[:n_trs]

@@ -142,6 +142,8 @@ def extract_model_ans(
         {layer name: (n_TRs, n_ANs) float32} with rows in stimulus-table order (all TRs
         of all runs); text-stream rows without text are zeros.
     """
+    if spec.get("family") == "wordnet":
+        return wordnet_layer(name, spec, params)
     if cache is not None:
         key, description = extraction_key(name, videos, stimulus, spec, params)
         cached = cache.get(key)
@@ -185,6 +187,21 @@ def extract_model_ans(
     if cache is not None:
         cache.put(key, out, description)
     return out
+
+
+def wordnet_layer(name: str, spec: dict[str, Any], params: dict[str, Any]) -> dict[str, np.ndarray]:
+    """A 'model' whose one layer ``<name>.labels.L00`` is HCP's WordNet labels per TR, read from the HDF5 file.
+
+    ``spec``: ``path`` (the .hdf5), ``features_dataset`` (with ``{run}`` for one dataset
+    per run), optional ``names_dataset`` and ``runs_dataset`` (`stimuli.wordnet`).
+    """
+    from vlm_brain.stimuli.wordnet import wordnet_on_timeline  # noqa: PLC0415
+
+    features = wordnet_on_timeline(spec["path"], {str(k): int(v) for k, v in params["runs"].items()},
+                                   spec["features_dataset"], spec.get("names_dataset"), spec.get("runs_dataset"))
+    logger.info("%s: %d WordNet categories on %d TRs from %s", name, features.data.shape[1], len(features.data),
+                spec["path"])
+    return {f"{name}.labels.L00": features.data}
 
 
 def make_extractor(name: str) -> Callable[..., dict[str, np.ndarray]]:

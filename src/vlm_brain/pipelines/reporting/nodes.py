@@ -46,7 +46,9 @@ def describe_weights(models: dict[str, dict[str, Any]]) -> dict[str, str]:
     """Per model, where its weights come from, e.g. ``random (seed 0)`` or ``pretrained: openai``."""
     out = {}
     for name, spec in enabled_models(models).items():
-        if spec.get("weights", "random") == "random":
+        if spec.get("family") == "wordnet":  # labels, not a network: no weights
+            out[name] = f"annotations: {spec.get('path')}"
+        elif spec.get("weights", "random") == "random":
             out[name] = f"RANDOM (seed {spec.get('seed', 0)})"
         else:
             source = spec.get("checkpoint") or spec.get("pretrained") or spec.get("source") or "hub cache"
