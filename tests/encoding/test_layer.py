@@ -203,3 +203,21 @@ def test_the_package_exports_what_a_notebook_needs():
     for name in ("encode_layer", "refit_null", "standardize_train", "tail_p_values", "response_polarity",
                  "dominant_an_direction", "prepare_regressors", "EncodingSettings", "fdr_bh"):
         assert name in enc.__all__ and callable(getattr(enc, name))
+
+
+def test_the_raw_an_model_gets_p_values_small_where_driven_and_calibrated_elsewhere():
+    from vlm_brain.encoding.layer import encode_layer
+    from vlm_brain.encoding.simulation import simulate_layer
+
+    sim = simulate_layer(n_runs=4, run_length=80, n_ans=30, n_atoms=4, n_targets=120, snr=1.0, random_state=3)
+    rng = np.random.default_rng(0)
+    y = sim.y.copy()
+    null = np.arange(60, 120)
+    y[:, null] = rng.standard_normal((len(y), len(null))).astype(np.float32)  # half the targets: pure noise
+    out = encode_layer(sim.features, y, sim.runs, sim.keep, sim.tr, raw_model=True, n_atoms=4, sdl_max_iter=10,
+                       n_refit=50, refit_targets=60, alphas=np.array([1.0, 10.0, 100.0, 1000.0]))
+    assert out["raw_p"].shape == (120,) and np.all((out["raw_p"] > 0) & (out["raw_p"] <= 1))
+    driven = np.setdiff1d(np.flatnonzero(np.abs(sim.weights).sum(axis=0) > 0), null)
+    assert len(driven) > 20
+    assert np.median(out["raw_p"][driven]) < 0.01
+    assert np.mean(out["raw_p"][null] < 0.05) <= 0.15 and np.median(out["raw_p"][null]) > 0.2

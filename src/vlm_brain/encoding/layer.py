@@ -45,7 +45,7 @@ from vlm_brain.encoding.sdl import (
 )
 from vlm_brain.encoding.folds import check_folds, cv_folds, mask_patterns, present_mask
 from vlm_brain.encoding.settings import EncodingSettings
-from vlm_brain.encoding.significance import fdr_bh, lagged_gram
+from vlm_brain.encoding.significance import fdr_adaptive, fdr_bh, lagged_gram
 from vlm_brain.encoding.temporal import fir_design, prepare_regressors, standardized_full
 
 logger = logging.getLogger(__name__)
@@ -106,7 +106,9 @@ def encode_layer(
     Returns:
         ``r`` (G,) held-out Pearson r of the atom model (leave-one-run-out, SDL fitted
         on the training runs only); ``p`` (G,) p-values (continuous, no resolution
-        floor); ``bn`` (G,) BH-FDR discoveries at q (the layer's BNs); ``alpha`` (G,)
+        floor); ``bn`` (G,) FDR discoveries at q (the layer's BNs): Benjamini-Hochberg,
+        or with ``settings.fdr = "adaptive"`` its adaptive form (`fdr_adaptive`), whose
+        estimate of the share of null grayordinates is ``fdr_pi0`` (1,) (1 with BH); ``alpha`` (G,)
         median chosen ridge alpha over folds; ``atoms`` (T_kept, k) and ``loadings``
         (k, N) of the SDL refitted on all runs, ``reconstruction_error`` (1,);
         ``atom_t``, ``atom_pos``, ``atom_neg`` (k, G): HAC t maps of the full refit
@@ -117,7 +119,8 @@ def encode_layer(
         with the layer's dominant AN direction (row 0, `dominant_an_direction`), then
         with each of ``references`` in order; a BN's sign relative to a reference is
         the sign of its r (`response_polarity`); with ``raw_model``, ``raw_r`` (G,) of
-        all N ANs as regressors (himalaya RidgeCV).
+        all N ANs as regressors (himalaya RidgeCV) and its ``raw_p`` (G,)
+        (`raw_model_p_values`).
     """
     settings = settings or EncodingSettings()
     if changes:
@@ -192,8 +195,9 @@ def encode_layer(
         atom_delay, n_tests = best.astype(np.int8), settings.fir_delays + 1
     t_p = np.minimum(atom_p_values(atom_t, fit.dof, q / n_tests) * n_tests, 1.0)
     significant = fdr_bh(t_p, q, axis=1)  # BH within each atom's map
+    bn, pi0 = fdr_adaptive(p, q) if settings.fdr == "adaptive" else (fdr_bh(p, q), 1.0)
     out = {
-        "r": fit.r, "p": p, "bn": fdr_bh(p, q),
+        "r": fit.r, "p": p, "bn": bn, "fdr_pi0": np.array([pi0]),
         "alpha": np.nanmedian(np.where(fit.alpha_index >= 0, alphas[fit.alpha_index], np.nan), axis=0),
         "atoms": layer.atoms, "loadings": layer.loadings,
         "reconstruction_error": np.array([layer.reconstruction_error]),
@@ -211,6 +215,7 @@ def encode_layer(
                              "turn it off for data with NaN or a mask")
         out["raw_r"] = cross_validate_encoding(x, y, fold_kept, raw_regressors(), alphas=alphas, backend=backend,
                                                target_batch_size=target_batch_size).r
+        out["raw_p"] = raw_model_p_values(x, y, slices, fold_kept, out["raw_r"], alphas, settings)
     logger.debug("layer encoded in %.1f s", time.perf_counter() - started)
     return out
 
@@ -428,6 +433,28 @@ def _fit_targets(layer: LayerDesigns, y, slices, alphas, max_lag, batch_size, ma
         if len(batches) > 1:
             logger.debug("targets %d-%d done (batch %d/%d)", cols.start, cols.stop, i, len(batches))
     return out
+
+
+def raw_model_p_values(x: np.ndarray, y: np.ndarray, slices: list[slice], folds: np.ndarray, r: np.ndarray,
+                       alphas: np.ndarray, settings: EncodingSettings) -> np.ndarray:
+    """(G,) p-values of the raw-AN model's held-out r, from refits on shifted stimuli.
+
+    As `refit_null` for the atom model: each of ``n_refit`` draws shifts every fold's
+    stimulus circularly by its own offset (the same as shifting the data against it) and
+    redoes the whole cross-validation, alpha selection included, on ``refit_targets``
+    grayordinates; all draws go through one himalaya fit as extra targets. p comes from
+    the pooled null of r with its fitted tail (`tail_p_values`); r is not standardised
+    per grayordinate here (the raw model has no closed-form shift spread).
+    """
+    targets = null_targets(np.asarray(y).std(axis=0), settings.refit_targets, settings.seed)
+    lengths = np.array([s.stop - s.start for s in slices])
+    offsets = np.random.default_rng(settings.seed + 1).integers(0, lengths, size=(settings.n_refit, len(slices)))
+    y_sub = np.asarray(y[:, targets], dtype=np.float32)
+    shifted = np.hstack([np.vstack([np.roll(y_sub[s], -shift[j], axis=0) for j, s in enumerate(slices)])
+                         for shift in offsets])
+    null = cross_validate_encoding(x, shifted, folds, raw_regressors(), alphas=alphas, backend=settings.backend,
+                                   target_batch_size=settings.target_batch_size).r
+    return tail_p_values(r, null)[0]
 
 
 def null_targets(sd: np.ndarray, max_targets: int, seed: int) -> np.ndarray:

@@ -20,6 +20,7 @@ from vlm_brain.encoding.temporal import TEMPORAL_MODELS
 DEFAULT_ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.logspace(0, 7, 15))
 SUPPORTED_BACKENDS = ("numpy", "torch", "torch_cuda")
 NULL_METHODS = ("refit", "shift")
+FDR_METHODS = ("bh", "adaptive")
 
 #: field -> its key in the parameters (``sdl.n_atoms`` is nested in the YAML)
 PARAMETER_KEYS = {
@@ -27,7 +28,7 @@ PARAMETER_KEYS = {
     "q": "q", "seed": "seed", "backend": "backend", "target_batch_size": "target_batch_size",
     "raw_model": "raw_an_model", "null_method": "null_method", "n_refit": "n_refit",
     "refit_targets": "refit_targets", "max_lag": "max_lag", "temporal_model": "temporal_model", "lag": "lag",
-    "fir_delays": "fir_delays", "folds_per_scan": "folds_per_scan",
+    "fir_delays": "fir_delays", "folds_per_scan": "folds_per_scan", "fdr": "fdr",
 }
 
 
@@ -52,6 +53,8 @@ class EncodingSettings:
             delays 0 .. ``fir_delays`` TRs), after a global lag in TRs.
         folds_per_scan: cross-validation folds per scan, contiguous parts of it (1 =
             leave one scan out; `vlm_brain.encoding.folds.cv_folds`).
+        fdr: how BNs are selected from p: ``bh`` (Benjamini-Hochberg at q) or
+            ``adaptive`` (Storey-Taylor-Siegmund adaptive BH, `significance.fdr_adaptive`).
     """
 
     n_atoms: int = 64
@@ -71,6 +74,7 @@ class EncodingSettings:
     lag: int = 0
     fir_delays: int = 6
     folds_per_scan: int = 1
+    fdr: str = "bh"
 
     def __post_init__(self) -> None:
         problems = settings_problems(dataclasses.asdict(self))
@@ -149,6 +153,7 @@ def settings_problems(values: dict[str, Any], where: str | None = None) -> list[
         "target_batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
         "raw_model": (lambda v: isinstance(v, bool | np.bool_), "true or false"),
         "null_method": (lambda v: v in NULL_METHODS, f"one of {', '.join(NULL_METHODS)}"),
+        "fdr": (lambda v: v in FDR_METHODS, f"one of {', '.join(FDR_METHODS)}"),
         "n_refit": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
         "refit_targets": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
         "max_lag": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),

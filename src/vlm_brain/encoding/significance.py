@@ -41,6 +41,31 @@ from vlm_brain.encoding._validation import (
 
 
 # --------------------------------------------------------------------------- FDR
+def fdr_adaptive(p_values: np.ndarray, q: float = 0.05, lam: float = 0.5) -> tuple[np.ndarray, float]:
+    """Adaptive Benjamini-Hochberg (Storey, Taylor & Siegmund 2004) discoveries at FDR q.
+
+    The share of true nulls is estimated from the p-values above ``lam``,
+    pi0 = (1 + #{p > lam}) / (m (1 - lam)) (at most 1), and BH runs at q / pi0 on the
+    p-values <= lam. With independent p-values this controls the FDR at q in finite
+    samples (their Theorem 3); where many tests are non-null it finds what plain BH
+    (which assumes pi0 = 1) misses. NaN entries are not tests.
+
+    Returns
+    -------
+    mask : bool array of the shape of ``p_values``; pi0 : the estimate used.
+    """
+    if not 0 < q < 1 or not 0 < lam < 1:
+        raise ValueError(f"q and lam must be in (0, 1), got {q} and {lam}")
+    p_values = np.asarray(p_values, dtype=np.float64)
+    tested = np.isfinite(p_values)
+    m = int(tested.sum())
+    if m == 0:
+        return np.zeros(p_values.shape, dtype=bool), 1.0
+    pi0 = min(1.0, (1.0 + np.count_nonzero(p_values[tested] > lam)) / (m * (1.0 - lam)))
+    level = min(q / pi0, np.nextafter(1.0, 0.0))
+    return fdr_bh(p_values, level) & (np.nan_to_num(p_values, nan=np.inf) <= lam), pi0
+
+
 def fdr_bh(p_values: np.ndarray, q: float = 0.05, axis: int | None = None) -> np.ndarray:
     """Benjamini-Hochberg discoveries at false discovery rate q.
 

@@ -31,7 +31,7 @@ from vlm_brain.results import parse_layer_name
 logger = logging.getLogger(__name__)
 
 #: bumped when `encode_layer` changes what it computes, so that stored per-subject results are not reused
-ENGINE_VERSION = 2  # 2: reference_r (BN signs against the dominant AN direction and stimulus features)
+ENGINE_VERSION = 3  # 2: reference_r (BN signs against the dominant AN direction and stimulus features); 3: folds, masks, fdr_pi0, raw_p
 CLUSTER_DEFAULTS = {"scheduler": "local", "n_workers": None, "retries": 2}
 COHORT_DEFAULTS = {"test": "t", "n_perm": 1000}
 
