@@ -6,21 +6,26 @@
 - `metrics`: sensitivity, specificity, observed FDR, sign accuracy, Dice, recovered vs
   planted image/text overlap and image/text separation.
 - `run`: one condition (SNR, data length, seed, or pure noise) through the real
-  `vlm_brain.encoding.layer.encode_layer`, and a grid of conditions as a tidy table.
+  `vlm_brain.encoding.layer.encode_layer`, and a grid of conditions as a tidy table;
+  the stimulus-feature plant; the network-specific lag plant (`run_lag_condition`:
+  networks answering with a delayed canonical HRF, encoded with each temporal model).
 
 Plain numpy; no Kedro imports (the `validation` pipeline wraps this module).
 """
 
 from vlm_brain.validation.metrics import condition_metrics
-from vlm_brain.validation.run import ValidationSettings, run_condition, run_grid
+from vlm_brain.validation.run import ValidationSettings, run_condition, run_grid, run_lag_condition
 from vlm_brain.validation.simulate import (
+    LagPlant,
     PlantedTruth,
     SimulatedBold,
     crop_runs,
     simulate_bold,
+    simulate_lag_bold,
 )
 
 __all__ = [
+    "LagPlant",
     "PlantedTruth",
     "SimulatedBold",
     "ValidationSettings",
@@ -28,5 +33,7 @@ __all__ = [
     "crop_runs",
     "run_condition",
     "run_grid",
+    "run_lag_condition",
     "simulate_bold",
+    "simulate_lag_bold",
 ]

@@ -17,7 +17,13 @@ from vlm_brain.analyses.redundancy import multi_atom_chance, multi_atom_fraction
 from vlm_brain.encoding.layer import encode_layer, layer_polarity, response_polarity
 from vlm_brain.encoding.settings import EncodingSettings
 from vlm_brain.validation.metrics import condition_metrics
-from vlm_brain.validation.simulate import crop_runs, simulate_bold, simulate_feature_bold
+from vlm_brain.validation.simulate import (
+    LagPlant,
+    crop_runs,
+    simulate_bold,
+    simulate_feature_bold,
+    simulate_lag_bold,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -252,3 +258,88 @@ def settings_dict(settings: ValidationSettings) -> dict[str, Any]:
     """The settings as plain JSON-able values."""
     out = {f.name: getattr(settings, f.name) for f in fields(settings) if f.name != "encoding"}
     return {**out, **settings.encoding.as_dict()}
+
+
+# --------------------------------------------------------------------------- network-specific lags
+def lag_rows(res: dict[str, np.ndarray], plant: LagPlant, model: str, lag_tolerance: int = 1) -> list[dict[str, Any]]:
+    """Per network, what one temporal model recovers of a `LagPlant`.
+
+    Parameters
+    ----------
+    res : `encode_layer` output of the plant's data with temporal model ``model``.
+    lag_tolerance : TRs; ``frac_at_lag`` counts the BNs within it of the planted delay.
+
+    Returns
+    -------
+    One row per network: model, network, lag (planted, TRs), n_planted, sensitivity (its
+    grayordinates that are BNs), r_mean (mean held-out r over them), and for FIR
+    lag_recovered (median over the network's BNs of its driving atom's strongest delay,
+    `atom_delay`, minus the canonical HRF's peak delay; NaN without BNs) and frac_at_lag;
+    NaN for the other models.
+    """
+    bn = np.asarray(res["bn"], dtype=bool)
+    rows = []
+    for i, lag in enumerate(plant.lags):
+        members = plant.members(i)
+        hits = bn & members
+        recovered = frac = float("nan")
+        if "atom_delay" in res and hits.any():
+            delay = np.asarray(res["atom_delay"])[plant.atoms[i], hits].astype(np.int64) - plant.peak_delay
+            recovered = float(np.median(delay))
+            frac = float(np.mean(np.abs(delay - lag) <= lag_tolerance))
+        rows.append({"model": model, "network": int(i), "lag": int(lag), "n_planted": int(members.sum()),
+                     "sensitivity": float(hits.sum() / members.sum()),
+                     "r_mean": float(np.mean(np.asarray(res["r"])[members])),
+                     "lag_recovered": recovered, "frac_at_lag": frac})
+    return rows
+
+
+def run_lag_condition(
+    ans: np.ndarray, runs: np.ndarray, keep: np.ndarray, tr: float, *, lags: list[int], models: list[str],
+    snr: float, n_trs: int | None, seed: int, settings: ValidationSettings | None = None,
+    frac_per_network: float = 0.1, fir_delays: int | None = None, lag_tolerance: int = 1,
+) -> list[dict[str, Any]]:
+    """Networks answering one layer's atoms with network-specific lags, encoded with each temporal model.
+
+    `simulate_lag_bold` plants the networks (Glover HRF delayed by ``lags[i]`` TRs); the
+    real `encode_layer` encodes the layer once per model of ``models`` (glover, none,
+    fir; FIR with ``fir_delays``, default the encoding's). One row per (model, network),
+    see `lag_rows`, plus condition ("lag"), snr, n_trs, seed, n_kept, fir_delays, fdr
+    (BNs outside every network / BNs, per model) and seconds (the model's encoding time
+    plus its share of the simulation, split over its rows).
+    """
+    settings = settings or ValidationSettings()
+    limits = threadpool_limits(limits=int(settings.blas_threads)) if settings.blas_threads is not None else nullcontext()
+    with limits:
+        start = time.perf_counter()
+        rows_sim, runs_sim, keep_sim = crop_runs(runs, keep, n_trs, extend=settings.extend_runs)
+        layer = np.asarray(ans[rows_sim], dtype=np.float32)
+        sdl = settings.simulation_kwargs()
+        plant = simulate_lag_bold(layer, runs_sim, keep_sim, tr, lags=lags, snr=snr, n_targets=settings.n_targets,
+                                  frac_per_network=frac_per_network, min_run_share=settings.min_run_share,
+                                  noise_ar=settings.noise_ar, n_atoms=sdl["n_atoms"], sdl_alpha=sdl["sdl_alpha"],
+                                  sdl_max_iter=sdl["sdl_max_iter"], seed=seed)
+        simulated = time.perf_counter() - start
+        delays = settings.encoding.fir_delays if fir_delays is None else int(fir_delays)
+        out = []
+        for model in models:
+            began = time.perf_counter()
+            res = encode_layer(layer, plant.y, runs_sim, keep_sim, tr, settings.encoding, seed=seed,
+                               temporal_model=model, fir_delays=delays)
+            if model == "fir" and not np.allclose(res["loadings"], plant.loadings, atol=1e-5):
+                logger.warning("validation lag plant: encode_layer's FIR dictionary differs from the planted one; "
+                               "lag_recovered reads the planted atom indices")
+            bn = np.asarray(res["bn"], dtype=bool)
+            rows = lag_rows(res, plant, model, lag_tolerance)
+            seconds = (time.perf_counter() - began + simulated / len(models)) / len(rows)
+            for row in rows:
+                row.update(condition="lag", snr=float(snr), seed=int(seed), n_kept=int(len(plant.runs_kept)),
+                           n_trs=int(n_trs) if n_trs is not None else int(np.bincount(runs_sim).max()),
+                           fir_delays=delays if model == "fir" else 0,
+                           fdr=float((bn & (plant.network < 0)).sum() / bn.sum()) if bn.any() else 0.0,
+                           seconds=seconds)
+                logger.info("validation lag plant, %s, network %d (lag %d TRs), seed %d: sensitivity %.3f, r %.3f, "
+                            "recovered lag %s", model, row["network"], row["lag"], seed, row["sensitivity"],
+                            row["r_mean"], row["lag_recovered"])
+            out.extend(rows)
+        return out

@@ -26,6 +26,10 @@ on screen): ``cross_r2`` says how much of each layer's drivers the other layer's
 explain. The more they share, the more the text layer also predicts image-driven
 grayordinates (and vice versa), which raises the recovered image/text BN overlap above
 the planted one: the BN maps say what a layer predicts, not what drives a grayordinate.
+
+Two further plants: stimulus features driving their own sets with a positive response
+(`simulate_feature_bold`), and networks answering their own atom with the canonical HRF
+delayed by a network-specific lag (`simulate_lag_bold`), for the temporal models.
 """
 
 from __future__ import annotations
@@ -38,7 +42,14 @@ from vlm_brain.encoding._validation import run_slices
 from vlm_brain.encoding.ridge import standardize_train
 from vlm_brain.encoding.sdl import atom_timecourses, fit_layer_dictionary
 from vlm_brain.encoding.simulation import ar1
-from vlm_brain.encoding.temporal import prepare_regressors, zscore_per_run
+from vlm_brain.encoding.temporal import (
+    convolve_hrf,
+    delay_per_run,
+    glover_kernel,
+    prepare_regressors,
+    standardized_full,
+    zscore_per_run,
+)
 
 #: fewest kept (fitted) TRs a simulated run may have
 MIN_KEPT_PER_RUN = 10
@@ -490,3 +501,103 @@ def simulate_feature_bold(features: dict[str, np.ndarray], runs: np.ndarray, kee
     noise /= noise.std(axis=0) * np.where(driven, np.sqrt(snr), 1.0)
     return FeaturePlant(y=zscore_per_run(signal + noise, runs_kept).astype(np.float32), runs_kept=runs_kept,
                         sets=sets)
+
+
+# --------------------------------------------------------------------------- network-specific lags
+def hrf_peak_delay(tr: float) -> int:
+    """TRs from an impulse to the peak of the canonical Glover HRF (5 at TR 1 s)."""
+    return int(np.argmax(glover_kernel(tr)))
+
+
+def delayed_hrf_response(timecourses: np.ndarray, runs: np.ndarray, tr: float, lag: int) -> np.ndarray:
+    """(T, n) Glover HRF responses to (T, n) full-timeline time courses, delayed by ``lag`` TRs within runs.
+
+    The response keeps the canonical shape (rise, peak, undershoot) and peaks ``lag`` TRs
+    later than the canonical one: a network that integrates longer, or whose
+    hemodynamics are slower. Nothing crosses a run start.
+    """
+    return delay_per_run(convolve_hrf(timecourses, runs, tr).astype(np.float64), runs, int(lag))
+
+
+@dataclass(frozen=True)
+class LagPlant:
+    """BOLD of networks that answer their atom with a delayed canonical HRF.
+
+    Attributes
+    ----------
+    y : (T_kept, G) float32 data, z-scored per run.
+    runs_kept : (T_kept,) run labels of the kept TRs.
+    network : (G,) int, network index 0..n-1 of each grayordinate, -1 where not driven.
+    lags : (n,) int, each network's planted lag (TRs after the canonical HRF).
+    atoms : (n,) int, each network's driving atom in the stimulus-time dictionary (the
+        dictionary `encode_layer` refits with ``temporal_model: fir``).
+    loadings : (k, N) loadings of that dictionary.
+    peak_delay : TRs from stimulus to the canonical HRF's peak; a network's response
+        peaks ``peak_delay + lag`` TRs after the stimulus (FIR's expected strongest delay).
+    """
+
+    y: np.ndarray
+    runs_kept: np.ndarray
+    network: np.ndarray
+    lags: np.ndarray
+    atoms: np.ndarray
+    loadings: np.ndarray
+    peak_delay: int
+
+    def members(self, i: int) -> np.ndarray:
+        """(G,) bool, the grayordinates of network ``i``."""
+        return self.network == i
+
+
+def simulate_lag_bold(ans: np.ndarray, runs: np.ndarray, keep: np.ndarray, tr: float, *, lags: list[int],
+                      snr: float, n_targets: int = 2000, frac_per_network: float = 0.1, min_run_share: float = 0.4,
+                      noise_ar: float = 0.3, n_atoms: int = 16, sdl_alpha: float = 1.0, sdl_max_iter: int = 5,
+                      seed: int = 0) -> LagPlant:
+    """Network i: its own atom of one layer, through the Glover HRF delayed by ``lags[i]`` TRs, plus AR(1) noise.
+
+    The atoms are those of the layer's stimulus-time dictionary (ANs z-scored per run, no
+    HRF: what `encode_layer` fits with ``temporal_model: fir``; same SDL settings and seed),
+    the ``len(lags)`` drivers of `select_drivers`. Each atom's time course on the full
+    timeline (rest included, `standardized_full`) is convolved with the canonical HRF and
+    delayed within runs (`delayed_hrf_response`), so a lag of 0 is the canonical truth of
+    the main plant. Signals have unit variance over the kept TRs, noise 1 / snr on driven
+    grayordinates and 1 elsewhere; the data are z-scored per run.
+
+    Parameters
+    ----------
+    ans : (T, N) AN time series of the simulated timeline (all TRs).
+    runs, keep : (T,) run labels and kept flags; tr : repetition time (s).
+    lags : one lag (TRs >= 0) per network.
+    frac_per_network : fraction of the G grayordinates in each (disjoint) network.
+    """
+    lags_arr = np.asarray(lags, dtype=np.int64)
+    if lags_arr.ndim != 1 or lags_arr.size < 1 or np.any(lags_arr < 0):
+        raise ValueError(f"lags must be a non-empty list of integer TRs >= 0, got {lags}")
+    if snr <= 0:
+        raise ValueError(f"snr must be > 0, got {snr}")
+    per_network = int(round(frac_per_network * n_targets))
+    if per_network < 1 or per_network * lags_arr.size > n_targets:
+        raise ValueError(f"{lags_arr.size} networks x frac_per_network {frac_per_network} of {n_targets} "
+                         "grayordinates: each needs >= 1 grayordinate and all must fit")
+    rng = np.random.default_rng([seed, 15485863])
+    x, runs_kept = prepare_regressors(ans, runs, keep, tr, "none")
+    layer = layer_atoms(x, n_atoms, sdl_alpha, sdl_max_iter, seed, runs=runs_kept)
+    atoms = select_drivers(layer, lags_arr.size, min_run_share)
+    timecourses = atom_timecourses(standardized_full(ans, runs, keep), layer.loadings)[:, atoms]
+    network = np.full(n_targets, -1, dtype=np.int64)
+    order = rng.permutation(n_targets)
+    signal = np.zeros((len(runs_kept), n_targets))
+    for i, lag in enumerate(lags_arr):
+        response = delayed_hrf_response(timecourses[:, i:i + 1], runs, tr, int(lag))[np.asarray(keep), 0]
+        response -= response.mean()
+        if response.std() == 0:
+            raise ValueError(f"network {i}'s response (atom {atoms[i]}, lag {lag}) is constant over the kept TRs")
+        members = order[i * per_network:(i + 1) * per_network]
+        network[members] = i
+        signal[:, members] = (response / response.std())[:, None]
+    noise = ar1(len(runs_kept), n_targets, noise_ar, rng, runs_kept)
+    noise -= noise.mean(axis=0)
+    noise /= noise.std(axis=0) * np.where(network >= 0, np.sqrt(snr), 1.0)
+    return LagPlant(y=zscore_per_run(signal + noise, runs_kept).astype(np.float32), runs_kept=runs_kept,
+                    network=network, lags=lags_arr, atoms=atoms, loadings=layer.loadings,
+                    peak_delay=hrf_peak_delay(tr))

@@ -10,7 +10,14 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from vlm_brain.validation.run import ValidationSettings, run_feature_condition, run_grid, settings_dict
+from vlm_brain.encoding.temporal import TEMPORAL_MODELS
+from vlm_brain.validation.run import (
+    ValidationSettings,
+    run_feature_condition,
+    run_grid,
+    run_lag_condition,
+    settings_dict,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -27,10 +34,10 @@ def _settings(params: dict[str, Any]) -> ValidationSettings:
     return ValidationSettings.from_params(params)
 
 
-def _seeds(params: dict[str, Any]) -> list[int]:
-    n_seeds = int(params.get("n_seeds", 3))
+def _seeds(params: dict[str, Any], n_seeds: int | None = None, key: str = "n_seeds") -> list[int]:
+    n_seeds = int(params.get("n_seeds", 3) if n_seeds is None else n_seeds)
     if n_seeds < 1:
-        raise ValueError(f"validation.n_seeds must be >= 1, got {n_seeds}")
+        raise ValueError(f"validation.{key} must be >= 1, got {n_seeds}")
     first = int(params.get("seed", 0))
     return list(range(first, first + n_seeds))
 
@@ -53,7 +60,9 @@ def simulate_and_recover(
     for the columns (plus ``image_layer`` and ``text_layer``). With
     ``validation.stimulus_plant.features``, also the stimulus-feature plant at the
     highest SNR and longest data: one row per (layer, feature, seed) of
-    `run_feature_condition` (condition "stimulus").
+    `run_feature_condition` (condition "stimulus"). With ``validation.lag_plant.lags``,
+    also the network-specific lag plant on one layer at that SNR and length: one row per
+    (temporal model, network, seed) of `run_lag_condition` (condition "lag").
     """
     image = _layer(an_timeseries, params["image_layer"], "image_layer")
     text = _layer(an_timeseries, params["text_layer"], "text_layer")
@@ -65,6 +74,8 @@ def simulate_and_recover(
     if not snrs or min(snrs) <= 0:
         raise ValueError(f"validation.snrs must be a non-empty list of positive numbers, got {snrs}")
     n_trs = [None if n is None else int(n) for n in params["n_trs"]]
+    lagged = params.get("lag_plant") or {}
+    lag_options = _lag_options(lagged, params) if lagged.get("lags") else None
     table = run_grid(image, text, run_timeline["run"].to_numpy(), run_timeline["keep"].to_numpy(bool),
                      float(params["tr"]), snrs=snrs, n_trs=n_trs, seeds=_seeds(params),
                      null=bool(params.get("include_null", True)), settings=settings)
@@ -72,6 +83,9 @@ def simulate_and_recover(
     if plant.get("features"):
         table = pd.concat([table, _stimulus_plant(image, text, run_timeline, stimulus_features, plant, snrs, n_trs,
                                                   settings, params)], ignore_index=True)
+    if lag_options:
+        table = pd.concat([table, _lag_plant(image, text, run_timeline, lag_options, snrs, n_trs, settings, params)],
+                          ignore_index=True)
     table.insert(0, "image_layer", params["image_layer"])
     table.insert(1, "text_layer", params["text_layer"])
     logger.info("validation: %d rows, %.0f s of simulation and encoding", len(table), table.seconds.sum())
@@ -96,6 +110,39 @@ def _stimulus_plant(image, text, run_timeline, stimulus_features, plant, snrs, n
         float(params["tr"]), snr=snr, n_trs=longest, seed=seed, settings=settings,
         frac_per_feature=float(plant.get("frac_per_feature", 0.15)))]
     return pd.DataFrame(rows)
+
+
+def _lag_options(plant: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """The checked settings of ``validation.lag_plant`` (read before anything runs)."""
+    layer = plant.get("layer", "image")
+    if layer not in ("image", "text"):
+        raise ValueError(f"validation.lag_plant.layer must be image or text, got {layer!r}")
+    models = list(plant.get("models") or ["glover", "fir"])
+    unknown = [m for m in models if m not in TEMPORAL_MODELS]
+    if unknown:
+        raise ValueError(f"validation.lag_plant.models: unknown temporal model(s) {unknown}; "
+                         f"allowed: {', '.join(TEMPORAL_MODELS)}")
+    lags = plant["lags"]
+    if any(not isinstance(lag, int) or isinstance(lag, bool) or lag < 0 for lag in lags):
+        raise ValueError(f"validation.lag_plant.lags must be integer TRs >= 0, got {lags}")
+    fir_delays = plant.get("fir_delays")
+    return {"layer": layer, "models": models, "lags": [int(lag) for lag in lags],
+            "fir_delays": None if fir_delays is None else int(fir_delays),
+            "frac_per_network": float(plant.get("frac_per_network", 0.1)),
+            "seeds": _seeds(params, plant.get("n_seeds"), "lag_plant.n_seeds"),
+            "snr": None if plant.get("snr") is None else float(plant["snr"])}
+
+
+def _lag_plant(image, text, run_timeline, options, snrs, n_trs, settings, params) -> pd.DataFrame:
+    """The rows of `run_lag_condition` for every seed of ``validation.lag_plant`` (``options``: `_lag_options`)."""
+    longest = None if None in n_trs else max(n_trs)
+    rows = [row for seed in options["seeds"] for row in run_lag_condition(
+        image if options["layer"] == "image" else text, run_timeline["run"].to_numpy(),
+        run_timeline["keep"].to_numpy(bool), float(params["tr"]), lags=options["lags"], models=options["models"],
+        snr=options["snr"] or max(snrs), n_trs=longest, seed=seed, settings=settings,
+        frac_per_network=options["frac_per_network"], fir_delays=options["fir_delays"],
+        lag_tolerance=int(params.get("criteria", {}).get("lag_tolerance", 1)))]
+    return pd.DataFrame(rows).assign(layer=options["layer"])
 
 
 # --------------------------------------------------------------------------- summary
@@ -139,6 +186,10 @@ def summarise_validation(metrics: pd.DataFrame, params: dict[str, Any]) -> dict[
                       "overlap_tolerance"},
          "conditions": [{"condition": "signal" | "null", "snr", "n_trs", "n_kept",
                          "n_seeds", "<metric>": {"mean", "min", "max"}, ...}],
+         "stimulus_plant": [{"layer", "feature", ...}],
+         "lag_plant": [{"model", "network", "lag", "layer", "snr", "n_trs", "fir_delays",
+                        "n_seeds", "n_planted", "<metric>": {"mean", "min", "max"}}],
+         "lag_plant_canonical": {"<model>": {"network", "sensitivity", "r_mean"}},  # lag 0
          "checks": {"<name>": {"description", "where", "value", "threshold",
                                "comparison", "n", "passed"}},  # + overlap: driver_cross_r2
          "passed": bool, "runtime_s": float}
@@ -148,14 +199,19 @@ def summarise_validation(metrics: pd.DataFrame, params: dict[str, Any]) -> dict[
     overlap| <= overlap_tolerance (with ``driver_cross_r2``, the share of each layer's
     drivers the other layer's atoms explain: correlated streams inflate the recovered
     overlap); mean observed FDR <= q + fdr_tolerance over every pure-noise row (all
-    lengths and seeds) and in the worst signal condition (mean over seeds). NaN is
-    written null.
+    lengths and seeds) and in the worst signal condition (mean over seeds). Lag plant
+    (rows of condition "lag"): FIR's mean recovered lag within lag_tolerance TRs of the
+    planted one in every network (``lag_recovered_fir``), and FIR's mean held-out r at
+    least lag_r_gain_min above glover's in every network with lag > 0
+    (``lag_fir_beats_glover``); the lag-0 network (the canonical HRF truth) is reported
+    per model in ``lag_plant_canonical``. NaN is written null.
     """
     criteria = params.get("criteria", {})
     q = float(params["q"])
     rows = []
     stimulus = metrics[metrics.condition == "stimulus"] if "condition" in metrics else metrics.iloc[:0]
-    for (condition, snr, n_trs), group in metrics[metrics.condition != "stimulus"].groupby(
+    lagged = metrics[metrics.condition == "lag"] if "condition" in metrics else metrics.iloc[:0]
+    for (condition, snr, n_trs), group in metrics[~metrics.condition.isin(["stimulus", "lag"])].groupby(
             ["condition", "snr", "n_trs"], sort=True):
         entry = {"condition": condition, "snr": _json_number(snr), "n_trs": int(n_trs),
                  "n_kept": _json_number(group.n_kept.mean()), "n_seeds": int(group.seed.nunique())}
@@ -217,6 +273,8 @@ def summarise_validation(metrics: pd.DataFrame, params: dict[str, Any]) -> dict[
              "feature": worst["feature"] if worst else None},
             float(worst["positive_fraction"]["mean"]) if worst else float("nan"), positive_min, ">=",
             int(len(stimulus)))
+    lag_entries, lag_canonical = _lag_entries(lagged)
+    checks.update(_lag_checks(lag_entries, criteria))
     summary = {
         "image_layer": str(metrics.image_layer.iloc[0]) if "image_layer" in metrics and len(metrics) else None,
         "text_layer": str(metrics.text_layer.iloc[0]) if "text_layer" in metrics and len(metrics) else None,
@@ -231,9 +289,13 @@ def summarise_validation(metrics: pd.DataFrame, params: dict[str, Any]) -> dict[
                      "overlap_tolerance": float(criteria.get("overlap_tolerance", 0.1)),
                      "redundancy_excess_max": float(criteria.get("redundancy_excess_max", 0.05)),
                      "stimulus_detect_min": float(criteria.get("stimulus_detect_min", 0.2)),
-                     "stimulus_positive_min": float(criteria.get("stimulus_positive_min", 0.9))},
+                     "stimulus_positive_min": float(criteria.get("stimulus_positive_min", 0.9)),
+                     "lag_tolerance": float(criteria.get("lag_tolerance", 1)),
+                     "lag_r_gain_min": float(criteria.get("lag_r_gain_min", 0.05))},
         "conditions": rows,
         "stimulus_plant": stimulus_rows,
+        "lag_plant": lag_entries,
+        "lag_plant_canonical": lag_canonical,
         "checks": checks,
         "passed": bool(checks) and all(c["passed"] for c in checks.values()),
         "runtime_s": _json_number(metrics.seconds.sum()) if "seconds" in metrics else None,
@@ -242,6 +304,56 @@ def summarise_validation(metrics: pd.DataFrame, params: dict[str, Any]) -> dict[
         logger.info("validation check %s: %s %s %s -> %s", name, check["value"], check["comparison"],
                     check["threshold"], "pass" if check["passed"] else "FAIL")
     return summary
+
+
+def _lag_entries(lagged: pd.DataFrame) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Per (model, network) of the lag plant: its lag and the stats over seeds of sensitivity, r_mean,
+    lag_recovered and frac_at_lag; and, per model, those of the lag-0 network (the canonical HRF truth)."""
+    entries = []
+    if lagged.empty:
+        return entries, {}
+    for (model, network), group in lagged.groupby(["model", "network"], sort=True):
+        entries.append({"model": model, "network": int(network), "lag": int(group.lag.iloc[0]),
+                        "layer": str(group.layer.iloc[0]) if "layer" in group else None,
+                        "snr": _json_number(group.snr.iloc[0]), "n_trs": int(group.n_trs.iloc[0]),
+                        "fir_delays": int(group.fir_delays.iloc[0]), "n_seeds": int(group.seed.nunique()),
+                        "n_planted": int(group.n_planted.iloc[0]),
+                        **{m: _stats(group[m]) for m in ("sensitivity", "r_mean", "lag_recovered", "frac_at_lag",
+                                                          "fdr")}})
+    canonical = {e["model"]: {"network": e["network"], "sensitivity": e["sensitivity"], "r_mean": e["r_mean"]}
+                 for e in entries if e["lag"] == 0}
+    return entries, canonical
+
+
+def _lag_checks(entries: list[dict[str, Any]], criteria: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """FIR recovers every network's lag; FIR's held-out r beats glover's in every lagged network."""
+    def mean(entry: dict[str, Any], key: str) -> float:
+        value = entry[key]["mean"]
+        return float("nan") if value is None else float(value)
+
+    fir = {e["network"]: e for e in entries if e["model"] == "fir"}
+    glover = {e["network"]: e for e in entries if e["model"] == "glover"}
+    checks = {}
+    if fir:
+        errors = {n: abs(mean(e, "lag_recovered") - e["lag"]) for n, e in fir.items()}
+        worst = max(errors, key=lambda n: errors[n] if math.isfinite(errors[n]) else math.inf)
+        checks["lag_recovered_fir"] = _check(
+            "network-specific lag plant (Glover HRF delayed by each network's lag): the largest |mean over seeds of "
+            "FIR's recovered lag - planted lag| over the networks (recovered: median strongest delay of the driving "
+            "atom at the network's BNs, minus the canonical HRF's peak delay; TRs)",
+            {"condition": "lag", "model": "fir", "network": worst, "lag": fir[worst]["lag"]},
+            float(errors[worst]), float(criteria.get("lag_tolerance", 1)), "<=",
+            sum(e["n_seeds"] for e in fir.values()))
+    lagged = [n for n in fir if n in glover and fir[n]["lag"] > 0]
+    if lagged:
+        gains = {n: mean(fir[n], "r_mean") - mean(glover[n], "r_mean") for n in lagged}
+        worst = min(gains, key=lambda n: gains[n] if math.isfinite(gains[n]) else -math.inf)
+        checks["lag_fir_beats_glover"] = _check(
+            "network-specific lag plant: the smallest gain of FIR's over glover's mean held-out r (mean over the "
+            "network's grayordinates and seeds) over the lagged networks (lag > 0)",
+            {"condition": "lag", "network": worst, "lag": fir[worst]["lag"]}, float(gains[worst]),
+            float(criteria.get("lag_r_gain_min", 0.05)), ">=", sum(fir[n]["n_seeds"] for n in lagged))
+    return checks
 
 
 # --------------------------------------------------------------------------- figure
