@@ -34,8 +34,14 @@ def test_validation_section_states_checks_and_caveats():
     assert "FAIL: d (condition signal): 0.140 <= 0.100" in text
     assert "less certain than q" in text and "0.55" in text
     assert section.figures == ["validation_power.png"]
-    assert section.tables[0][1].iloc[0]["sensitivity"] == 0.93
+    assert section.tables[0][1].iloc[0]["sensitivity"] == 0.93 and len(section.tables) == 1
     assert "NOT RUN" in _validation_section(None, {}).title
+    summary["lag_plant"] = [{"model": m, "lag": 6, "fir_delays": 12, "n_seeds": 3, "sensitivity": {"mean": sens},
+                             "r_mean": {"mean": r}, "lag_recovered": {"mean": lag}, "frac_at_lag": {"mean": at}}
+                            for m, sens, r, lag, at in (("glover", 0.0, -0.31, None, None), ("fir", 0.95, 0.47, 6, 1.0))]
+    title, table = _validation_section(summary, {}).tables[1]
+    assert "lag plant" in title and table["temporal model"].tolist() == ["glover", "fir"]
+    assert table.loc[1, "recovered lag"] == 6 and table.loc[0, "held-out r"] == -0.31
 
 
 def test_weights_are_described_loudly_when_random():
