@@ -19,7 +19,7 @@ import itertools
 import numpy as np
 from scipy import stats
 
-from vlm_brain.encoding.significance import fdr_bh
+from vlm_brain.encoding.significance import fdr_adaptive, fdr_bh
 
 #: |r| is clipped below 1 before artanh
 _R_MAX = 1.0 - 1e-7
@@ -67,13 +67,14 @@ def sign_flip_p(z: np.ndarray, n_perm: int = 1000, seed: int = 0, chunk: int = 4
 
 
 def across_subjects(r: np.ndarray, bn: np.ndarray, q: float = 0.05, test: str = "t", n_perm: int = 1000,
-                    seed: int = 0) -> dict[str, np.ndarray]:
+                    seed: int = 0, fdr: str = "bh") -> dict[str, np.ndarray]:
     """Cohort maps of one layer from per-subject r (S, G) and per-subject BN maps (S, G).
 
     Returns
     -------
     dict with (G,) arrays: ``mean_r`` (tanh of the mean z), ``t``, ``p_t``, ``p_sign_flip``,
-    ``p`` (of ``test``), ``bn`` (BH at ``q`` on ``p``), ``frac_subjects_bn`` (fraction of
+    ``p`` (of ``test``), ``bn`` (BH at ``q`` on ``p``, or its adaptive form with ``fdr="adaptive"``,
+    `significance.fdr_adaptive`), ``frac_subjects_bn`` (fraction of
     subjects in which the grayordinate is a BN), and ``n_subjects`` (scalar).
     """
     if test not in ("t", "sign_flip"):
@@ -83,5 +84,5 @@ def across_subjects(r: np.ndarray, bn: np.ndarray, q: float = 0.05, test: str = 
     p_flip = sign_flip_p(z, n_perm, seed)
     p = p_t if test == "t" else p_flip
     return {"mean_r": np.tanh(z.mean(axis=0)), "t": t, "p_t": p_t, "p_sign_flip": p_flip, "p": p,
-            "bn": fdr_bh(p, q), "frac_subjects_bn": np.asarray(bn, dtype=bool).mean(axis=0),
+            "bn": fdr_adaptive(p, q)[0] if fdr == "adaptive" else fdr_bh(p, q), "frac_subjects_bn": np.asarray(bn, dtype=bool).mean(axis=0),
             "n_subjects": np.array(z.shape[0])}

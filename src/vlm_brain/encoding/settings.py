@@ -74,7 +74,7 @@ class EncodingSettings:
     lag: int = 0
     fir_delays: int = 6
     folds_per_scan: int = 1
-    fdr: str = "bh"
+    fdr: str = "adaptive"
 
     def __post_init__(self) -> None:
         problems = settings_problems(dataclasses.asdict(self))

@@ -258,9 +258,10 @@ def infer_across_subjects(manifest: pd.DataFrame, cache: ArrayCache, params: dic
         r = np.stack([np.asarray(by_subject[s][layer]["r"]) for s in subjects])
         bn = np.stack([np.asarray(by_subject[s][layer]["bn"]) for s in subjects])
         out[layer] = across_subjects(r, bn, q=float(params["q"]), test=cohort["test"], n_perm=int(cohort["n_perm"]),
-                                     seed=int(params["seed"]))
-        logger.info("%s across %d subjects: %d cohort BNs (%s test, BH q=%g); BN in >= half the subjects: %d",
-                    layer, len(subjects), int(out[layer]["bn"].sum()), cohort["test"], float(params["q"]),
+                                     seed=int(params["seed"]), fdr=str(params.get("fdr", "adaptive")))
+        logger.info("%s across %d subjects: %d cohort BNs (%s test, %s FDR q=%g); BN in >= half the subjects: %d",
+                    layer, len(subjects), int(out[layer]["bn"].sum()), cohort["test"], params.get("fdr", "adaptive"),
+                    float(params["q"]),
                     int((out[layer]["frac_subjects_bn"] >= 0.5).sum()))
     return out
 

@@ -185,6 +185,11 @@ def _bn_r(encodings: tuple[dict, ...], name: str) -> np.ndarray:
     return threshold(np.asarray(res["r"]), np.asarray(res["bn"]))
 
 
+def bn_fdr_name(encoding: dict[str, Any]) -> str:
+    """How the BNs were selected (``encoding.fdr``), as captions name it."""
+    return {"bh": "BH-FDR", "adaptive": "adaptive BH-FDR"}[EncodingSettings.from_params(encoding).fdr]
+
+
 def make_surface_viewers(params: dict[str, Any], encoding: dict[str, Any], *encodings: dict) -> dict[str, str]:
     """Interactive 3-D viewers (self-contained HTML) of the BN r maps of the surface layers, by layer name."""
     if not any(encodings):
@@ -194,11 +199,11 @@ def make_surface_viewers(params: dict[str, Any], encoding: dict[str, Any], *enco
         logger.info("reporting: no surface viewers (%d targets are not HCP grayordinates)", n_targets)
         return {}
     percentile, _ = _surface_settings(params)
-    q = EncodingSettings.from_params(encoding).q
+    q, bn_fdr = EncodingSettings.from_params(encoding).q, bn_fdr_name(encoding)
     out = {}
     for name, n_bns in surface_layers(params, encodings).values():
         values = _bn_r(encodings, name)
-        out[name] = surface_viewer_html(values, f"{name}: held-out r at its {n_bns:,} BNs (BH-FDR q = {q:g})",
+        out[name] = surface_viewer_html(values, f"{name}: held-out r at its {n_bns:,} BNs ({bn_fdr} q = {q:g})",
                                         vmax=color_limit([values], percentile))
     logger.info("reporting: %d interactive surface viewers", len(out))
     return out
@@ -220,13 +225,13 @@ def make_figures(network_scores: pd.DataFrame, redundancy_atom_dice: dict[str, n
     """
     figures: dict[str, Figure] = {}
     captions: dict[str, str] = {}
-    q = EncodingSettings.from_params(encoding).q
+    q, bn_fdr = EncodingSettings.from_params(encoding).q, bn_fdr_name(encoding)
     if cohort:
         figures["cohort_bn_profiles.png"] = rp.layer_profiles(cohort_table(cohort), value=COHORT_VALUE,
                                                               legend_title="across subjects", order=NETWORK_ORDER)
         captions["cohort_bn_profiles.png"] = (
             "Across subjects, per stream (panel) and layer (x): the fraction of grayordinates whose Fisher-z r is"
-            f" above 0 across subjects (test: encoding.cohort.test; BH-FDR at q = {q:g} over grayordinates), and"
+            f" above 0 across subjects (test: encoding.cohort.test; {bn_fdr} at q = {q:g} over grayordinates), and"
             " the fraction that are BNs in at least half of the subjects.")
     if not any(encodings):
         return figures, captions
@@ -236,7 +241,7 @@ def make_figures(network_scores: pd.DataFrame, redundancy_atom_dice: dict[str, n
     scores = _stream_table(group, atlas)
     n_grayordinates = _n_targets(encodings)
     empty = sorted(name for name, _ in iter_layers(encodings) if not np.any(find_layer(encodings, name)["bn"]))
-    no_bn = (f" Layers without any BN (no grayordinate passes BH-FDR at q = {q:g}) are the blank columns:"
+    no_bn = (f" Layers without any BN (no grayordinate passes {bn_fdr} at q = {q:g}) are the blank columns:"
              f" {', '.join(empty)}." if empty else " Every layer has at least one BN.")
     order = NETWORK_ORDER
     figures |= {
@@ -251,7 +256,7 @@ def make_figures(network_scores: pd.DataFrame, redundancy_atom_dice: dict[str, n
         "network_r_heatmaps.png": ("Mean held-out Pearson r (leave-one-run-out) of every layer (x) in every"
                                    f" one of the {networks} (y), one panel per stream; {model_of}."),
         "network_bn_heatmaps.png": ("Fraction of each network's grayordinates that are BNs (brain-like neurons:"
-                                    f" BH-FDR at q = {q:g} over the layer's grayordinates), per layer and stream;"
+                                    f" {bn_fdr} at q = {q:g} over the layer's grayordinates), per layer and stream;"
                                     f" {model_of}." + no_bn),
         "network_layer_profiles.png": ("The same BN fractions as layer profiles: one line per network, one panel per"
                                        f" stream (x: layer index, input to output); {model_of}."),
@@ -306,7 +311,7 @@ def make_figures(network_scores: pd.DataFrame, redundancy_atom_dice: dict[str, n
             f" {model_of}.")
     reference = (analyses.get("polarity") or {}).get("reference", DOMINANT_AN)
     row = reference_row(reference, encoding.get("sign_references") or [])
-    figures |= surface_figures(params, q, ceiling, encodings, captions, reference, row)
+    figures |= surface_figures(params, q, ceiling, encodings, captions, reference, row, bn_fdr)
     logger.info("reporting: %d figures", len(figures))
     return figures, captions
 
@@ -323,7 +328,8 @@ VIEWS_TEXT = ("lateral and medial views of both hemispheres (inflated HCP 32k fs
 
 
 def surface_figures(params: dict[str, Any], q: float, ceiling: np.ndarray, encodings: tuple[dict, ...],
-                    captions: dict[str, str], reference: str = DOMINANT_AN, row: int = 0) -> dict[str, Figure]:
+                    captions: dict[str, str], reference: str = DOMINANT_AN, row: int = 0,
+                    bn_fdr: str = "adaptive BH-FDR") -> dict[str, Figure]:
     """The cortical maps: r at the BNs and BN polarity of each surface layer, and the noise ceiling.
 
     BN signs are read against ``reference`` (row ``row`` of ``reference_r``, `layer_signs`).
@@ -356,12 +362,12 @@ def surface_figures(params: dict[str, Any], q: float, ceiling: np.ndarray, encod
         n_total = len(next(iter(maps.values())))
         # the list of layers comes last, after the caption's only ': ' (the end-to-end tests read it)
         captions["surface_r.png"] = (
-            f"Held-out Pearson r (leave-one-run-out) on the cortex, thresholded at the BNs (BH-FDR at q = {q:g} over"
+            f"Held-out Pearson r (leave-one-run-out) on the cortex, thresholded at the BNs ({bn_fdr} at q = {q:g} over"
             f" the layer's {n_total:,} grayordinates; grey = not a BN or medial wall), in {VIEWS_TEXT}. Colour"
             f" scale symmetric, \u00b1{top:.3g} = the {percentile:g}th percentile of |r| over the BNs shown. One row"
             " per stream of reporting.surface_streams, its layer with the most BNs (n = its BNs): " + shown)
         captions["surface_polarity.png"] = (
-            f"Sign of each BN (BH-FDR at q = {q:g}) on the cortex, in {VIEWS_TEXT}; same layers: {shown}. Red: its"
+            f"Sign of each BN ({bn_fdr} at q = {q:g}) on the cortex, in {VIEWS_TEXT}; same layers: {shown}. Red: its"
             f" fitted response rises with the reference ({_reference_text(reference)}); blue: it falls; grey: not"
             " a BN.")
     if np.isfinite(ceiling).any():
