@@ -108,3 +108,36 @@ def test_noise_ceiling_without_a_repeated_clip_is_leave_one_subject_out():
     np.testing.assert_allclose(with_repeat, noise_ceiling(repeats), atol=1e-6)
     with pytest.raises(ValueError, match="encoding.noise_ceiling"):
         compute_noise_ceiling(group, clean, {"noise_ceiling": "split"})
+
+
+def test_nifti_runs_reduced_with_an_atlas_go_through_inventory_labels_and_cleaning(tmp_path):
+    """format: atlas: each region's time course is the mean of its voxels (nilearn's labels masker), then cleaned."""
+    import nibabel as nib
+
+    from vlm_brain.fmri.cleaning import clean_run
+
+    rng = np.random.default_rng(2)
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    atlas = np.zeros((4, 4, 4), dtype=np.int16)
+    atlas[:2], atlas[2:, :2], atlas[2:, 2:] = 1, 2, 3
+    nib.save(nib.Nifti1Image(atlas, affine), tmp_path / "atlas.nii.gz")
+    (tmp_path / "names.txt").write_text("V1\nA1\nPCC\n")
+    raw = {}
+    for scan, n in RUNS.items():
+        volume = (100 + rng.standard_normal((4, 4, 4, n))).astype(np.float32)
+        image = nib.Nifti1Image(volume, affine)
+        image.header.set_xyzt_units("mm", "sec")
+        image.header["pixdim"][4] = 1.5
+        (tmp_path / "s1").mkdir(exist_ok=True)
+        nib.save(image, tmp_path / "s1" / f"{scan}.nii.gz")
+        raw[scan] = np.stack([volume[atlas == v].mean(axis=0) for v in (1, 2, 3)], axis=1)
+    runs = FmriRunsDataset(str(tmp_path), pattern="{subject}/{run}.nii.gz", format="atlas",
+                           atlas=str(tmp_path / "atlas.nii.gz"), atlas_labels=str(tmp_path / "names.txt")).load()
+    inventory = nodes.inventory_runs(runs, params())
+    assert inventory.tr.tolist() == [1.5, 1.5] and inventory.n_grayordinates.tolist() == [3, 3]
+    assert nodes.label_networks(runs, inventory).region.tolist() == NAMES
+    with pytest.raises(FmriInputError, match="TR is 1.5 s, expected 1 s"):
+        nodes.inventory_runs(runs, params(tr=1.0))
+    clean = nodes.clean_runs(runs, inventory, build_timeline(None, RUNS, 1.5), params())["s1"].compute()
+    expected = np.concatenate([clean_run(raw[scan], 1.5) for scan in RUNS])
+    np.testing.assert_allclose(clean["bold"], expected, atol=1e-3)  # nilearn averages in float32
