@@ -26,12 +26,13 @@ import pandas as pd
 
 from vlm_brain.fmri.cleaning import clean_run
 from vlm_brain.fmri.io import FmriInputError
+from vlm_brain.text_tables import SEPARATORS, read_text_table
 
 #: cell spellings read as a missing TR (compared after stripping, case-insensitive)
 MISSING_TOKENS = ("", "n/a", "na", "nan")
 #: label value given to targets that a labels table does not list
 NO_LABEL = "none"
-TABLE_SUFFIXES = {".tsv": "\t", ".csv": ","}
+TABLE_SUFFIXES = SEPARATORS
 #: at least this many present TRs are needed to detrend / z-score a column
 MIN_PRESENT_TRS = 3
 
@@ -258,14 +259,7 @@ def read_target_labels(path: str | Path, names: Sequence[str]) -> pd.DataFrame:
 
 
 def _read_label_table(path: Path) -> pd.DataFrame:
-    sep = TABLE_SUFFIXES.get(path.suffix.lower())
-    if sep is None:
-        raise TimeCourseError(f"{path}: labels table must be .tsv or .csv, not {path.suffix!r}")
-    try:
-        table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise TimeCourseError(f"{path}: not a readable labels table ({exc})") from exc
-    table.columns = [str(c).strip() for c in table.columns]
+    table = read_text_table(path, TimeCourseError, "labels table")
     return table.apply(lambda column: column.str.strip())
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from vlm_brain.stimuli.text import CaptionError
+from vlm_brain.text_tables import read_text_table
 
 Unit = Literal["s", "tr"]
 UNITS = ("s", "tr")
@@ -31,7 +32,6 @@ SEGMENT_COLUMNS = ("run", "start", "end", "text")
 PER_TR_COLUMNS = ("run", "tr", "text")
 #: seconds of slack when comparing times (rounding of text numbers)
 EPS = 1e-6
-SEPARATORS = {".tsv": "\t", ".csv": ","}
 
 
 class SegmentError(CaptionError):
@@ -100,17 +100,7 @@ def check_segments(
 
 
 def _read_table(path: Path) -> pd.DataFrame:
-    sep = SEPARATORS.get(path.suffix.lower())
-    if sep is None:
-        raise SegmentError(f"{path}: a text table must be .tsv or .csv, not {path.suffix!r}")
-    try:
-        table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise SegmentError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise SegmentError(f"{path}: not a readable table ({exc})") from exc
-    table.columns = [str(c).strip() for c in table.columns]
-    return table
+    return read_text_table(path, SegmentError, "text table")
 
 
 def _known_runs(runs: Sequence[str] | None, run_lengths: dict[str, int] | None) -> list[str] | None:
