@@ -20,6 +20,12 @@ def cortex_models():
     return standard_brain_models(include_subcortical=False)
 
 
+def write_text(path: Path, text: str) -> Path:
+    """Write a small UTF-8 text file (a table under test) and return its path."""
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 def clip_table(runs: dict[str, int], tr: float = 1.0) -> pd.DataFrame:
     """Rest 4 s, a clip, rest 2 s, a 6 s repeat clip, rest 2 s in every run."""
     rows = []

@@ -5,6 +5,8 @@ from __future__ import annotations
 import nibabel as nib
 import numpy as np
 import pytest
+
+from tests.conftest import write_text as write
 from nilearn.signal import clean
 
 from vlm_brain.fmri.cleaning import clean_run
@@ -18,11 +20,6 @@ from vlm_brain.fmri.timecourses import (
     read_target_labels,
     read_timecourses,
 )
-
-
-def write(path, text):
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 # --------------------------------------------------------------------------- tables

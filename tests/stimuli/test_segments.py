@@ -5,6 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from tests.conftest import write_text as write
+
 from vlm_brain.stimuli.segments import (
     SegmentError,
     check_segments,
@@ -13,11 +15,6 @@ from vlm_brain.stimuli.segments import (
     segment_text_per_tr,
 )
 from vlm_brain.stimuli.text import CaptionError
-
-
-def write(path, text):
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def test_seconds_segment_covers_the_trs_whose_midpoint_it_contains(tmp_path):
