@@ -50,4 +50,5 @@ def test_kedro_run_on_a_generated_roi_dataset_writes_the_report(kedro_project):
     assert (bn["Default"] == 1).all() and (bn[["Auditory", "Language", "Visual"]] == 1).all().all()
     findings = json.loads((kedro_project / "data/08_reporting/findings.json").read_text())
     assert findings
-    assert len(SUBJECTS) == 3
+    qc = pd.read_csv(kedro_project / "data/08_reporting/fmri_qc.csv")
+    assert qc.subject.tolist() == list(SUBJECTS) and (qc.n_grayordinates == len(ROIS)).all()

@@ -68,11 +68,12 @@ def test_roi_tables_that_name_other_targets_are_refused(tmp_path):
     runs = FmriRunsDataset(str(tmp_path / "a"), pattern="{subject}/{run}.tsv", format="table").load()
     with pytest.raises(FmriInputError, match="target 3 is 'mPFC'"):
         nodes.inventory_runs(runs, params())
+    write_tables(tmp_path / "c", subjects=("s2",))
+    runs = FmriRunsDataset(str(tmp_path / "c"), pattern="{subject}/{run}.tsv", format="table").load()
+    inventory = nodes.inventory_runs(runs, params())
+    entry = nodes.clean_runs(runs, inventory, build_timeline(None, RUNS, 1.5), params(high_pass=0.01))["s2"]
     with pytest.raises(FmriInputError, match="high-pass|filter"):
-        write_tables(tmp_path / "c", subjects=("s2",))
-        runs = FmriRunsDataset(str(tmp_path / "c"), pattern="{subject}/{run}.tsv", format="table").load()
-        inventory = nodes.inventory_runs(runs, params())
-        nodes.clean_runs(runs, inventory, build_timeline(None, RUNS, 1.5), params(high_pass=0.01))["s2"].compute()
+        entry.compute()
 
 
 def test_segment_table_gives_the_text_and_features_need_no_video(tmp_path):
