@@ -417,7 +417,7 @@ def _fit_targets(layer: LayerDesigns, y, slices, alphas, max_lag, batch_size, ma
         scores = cross_validated_scores(layer.folds, stats_, alphas, keep_weights=True)
         predicted_t = buffers[1][: len(y_t)]
         for f, rows in enumerate(slices):
-            predicted_t[:, rows] = fitted_values_t(scores.weights[f], layer.fold_regressors(f)[rows], matmul, dtype)
+            fitted_values_t(scores.weights[f], layer.fold_regressors(f)[rows], matmul, dtype, out=predicted_t[:, rows])
         fitted_t = fitted_values_t(coefficients, layer.full_regressors, matmul, dtype, out=buffers[2][: len(y_t)])
         data_lags, residual_lags, predicted_lags = lag_products(y_t, fitted_t, predicted_t, starts, stops, max_lag)
         if predictions is not None:
