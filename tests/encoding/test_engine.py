@@ -131,6 +131,17 @@ def test_lag_kernel_matches_numpy():
     assert np.all(data_lags[2, 30:] == 0)  # lags beyond a 30-TR run
 
 
+def test_lag_kernel_centres_exactly_in_float64():
+    """The per-run mean comes out analytically (no centred copy): exact for means far from 0."""
+    rng = np.random.default_rng(1)
+    data, predicted = (rng.standard_normal((9, 80)) * 0.1 + 3.0 for _ in range(2))
+    starts, stops = np.array([0, 33]), np.array([33, 80])
+    data_lags, _, predicted_lags = lag_products(data, np.zeros_like(data), predicted, starts, stops, 12)
+    for lags, series in ((data_lags, data), (predicted_lags, predicted)):
+        np.testing.assert_allclose(lags, lag_sums_reference(series, starts, stops, 12, centre=True),
+                                   rtol=1e-9, atol=1e-12)
+
+
 def test_shift_spread_matches_the_shift_group():
     """Mean and sd of r over every circular shift of every run of the held-out predictions."""
     rng = np.random.default_rng(4)

@@ -22,33 +22,52 @@ def _lags_of(s, max_lag, out, r, g):  # pragma: no cover - compiled
         out[r, lag, g] = acc
 
 
+@njit(fastmath=True, cache=True, nogil=True, inline="always")
+def _centre_lags(s, mean, max_lag, out, r, g):  # pragma: no cover - compiled
+    """Turn out[r, :, g], the lagged products of s, into those of s - mean, in place.
+
+    sum_t (s_t - m)(s_{t+l} - m) = sum_t s_t s_{t+l} - m (head_l + tail_l) + (n - l) m^2,
+    with head_l = sum_{t < n-l} s_t and tail_l = sum_{t >= l} s_t: no centred copy.
+    """
+    n = s.shape[0]
+    total = 0.0
+    for t in range(n):
+        total += s[t]
+    head = total
+    tail = total
+    for lag in range(min(max_lag + 1, n)):
+        out[r, lag, g] = out[r, lag, g] - mean * (head + tail) + (n - lag) * mean * mean
+        head -= s[n - 1 - lag]
+        tail -= s[lag]
+
+
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def _lag_products(data_t, fitted_t, predicted_t, starts, stops, max_lag, data_out, residual_out,
                   predicted_out):  # pragma: no cover - compiled
     n_runs = starts.shape[0]
-    n_samples = data_t.shape[1]
-    for g in prange(data_t.shape[0]):
-        y = data_t[g]
-        p = predicted_t[g]
-        centred_y = np.empty(n_samples, dtype=data_t.dtype)
+    n_targets, n_samples = data_t.shape
+    chunk = 64  # targets per work item: one residual buffer each, not one per target
+    for c in prange((n_targets + chunk - 1) // chunk):
         residual = np.empty(n_samples, dtype=data_t.dtype)
-        centred_p = np.empty(n_samples, dtype=data_t.dtype)
-        for r in range(n_runs):
-            a, b = starts[r], stops[r]
-            mean_y = 0.0
-            mean_p = 0.0
-            for t in range(a, b):
-                mean_y += y[t]
-                mean_p += p[t]
-                residual[t] = y[t] - fitted_t[g, t]
-            mean_y /= b - a
-            mean_p /= b - a
-            for t in range(a, b):
-                centred_y[t] = y[t] - mean_y
-                centred_p[t] = p[t] - mean_p
-            _lags_of(centred_y[a:b], max_lag, data_out, r, g)
-            _lags_of(residual[a:b], max_lag, residual_out, r, g)
-            _lags_of(centred_p[a:b], max_lag, predicted_out, r, g)
+        for g in range(c * chunk, min(n_targets, (c + 1) * chunk)):
+            y = data_t[g]
+            p = predicted_t[g]
+            f = fitted_t[g]
+            for r in range(n_runs):
+                a, b = starts[r], stops[r]
+                mean_y = 0.0
+                mean_p = 0.0
+                for t in range(a, b):
+                    mean_y += y[t]
+                    mean_p += p[t]
+                    residual[t] = y[t] - f[t]
+                mean_y /= b - a
+                mean_p /= b - a
+                _lags_of(y[a:b], max_lag, data_out, r, g)
+                _centre_lags(y[a:b], mean_y, max_lag, data_out, r, g)
+                _lags_of(residual[a:b], max_lag, residual_out, r, g)
+                _lags_of(p[a:b], max_lag, predicted_out, r, g)
+                _centre_lags(p[a:b], mean_p, max_lag, predicted_out, r, g)
 
 
 def lag_products(data_t: np.ndarray, fitted_t: np.ndarray, predicted_t: np.ndarray, starts: np.ndarray,
