@@ -139,8 +139,9 @@ def test_a_killed_worker_still_gives_the_complete_identical_result(inputs, seque
             np.testing.assert_array_equal(np.asarray(got[name]), np.asarray(want[name]))
 
 
-# Ctrl-C (a real SIGINT to the run's own process) right after its second result is stored:
-# polling the cache from outside raced with fast tasks (the run could finish first)
+# Ctrl-C (a real SIGINT to the run's own process) right after its second result is stored.
+# A process started in the background by a non-interactive shell inherits SIGINT ignored
+# (POSIX), so the script restores Python's handler first.
 INTERRUPTED_RUN = """
 import os, signal, sys
 sys.path.insert(0, {tests!r})
@@ -149,6 +150,7 @@ from test_execution import PARAMS, write_inputs
 import vlm_brain.cohort.tasks as tasks
 from vlm_brain.datasets.cache import ArrayCache
 from vlm_brain.pipelines.encoding.nodes import encode_subjects
+signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C raises, even if started with SIGINT ignored
 store, stored = tasks.store_result, []
 def store_then_interrupt(*args, **kwargs):
     store(*args, **kwargs)
