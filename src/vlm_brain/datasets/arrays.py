@@ -137,7 +137,42 @@ def _save_array(path: Path, original: Any, array: np.ndarray) -> None:
             return
         except OSError:  # another filesystem: copy
             pass
-    np.save(path, array)
+    write_npy(path, array)
+
+
+_CHUNK_BYTES = 64 << 20
+
+
+def write_npy(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` as a ``.npy`` file, byte for byte what ``np.save`` writes.
+
+    Unlike ``np.save``, a Ctrl-C while writing always surfaces as ``KeyboardInterrupt``:
+    numpy's ``ndarray.tofile``, which ``np.save`` uses for real files, can turn an
+    interrupt that arrives inside it into ``TypeError: expected str, bytes or
+    os.PathLike object, not BufferedWriter`` (numpy 2.4), which ``kedro run`` would
+    report as a failed node instead of an aborted run. The data are written from
+    contiguous chunks of at most 64 MiB, so a non-contiguous view is never copied whole.
+    """
+    array = np.asanyarray(array)
+    if array.dtype.hasobject:  # pickled by numpy; not a layout this project stores
+        np.save(path, array)
+        return
+    header = np.lib.format.header_data_from_array_1_0(array)
+    data = array.T if header["fortran_order"] else array  # a Fortran-ordered array is stored as such
+    with open(path, "wb") as file:
+        try:
+            np.lib.format.write_array_header_1_0(file, header)
+        except ValueError:  # a header over 64 KiB (a huge structured dtype)
+            file.seek(0)
+            file.truncate()
+            np.lib.format.write_array_header_2_0(file, header)
+        if data.ndim == 0 or data.size == 0:
+            file.write(np.ascontiguousarray(data).tobytes())
+            return
+        rows = max(1, _CHUNK_BYTES // max(1, data[0].nbytes))
+        for start in range(0, data.shape[0], rows):
+            chunk = np.ascontiguousarray(data[start:start + rows])
+            file.write(memoryview(chunk.reshape(-1).view(np.uint8)))
 
 
 def _same_layout(array: np.memmap, whole: np.memmap) -> bool:
