@@ -97,6 +97,18 @@ def test_lasso_codes_match_scikit_learn():
     assert 0.1 < np.mean(ours == 0) < 0.95  # the penalty is active: a sparse, not empty, code
 
 
+@pytest.mark.parametrize("density", [0.05, 0.2, 0.6])  # the compiled sparse path, and BLAS above 1/4
+def test_code_cross_equals_the_dense_product(density):
+    from vlm_brain.encoding._kernels import code_cross, code_cross_reference
+
+    rng = np.random.default_rng(4)
+    code = rng.standard_normal((300, 16)) * (rng.random((300, 16)) < density)
+    samples = rng.standard_normal((300, 70))
+    assert np.count_nonzero(code) > 0
+    np.testing.assert_allclose(code_cross(code.T.copy().T, samples), code_cross_reference(code, samples),
+                               rtol=1e-12, atol=1e-12)  # a transposed (Fortran-ordered) code, as SDL passes it
+
+
 def test_dictionary_matches_scikit_learn(layer):
     """Same initialisation and iterations as scikit-learn's DictionaryLearning: same cost."""
     from sklearn.decomposition import DictionaryLearning

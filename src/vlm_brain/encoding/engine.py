@@ -189,27 +189,39 @@ def grid_validation_loss(factor, a_cross, v_cross, v_sq, alphas) -> np.ndarray:
     return v_sq[None, :] + (2.0 * inv).T @ linear + (inv**2).T @ (z * hz)
 
 
-def select_alphas(design: Design, stats: BlockStats, train_runs: Sequence[int], alphas: np.ndarray) -> np.ndarray:
+def select_alphas(design: Design, stats: BlockStats, train_runs: Sequence[int], alphas: np.ndarray,
+                  cross_total: np.ndarray | None = None) -> np.ndarray:
     """Index in ``alphas`` of the alpha chosen per target by leave-one-run-out over ``train_runs``.
 
     The score is himalaya's: mean over inner splits of -SSE / n_val, plus 1e-10 log(alpha)
     so that ties go to the larger alpha. With a single training run there is no inner
-    split and the largest alpha is chosen.
+    split and the largest alpha is chosen. ``cross_total`` (k, G): the design's X'Y summed
+    over ``train_runs``, if already known.
     """
     cross = stats.cross[:, design.columns]
     train_runs = list(train_runs)
     if len(train_runs) < 2:
         return np.full(stats.cross.shape[2], len(alphas) - 1)
-    cross_total = cross[train_runs].sum(axis=0)
+    cross_total = sum_over_runs(cross, train_runs) if cross_total is None else cross_total
     score = np.zeros((len(alphas), cross.shape[2]))
+    inner_cross = np.empty_like(cross_total)
     for val in train_runs:
         inner = [r for r in train_runs if r != val]
-        sse = grid_validation_loss(design.validation_factor(inner, val), cross_total - cross[val],
+        np.subtract(cross_total, cross[val], out=inner_cross)
+        sse = grid_validation_loss(design.validation_factor(inner, val), inner_cross,
                                    cross[val], stats.y_sq[val], alphas)
         score -= sse / stats.n[val]
     score /= len(train_runs)
     score += (np.log(alphas) * 1e-10)[:, None]
     return np.argmax(score, axis=0)
+
+
+def sum_over_runs(cross: np.ndarray, runs: Sequence[int]) -> np.ndarray:
+    """(k, G) sum of ``cross[r]`` (R, k, G) over ``runs``, without a fancy-indexed copy."""
+    total = np.array(cross[runs[0]], dtype=np.float64)
+    for r in runs[1:]:
+        total += cross[r]
+    return total
 
 
 def ridge_weights_eigen(design: Design, runs: Sequence[int], cross: np.ndarray,
@@ -264,8 +276,9 @@ def cross_validated_scores(folds: Sequence[Design], stats: BlockStats, alphas: n
     for f, design in enumerate(folds):
         train = [r for r in range(n_runs) if r != f]
         cross = stats.cross[:, design.columns]
-        alpha_index[f] = select_alphas(design, stats, train, alphas)
-        v, w = ridge_weights_eigen(design, train, cross[train].sum(axis=0), alphas[alpha_index[f]])
+        cross_train = sum_over_runs(cross, train)
+        alpha_index[f] = select_alphas(design, stats, train, alphas, cross_total=cross_train)
+        v, w = ridge_weights_eigen(design, train, cross_train, alphas[alpha_index[f]])
         h, sums = design.held_out_factor(train, f)
         num += np.einsum("kg,kg->g", v.T @ cross[f], w)
         p_run_sums[f] = sums @ w

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.utils.extmath import svd_flip
 
-from vlm_brain.encoding._kernels import lasso_codes_gram, update_atoms
+from vlm_brain.encoding._kernels import code_cross, lasso_codes_gram, update_atoms
 from vlm_brain.encoding._validation import check_time_series
 
 logger = logging.getLogger(__name__)
@@ -248,7 +248,7 @@ def _update_dictionary(
     """
     dictionary = np.array(dictionary, dtype=np.float64, order="C")
     gram = code.T @ code  # (k, k)
-    cross = np.ascontiguousarray((samples.T @ code).T)  # (k, F)
+    cross = code_cross(code, samples)  # (k, F) = C^T Y, from the code's non-zeros
     dead = np.flatnonzero(np.diag(gram) <= 1e-6)
     for j in dead:  # drawn in atom order, before the pass (they do not depend on it)
         sample = samples[rng.integers(len(samples))]
