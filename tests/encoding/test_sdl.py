@@ -130,7 +130,8 @@ def test_dictionary_matches_scikit_learn(layer):
 
     ref_atoms = model.components_.T / np.linalg.norm(model.components_.T, axis=0)
     ref_loadings = code.T * np.linalg.norm(model.components_.T, axis=0)[:, None]
-    assert cost(ours.atoms.astype(float), ours.loadings.astype(float)) <= 1.001 * cost(ref_atoms, ref_loadings)
+    # equal objective to 1e-4 relative (2.6e-5 here: our atoms and loadings are stored in float32)
+    assert cost(ours.atoms.astype(float), ours.loadings.astype(float)) <= (1 + 1e-4) * cost(ref_atoms, ref_loadings)
     similarity = np.abs(ours.atoms.T @ ref_atoms)
     assert np.all(similarity.max(axis=1) > 0.99)
 

@@ -266,18 +266,22 @@ def _alternate(
     """Alternate lasso coding and dictionary updates; (code (n, k), dictionary (k, F), iterations).
 
     The cost 0.5 ||Y - C D||^2 + alpha |C|_1 is evaluated from Gram matrices, and the
-    correlations D Y^T it needs are the next coding step's input.
+    correlations D Y^T it needs are the next coding step's input. That (k, n) x F product
+    runs in float32 (half the time of float64; on the benchmark layer the final objective
+    moves by 2e-7 relative); the dictionary update's C^T Y (`code_cross`) and everything
+    else stay float64.
     """
     rng = np.random.default_rng(random_state)
     samples = np.ascontiguousarray(samples)
     sq_norm = float(np.sum(samples**2))
     previous_cost = np.inf
     n_iter = 0
+    samples32 = samples.astype(np.float32)
     cov = dictionary @ samples.T
     for n_iter in range(1, max_iter + 1):
         code = lasso_codes_gram(dictionary @ dictionary.T, cov, alpha, init=code)
         dictionary = _update_dictionary(dictionary, samples, code, rng, noise_scale)
-        cov = dictionary @ samples.T  # (k, n)
+        cov = (dictionary.astype(np.float32) @ samples32.T).astype(np.float64)  # (k, n), float32 product
         fit = sq_norm - 2.0 * np.sum(cov.T * code) + np.sum((code.T @ code) * (dictionary @ dictionary.T))
         cost = 0.5 * max(fit, 0.0) + alpha * np.abs(code).sum()
         if previous_cost - cost < tol * cost:
