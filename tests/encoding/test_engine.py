@@ -67,15 +67,18 @@ def snap(values):
     return ALPHAS[np.abs(np.log(values)[:, None] - np.log(ALPHAS)).argmin(axis=1)]
 
 
-@pytest.mark.parametrize("backend", ["numpy", "torch"])
-def test_same_alphas_and_r_as_himalaya(backend):
+@pytest.mark.parametrize("backend,dtype", [("numpy", np.float64), ("torch", np.float64), ("numpy", np.float32)])
+def test_same_alphas_and_r_as_himalaya(backend, dtype):
+    """float32 data (products and rotations in float32) against himalaya in float64 on the same values."""
     from vlm_brain.encoding.layer import _matmul
 
-    runs, designs, y = fold_designs()
+    runs, designs, y = fold_designs(dtype=dtype)
     slices, stacked, built, _ = engine(runs, designs, y)
     stats = block_stats(stacked, np.ascontiguousarray(y.T), slices, matmul=_matmul(backend))  # products on it
+    assert stats.cross.dtype == dtype
     scores = cross_validated_scores(built[:-1], stats, ALPHAS)
-    r_ref, alphas_ref, _ = himalaya_loro(runs, designs, y, backend)
+    r_ref, alphas_ref, _ = himalaya_loro(runs, [d.astype(np.float64) for d in designs], y.astype(np.float64),
+                                         backend)
     assert np.array_equal(ALPHAS[scores.alpha_index], np.stack([snap(a) for a in alphas_ref]))
     np.testing.assert_allclose(scores.r, r_ref, atol=1e-5)
     assert len(np.unique(scores.alpha_index)) >= 3  # the grid matters in this case

@@ -29,7 +29,9 @@ Partial fractions: with z = V'c, h = V'H V, and i, j in different eigenvalue clu
 1 / ((s_i + a)(s_j + a)) = (1 / (s_i + a) - 1 / (s_j + a)) / (s_j - s_i), hence
 b'Hb = sum_i z_i (h_c z)_i / (s_i + a)^2 + 2 z_i (R z)_i / (s_i + a) with
 R_ij = h_ij / (s_j - s_i) across clusters and h_c the within-cluster part of h
-(eigenvalues closer than 1e-7 relative are treated as equal). Computed in float64.
+(eigenvalues closer than 1e-7 relative are treated as equal). The cross-products, and the
+two k x k products per inner split that rotate them, run in the data's dtype (float32
+data: float32, like the data); everything after them in float64.
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ class BlockStats:
 
     Attributes
     ----------
-    cross : (R, K, G) float64, X_r^T Y_r of the stacked designs (K = sum of their widths).
+    cross : (R, K, G) X_r^T Y_r of the stacked designs (K = sum of their widths), in the
+        data's dtype (float32 or float64).
     y_sum, y_sq : (R, G) per-run sum and sum of squares of the targets.
     n : (R,) rows per run.
     """
@@ -71,15 +74,16 @@ def block_stats(stacked: np.ndarray, y_t: np.ndarray, slices: Sequence[slice], m
     """`BlockStats` of targets ``y_t`` (G, T), one target per row, for designs stacked as columns (T, K).
 
     ``matmul(a, b)`` computes a @ b (a backend's, e.g. on a GPU); numpy's if None.
-    Products run in the dtype of ``y_t`` (float32 data: float32 GEMMs). ``sums``: the
-    per-run (sums, sums of squares) (R, G) if already known (`_kernels.transposed_batch`);
-    ``out``: a float64 buffer of at least (R, K, G) for the cross-products, reused.
+    Products run, and are kept, in the dtype of ``y_t`` (float32 data: float32 GEMMs).
+    ``sums``: the per-run (sums, sums of squares) (R, G) if already known
+    (`_kernels.transposed_batch`); ``out``: a buffer of that dtype of at least (R, K, G)
+    for the cross-products, reused.
     """
     dtype = np.float64 if y_t.dtype == np.float64 else np.float32
     x = stacked.astype(dtype, copy=False)
     matmul = matmul or np.matmul
     n_targets = y_t.shape[0]
-    cross = (np.empty((len(slices), x.shape[1], n_targets)) if out is None
+    cross = (np.empty((len(slices), x.shape[1], n_targets), dtype=dtype) if out is None
              else out[: len(slices), : x.shape[1], :n_targets])
     for r, rows in enumerate(slices):
         # (K, G) straight from BLAS (no strided writes), with the small design side made contiguous
@@ -171,7 +175,8 @@ def grid_validation_loss(factor, a_cross, v_cross, v_sq, alphas) -> np.ndarray:
     Parameters
     ----------
     factor : `Design.validation_factor` of the training and validation runs.
-    a_cross (k, G): training X'Y; v_cross (k, G), v_sq (G,): the validation run's X'Y and Y'Y.
+    a_cross (k, G): training X'Y; v_cross (k, G), v_sq (G,): the validation run's X'Y and Y'Y
+        (float32 cross-products: the two k x k rotations in float32, the rest in float64).
     alphas : (n_alphas,) penalties.
 
     Returns
@@ -180,12 +185,14 @@ def grid_validation_loss(factor, a_cross, v_cross, v_sq, alphas) -> np.ndarray:
     """
     s, projection, vt, within = factor
     k = len(s)
-    z_and_rz = projection @ a_cross  # [z; R z]
+    dtype = np.float32 if a_cross.dtype == np.float32 else np.float64  # the rotations in the data's precision
+    z_and_rz = (projection.astype(dtype) @ a_cross).astype(np.float64, copy=False)  # [z; R z]
+    u = (vt.astype(dtype) @ v_cross).astype(np.float64, copy=False)  # V'c_v
     z = z_and_rz[:k]
     hz = within[:, None] * z if within.ndim == 1 else within @ z  # h_c z
     inv = 1.0 / (s[:, None] + np.asarray(alphas, dtype=np.float64)[None, :])  # (k, n_alphas)
     # -2 c_v'b(a) + b(a)'H_v b(a) = sum_i 2 z_i ((R z)_i - u_i) / (s_i + a) + z_i (h_c z)_i / (s_i + a)^2
-    linear = z * (z_and_rz[k:] - vt @ v_cross)  # z (R z - u), u = V'c_v
+    linear = z * (z_and_rz[k:] - u)  # z (R z - u)
     return v_sq[None, :] + (2.0 * inv).T @ linear + (inv**2).T @ (z * hz)
 
 
@@ -217,8 +224,8 @@ def select_alphas(design: Design, stats: BlockStats, train_runs: Sequence[int], 
 
 
 def sum_over_runs(cross: np.ndarray, runs: Sequence[int]) -> np.ndarray:
-    """(k, G) sum of ``cross[r]`` (R, k, G) over ``runs``, without a fancy-indexed copy."""
-    total = np.array(cross[runs[0]], dtype=np.float64)
+    """(k, G) sum of ``cross[r]`` (R, k, G) over ``runs`` in its dtype, without a fancy-indexed copy."""
+    total = np.array(cross[runs[0]])
     for r in runs[1:]:
         total += cross[r]
     return total

@@ -408,7 +408,7 @@ def _fit_targets(layer: LayerDesigns, y, slices, alphas, max_lag, batch_size, ma
     dtype = np.float64 if y.dtype == np.float64 else np.float32
     width = min(batch_size, n_targets)
     buffers = [np.empty((width, y.shape[0]), dtype=dtype) for _ in range(3)]  # reused: no page faults per batch
-    cross_buffer = np.empty((len(slices), layer.stacked.shape[1], width))
+    cross_buffer = np.empty((len(slices), layer.stacked.shape[1], width), dtype=dtype)
     for i, cols in enumerate(batches, start=1):
         y_t, y_sum, y_sq = transposed_batch(y, cols, starts, stops, dtype, out=buffers[0])
         stats_ = block_stats(layer.stacked, y_t, slices, matmul, sums=(y_sum, y_sq), out=cross_buffer)
