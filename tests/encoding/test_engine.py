@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from vlm_brain.encoding._kernels import lag_products, lag_sums_reference
+from vlm_brain.encoding._kernels import lag_products, lag_sums_reference, run_sums
 from vlm_brain.encoding._validation import pearson_r, run_slices
 from vlm_brain.encoding.engine import (
     Design,
@@ -40,7 +40,7 @@ def engine(runs, designs, y):
     k = designs[0].shape[1]
     stacked = np.hstack(designs)
     built = [Design.from_regressors(d, slices, slice(i * k, (i + 1) * k)) for i, d in enumerate(designs)]
-    return slices, stacked, built, block_stats(stacked, np.ascontiguousarray(y.T), slices)
+    return slices, stacked, built, block_stats(stacked, y, slices)
 
 
 def himalaya_loro(runs, designs, y, backend="numpy"):
@@ -74,7 +74,7 @@ def test_same_alphas_and_r_as_himalaya(backend, dtype):
 
     runs, designs, y = fold_designs(dtype=dtype)
     slices, stacked, built, _ = engine(runs, designs, y)
-    stats = block_stats(stacked, np.ascontiguousarray(y.T), slices, matmul=_matmul(backend))  # products on it
+    stats = block_stats(stacked, y, slices, matmul=_matmul(backend))  # products on it
     assert stats.cross.dtype == dtype
     scores = cross_validated_scores(built[:-1], stats, ALPHAS)
     r_ref, alphas_ref, _ = himalaya_loro(runs, [d.astype(np.float64) for d in designs], y.astype(np.float64),
@@ -112,7 +112,7 @@ def test_hac_t_equals_atom_maps():
     v, w = ridge_weights_eigen(built[-1], range(4), stats.cross[:, built[-1].columns].sum(axis=0), ALPHAS[index])
     coefficients = v @ w
     starts, stops = [sl.start for sl in slices], [sl.stop for sl in slices]
-    _, lags, _ = lag_products(y.T, (x @ coefficients).T, np.zeros(y.T.shape), starts, stops, 10)
+    _, lags, _ = lag_products(y, (x @ coefficients).T, np.zeros(y.T.shape), starts, stops, 10)
     t, dof = hac_t(HacFactor(lagged_gram(x, runs, 10), len(runs)), coefficients, ALPHAS[index], lags)
     reference = atom_maps(x, y, runs, coefficients, ALPHAS[index], max_lag=10)
     finite = np.isfinite(reference.t)
@@ -120,11 +120,15 @@ def test_hac_t_equals_atom_maps():
     assert finite[:, 1:].all()
 
 
-def test_lag_kernel_matches_numpy():
+@pytest.mark.parametrize("first_column", [0, 5])
+def test_lag_kernel_matches_numpy(first_column):
+    """70 targets (two blocks of 64, one partial); the data read from a column offset of a wider array."""
     rng = np.random.default_rng(0)
-    data, fitted, predicted = (rng.standard_normal((37, 120)).astype(np.float32) + 0.5 for _ in range(3))
+    data, fitted, predicted = (rng.standard_normal((70, 120)).astype(np.float32) + 0.5 for _ in range(3))
     starts, stops = np.array([0, 50, 90]), np.array([50, 90, 120])
-    data_lags, residual_lags, predicted_lags = lag_products(data, fitted, predicted, starts, stops, 35)
+    wider = np.hstack([np.full((120, first_column), 9.0, np.float32), data.T, np.ones((120, 3), np.float32)])
+    data_lags, residual_lags, predicted_lags = lag_products(wider, fitted, predicted, starts, stops, 35,
+                                                            first_column=first_column)
     np.testing.assert_allclose(data_lags, lag_sums_reference(data, starts, stops, 35, centre=True),
                                rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(residual_lags, lag_sums_reference(data - fitted, starts, stops, 35),
@@ -139,7 +143,7 @@ def test_lag_kernel_centres_exactly_in_float64():
     rng = np.random.default_rng(1)
     data, predicted = (rng.standard_normal((9, 80)) * 0.1 + 3.0 for _ in range(2))
     starts, stops = np.array([0, 33]), np.array([33, 80])
-    data_lags, _, predicted_lags = lag_products(data, np.zeros_like(data), predicted, starts, stops, 12)
+    data_lags, _, predicted_lags = lag_products(data.T, np.zeros_like(data), predicted, starts, stops, 12)
     for lags, series in ((data_lags, data), (predicted_lags, predicted)):
         np.testing.assert_allclose(lags, lag_sums_reference(series, starts, stops, 12, centre=True),
                                    rtol=1e-9, atol=1e-12)
@@ -193,3 +197,13 @@ def test_degenerate_training_gram_matches_himalaya():
     assert np.array_equal(ALPHAS[scores.alpha_index], np.stack([snap(a) for a in alphas_ref]))
     np.testing.assert_allclose(scores.r, r_ref, atol=1e-5)
 
+
+
+def test_run_sums_of_a_column_batch():
+    rng = np.random.default_rng(3)
+    data = rng.standard_normal((50, 300)).astype(np.float32) + 2.0
+    starts, stops = np.array([0, 20]), np.array([20, 50])
+    sums, squares = run_sums(data, starts, stops, slice(7, 290))  # two blocks of 256 targets, one partial
+    block = data[:, 7:290].astype(np.float64)
+    np.testing.assert_allclose(sums, [block[:20].sum(0), block[20:].sum(0)], rtol=1e-12)
+    np.testing.assert_allclose(squares, [(block[:20] ** 2).sum(0), (block[20:] ** 2).sum(0)], rtol=1e-12)

@@ -186,6 +186,18 @@ def test_predictions_are_the_held_out_ones_whose_pooled_r_is_r():
                                                  sdl_max_iter=10, n_refit=50, refit_targets=60)
 
 
+def test_a_batch_read_in_place_equals_a_copied_one():
+    """C-contiguous float32 data are read in place, batch by batch; another layout is copied per batch."""
+    sim = simulate_layer(n_runs=4, run_length=80, n_ans=40, n_atoms=4, n_targets=90, snr=1.0, random_state=6)
+    y = np.ascontiguousarray(sim.y, dtype=np.float32)
+    settings = dict(n_atoms=4, sdl_max_iter=10, n_refit=50, refit_targets=60, target_batch_size=32,
+                    return_predictions=True)
+    in_place = encode_layer(sim.features, y, sim.runs, sim.keep, sim.tr, **settings)
+    copied = encode_layer(sim.features, np.asfortranarray(y), sim.runs, sim.keep, sim.tr, **settings)
+    for name in ("r", "p", "alpha", "atom_t", "predictions", "reference_r"):
+        np.testing.assert_array_equal(in_place[name], copied[name], err_msg=name)
+
+
 def test_every_tr_kept_when_keep_is_none():
     from vlm_brain.encoding import prepare_regressors
 

@@ -42,42 +42,57 @@ def _centre_lags(s, mean, max_lag, out, r, g):  # pragma: no cover - compiled
 
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
-def _lag_products(data_t, fitted_t, predicted_t, starts, stops, max_lag, data_out, residual_out,
+def _lag_products(data, first, fitted_t, predicted_t, starts, stops, max_lag, data_out, residual_out,
                   predicted_out):  # pragma: no cover - compiled
     n_runs = starts.shape[0]
-    n_targets, n_samples = data_t.shape
-    chunk = 64  # targets per work item: one residual buffer each, not one per target
+    n_targets = fitted_t.shape[0]
+    chunk = 64  # targets per work item: the data's block copied run by run into target-major rows
+    longest = 0
+    for r in range(n_runs):
+        longest = max(longest, stops[r] - starts[r])
     for c in prange((n_targets + chunk - 1) // chunk):
-        residual = np.empty(n_samples, dtype=data_t.dtype)
-        for g in range(c * chunk, min(n_targets, (c + 1) * chunk)):
-            y = data_t[g]
-            p = predicted_t[g]
-            f = fitted_t[g]
-            for r in range(n_runs):
-                a, b = starts[r], stops[r]
+        g0 = c * chunk
+        w = min(n_targets, g0 + chunk) - g0
+        y = np.empty((chunk, longest), dtype=data.dtype)
+        residual = np.empty(longest, dtype=data.dtype)
+        for r in range(n_runs):
+            a, b = starts[r], stops[r]
+            n = b - a
+            for t0 in range(0, n, 16):  # in 16-TR tiles: neither side strides through memory
+                t1 = min(n, t0 + 16)
+                for j in range(w):
+                    for t in range(t0, t1):
+                        y[j, t] = data[a + t, first + g0 + j]
+            for j in range(w):
+                g = g0 + j
+                series = y[j, :n]
+                f = fitted_t[g, a:b]
+                p = predicted_t[g, a:b]
                 mean_y = 0.0
                 mean_p = 0.0
-                for t in range(a, b):
-                    mean_y += y[t]
+                for t in range(n):
+                    mean_y += series[t]
                     mean_p += p[t]
-                    residual[t] = y[t] - f[t]
-                mean_y /= b - a
-                mean_p /= b - a
-                _lags_of(y[a:b], max_lag, data_out, r, g)
-                _centre_lags(y[a:b], mean_y, max_lag, data_out, r, g)
-                _lags_of(residual[a:b], max_lag, residual_out, r, g)
-                _lags_of(p[a:b], max_lag, predicted_out, r, g)
-                _centre_lags(p[a:b], mean_p, max_lag, predicted_out, r, g)
+                    residual[t] = series[t] - f[t]
+                _lags_of(series, max_lag, data_out, r, g)
+                _centre_lags(series, mean_y / n, max_lag, data_out, r, g)
+                _lags_of(residual[:n], max_lag, residual_out, r, g)
+                _lags_of(p, max_lag, predicted_out, r, g)
+                _centre_lags(p, mean_p / n, max_lag, predicted_out, r, g)
 
 
-def lag_products(data_t: np.ndarray, fitted_t: np.ndarray, predicted_t: np.ndarray, starts: np.ndarray,
-                 stops: np.ndarray, max_lag: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def lag_products(data: np.ndarray, fitted_t: np.ndarray, predicted_t: np.ndarray, starts: np.ndarray,
+                 stops: np.ndarray, max_lag: int, first_column: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Within-run lagged products sum_t s_t s_{t+l}, l = 0..max_lag, of three series per target.
 
     Parameters
     ----------
-    data_t, fitted_t, predicted_t : (G, T) float32 or float64 (one target per row): the
-        data y, the full refit's fitted values f and the held-out predictions p.
+    data : (T, >= first_column + G) the data y, one target per column, as stored; its
+        columns ``first_column`` onwards are the G targets (a batch of a larger array is
+        read in place, 64 targets x one run at a time, not copied whole).
+    fitted_t, predicted_t : (G, T), one target per row (as the products that form them
+        give them): the full refit's fitted values f and the held-out predictions p,
+        float32 or float64 like ``data``.
     starts, stops : (n_runs,) bounds of the contiguous runs along T.
     max_lag : largest lag; lags >= a run's length are 0.
 
@@ -87,14 +102,18 @@ def lag_products(data_t: np.ndarray, fitted_t: np.ndarray, predicted_t: np.ndarr
     centred, as the HAC variance uses them) and of p centred per run. Sums run in the
     dtype of the inputs.
     """
-    data_t = np.ascontiguousarray(data_t)
-    dtype = data_t.dtype
+    data = np.ascontiguousarray(data)
+    dtype = data.dtype
     fitted_t = np.ascontiguousarray(fitted_t, dtype=dtype)
     predicted_t = np.ascontiguousarray(predicted_t, dtype=dtype)
-    shape = (len(starts), max_lag + 1, data_t.shape[0])
+    n_targets, n_samples = fitted_t.shape
+    if predicted_t.shape != fitted_t.shape or data.shape[0] != n_samples or data.shape[1] < first_column + n_targets:
+        raise ValueError(f"data {data.shape} from column {first_column} (T, G), fitted_t {fitted_t.shape} and "
+                         f"predicted_t {predicted_t.shape} (G, T) must cover the same targets")
+    shape = (len(starts), max_lag + 1, n_targets)
     outs = [np.zeros(shape, dtype=dtype) for _ in range(3)]
-    _lag_products(data_t, fitted_t, predicted_t, np.asarray(starts, np.int64), np.asarray(stops, np.int64),
-                  int(max_lag), *outs)
+    _lag_products(data, int(first_column), fitted_t, predicted_t, np.asarray(starts, np.int64),
+                  np.asarray(stops, np.int64), int(max_lag), *outs)
     return tuple(out.astype(np.float64) for out in outs)
 
 
@@ -245,54 +264,35 @@ def code_cross_reference(code: np.ndarray, samples: np.ndarray) -> np.ndarray:
     return np.asarray(code, dtype=np.float64).T @ np.asarray(samples, dtype=np.float64)
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def _transpose_columns(y, c0, c1, out):  # pragma: no cover - compiled
-    tile = 64
-    n_rows = y.shape[0]
-    for b in prange((n_rows + tile - 1) // tile):
-        t0 = b * tile
-        t1 = min(n_rows, t0 + tile)
-        for g0 in range(c0, c1, tile):
-            g1 = min(c1, g0 + tile)
-            for t in range(t0, t1):
-                for g in range(g0, g1):
-                    out[g - c0, t] = y[t, g]
-
-
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
-def _run_sums(rows, starts, stops, sums, squares):  # pragma: no cover - compiled
-    for g in prange(rows.shape[0]):
-        row = rows[g]
+def _run_sums(data, first, n_targets, starts, stops, sums, squares):  # pragma: no cover - compiled
+    block = 256
+    for c in prange((n_targets + block - 1) // block):
+        g0 = c * block
+        w = min(n_targets, g0 + block) - g0
         for r in range(starts.shape[0]):
-            acc = 0.0
-            acc2 = 0.0
+            acc = np.zeros(w)
+            acc2 = np.zeros(w)
             for t in range(starts[r], stops[r]):
-                value = np.float64(row[t])
-                acc += value
-                acc2 += value * value
-            sums[r, g] = acc
-            squares[r, g] = acc2
+                row = data[t]
+                for j in range(w):
+                    value = np.float64(row[first + g0 + j])
+                    acc[j] += value
+                    acc2[j] += value * value
+            for j in range(w):
+                sums[r, g0 + j] = acc[j]
+                squares[r, g0 + j] = acc2[j]
 
 
-def transposed_batch(y: np.ndarray, columns: slice, starts: np.ndarray, stops: np.ndarray, dtype=np.float32,
-                     out: np.ndarray | None = None):
-    """(G_b, T) C-contiguous copy of y[:, columns] (y (T, G)), with per-run sums and sums of squares.
+def run_sums(data: np.ndarray, starts: np.ndarray, stops: np.ndarray, columns: slice | None = None):
+    """Per-run sums and sums of squares (R, G) in float64 of ``data[:, columns]`` (data (T, G_all)).
 
-    Tiled, so that neither the reads nor the writes stride through memory; ``out`` (at
-    least G_b rows) is reused if given, which saves the page faults of a new array per
-    batch. Returns (y_t, sums (R, G_b), squares (R, G_b)), the sums in float64.
+    One pass over the rows, read in place (a batch of columns is not copied).
     """
-    y = np.asarray(y)
-    if not (y.flags.c_contiguous and y.dtype == dtype):
-        block = np.ascontiguousarray(y[:, columns], dtype=dtype)
-        columns = slice(0, block.shape[1])
-        y = block
-    c0, c1 = columns.start or 0, columns.stop if columns.stop is not None else y.shape[1]
-    if out is None:
-        out = np.empty((c1 - c0, y.shape[0]), dtype=dtype)
-    out = out[: c1 - c0]
-    sums = np.empty((len(starts), c1 - c0))
-    squares = np.empty((len(starts), c1 - c0))
-    _transpose_columns(y, c0, c1, out)
-    _run_sums(out, np.asarray(starts, np.int64), np.asarray(stops, np.int64), sums, squares)
-    return out, sums, squares
+    data = np.ascontiguousarray(data)
+    columns = columns or slice(0, data.shape[1])
+    first, stop = columns.start or 0, data.shape[1] if columns.stop is None else columns.stop
+    sums = np.empty((len(starts), stop - first))
+    squares = np.empty((len(starts), stop - first))
+    _run_sums(data, first, stop - first, np.asarray(starts, np.int64), np.asarray(stops, np.int64), sums, squares)
+    return sums, squares

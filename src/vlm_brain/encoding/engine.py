@@ -69,28 +69,32 @@ class BlockStats:
     n: np.ndarray
 
 
-def block_stats(stacked: np.ndarray, y_t: np.ndarray, slices: Sequence[slice], matmul=None,
+def block_stats(stacked: np.ndarray, y: np.ndarray, slices: Sequence[slice], matmul=None,
                 sums: tuple[np.ndarray, np.ndarray] | None = None, out: np.ndarray | None = None) -> BlockStats:
-    """`BlockStats` of targets ``y_t`` (G, T), one target per row, for designs stacked as columns (T, K).
+    """`BlockStats` of targets ``y`` (T, G) for designs stacked as columns (T, K).
 
+    ``y`` may be a column batch of a larger array (a view: BLAS reads it in place).
     ``matmul(a, b)`` computes a @ b (a backend's, e.g. on a GPU); numpy's if None.
-    Products run, and are kept, in the dtype of ``y_t`` (float32 data: float32 GEMMs).
+    Products run, and are kept, in the dtype of ``y`` (float32 data: float32 GEMMs).
     ``sums``: the per-run (sums, sums of squares) (R, G) if already known
-    (`_kernels.transposed_batch`); ``out``: a buffer of that dtype of at least (R, K, G)
-    for the cross-products, reused.
+    (`_kernels.run_sums`); ``out``: a buffer of that dtype of at least (R, K, G) for the
+    cross-products, reused.
     """
-    dtype = np.float64 if y_t.dtype == np.float64 else np.float32
+    dtype = np.float64 if y.dtype == np.float64 else np.float32
+    y = y if y.dtype == dtype else y.astype(dtype)
     x = stacked.astype(dtype, copy=False)
-    matmul = matmul or np.matmul
-    n_targets = y_t.shape[0]
+    n_targets = y.shape[1]
     cross = (np.empty((len(slices), x.shape[1], n_targets), dtype=dtype) if out is None
              else out[: len(slices), : x.shape[1], :n_targets])
     for r, rows in enumerate(slices):
-        # (K, G) straight from BLAS (no strided writes), with the small design side made contiguous
-        cross[r] = np.asarray(matmul(np.ascontiguousarray(x[rows].T), y_t[:, rows].T))
+        design = np.ascontiguousarray(x[rows].T)  # (K, T_r): the small side made contiguous
+        if matmul is None and cross[r].flags.c_contiguous:
+            np.matmul(design, y[rows], out=cross[r])
+        else:
+            cross[r] = np.asarray((matmul or np.matmul)(design, y[rows]))
     if sums is None:
-        sums = (np.stack([y_t[:, rows].sum(axis=1, dtype=np.float64) for rows in slices]),
-                np.stack([np.einsum("gt,gt->g", y_t[:, rows], y_t[:, rows], dtype=np.float64) for rows in slices]))
+        sums = (np.stack([y[rows].sum(axis=0, dtype=np.float64) for rows in slices]),
+                np.stack([np.einsum("tg,tg->g", y[rows], y[rows], dtype=np.float64) for rows in slices]))
     return BlockStats(cross=cross, y_sum=sums[0], y_sq=sums[1], n=np.array([s.stop - s.start for s in slices]))
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from scipy import special, stats
 
-from vlm_brain.encoding._kernels import lag_products, transposed_batch
+from vlm_brain.encoding._kernels import lag_products, run_sums
 from vlm_brain.encoding._validation import check_time_series, count_non_finite, run_slices
 from vlm_brain.encoding.engine import (
     Design,
@@ -389,12 +389,14 @@ def _fit_targets(layer: LayerDesigns, y, slices, alphas, max_lag, batch_size, ma
                  reference: np.ndarray, predictions: np.ndarray | None = None) -> TargetFit:
     """Cross-validated r, its shift spread, and the full refit's HAC t, batch by batch of targets.
 
-    Per batch: one transposed copy of the data, the stacked cross-products, the k-space
-    algebra, the fitted values of the full refit and the folds' held-out predictions (two
-    k x T products), and one compiled pass for all lagged products. ``reference`` (T, m)
-    z-scored time courses: the correlation of each fitted response with each follows
-    from k-space products (the fitted values are X b with X centred: cov = b'X'ref,
-    var = b'X'X b). ``predictions`` (T, G), if given, receives the held-out predictions.
+    Per batch: the data's per-run sums, the stacked cross-products, the k-space algebra,
+    the fitted values of the full refit and the folds' held-out predictions (two k x T
+    products, one target per row), and one compiled pass for all lagged products; a
+    C-contiguous ``y`` of the working dtype is read in place (the batch is not copied).
+    ``reference`` (T, m) z-scored time courses: the correlation of each fitted response
+    with each follows from k-space products (the fitted values are X b with X centred:
+    cov = b'X'ref, var = b'X'X b). ``predictions`` (T, G), if given, receives the held-out
+    predictions.
     """
     n_targets = y.shape[1]
     out = TargetFit.empty(n_targets, len(slices), layer.full.width, reference.shape[1])
@@ -406,22 +408,33 @@ def _fit_targets(layer: LayerDesigns, y, slices, alphas, max_lag, batch_size, ma
     all_runs = range(len(slices))
     starts, stops = np.array([s.start for s in slices]), np.array([s.stop for s in slices])
     dtype = np.float64 if y.dtype == np.float64 else np.float32
+    in_place = isinstance(y, np.ndarray) and y.dtype == dtype and y.flags.c_contiguous
     width = min(batch_size, n_targets)
-    buffers = [np.empty((width, y.shape[0]), dtype=dtype) for _ in range(3)]  # reused: no page faults per batch
+    n_samples = y.shape[0]
+    buffers = [np.empty((width, n_samples), dtype=dtype) for _ in range(2)]  # reused: no page faults per batch
+    copy_buffer = None if in_place else np.empty(n_samples * width, dtype=dtype)
     cross_buffer = np.empty((len(slices), layer.stacked.shape[1], width), dtype=dtype)
     for i, cols in enumerate(batches, start=1):
-        y_t, y_sum, y_sq = transposed_batch(y, cols, starts, stops, dtype, out=buffers[0])
-        stats_ = block_stats(layer.stacked, y_t, slices, matmul, sums=(y_sum, y_sq), out=cross_buffer)
+        n = cols.stop - cols.start
+        if in_place:
+            data, first = np.asarray(y), cols.start
+        else:  # another dtype or layout: the batch copied once, C-contiguous
+            data, first = copy_buffer[: n_samples * n].reshape(n_samples, n), 0
+            data[...] = y[:, cols]
+        y_sum, y_sq = run_sums(data, starts, stops, slice(first, first + n))
+        stats_ = block_stats(layer.stacked, data[:, first:first + n], slices, matmul, sums=(y_sum, y_sq),
+                             out=cross_buffer)
         full_total = sum_over_runs(stats_.cross[:, layer.full.columns], list(all_runs))
         chosen = alphas[select_alphas(layer.full, stats_, all_runs, alphas, cross_total=full_total)]
         v, w = ridge_weights_eigen(layer.full, all_runs, full_total, chosen)
         coefficients = v @ w
         scores = cross_validated_scores(layer.folds, stats_, alphas, keep_weights=True)
-        predicted_t = buffers[1][: len(y_t)]
+        predicted_t = buffers[0][:n]
         for f, rows in enumerate(slices):
             fitted_values_t(scores.weights[f], layer.fold_regressors(f)[rows], matmul, dtype, out=predicted_t[:, rows])
-        fitted_t = fitted_values_t(coefficients, layer.full_regressors, matmul, dtype, out=buffers[2][: len(y_t)])
-        data_lags, residual_lags, predicted_lags = lag_products(y_t, fitted_t, predicted_t, starts, stops, max_lag)
+        fitted_t = fitted_values_t(coefficients, layer.full_regressors, matmul, dtype, out=buffers[1][:n])
+        data_lags, residual_lags, predicted_lags = lag_products(data, fitted_t, predicted_t, starts, stops, max_lag,
+                                                                first_column=first)
         if predictions is not None:
             predictions[:, cols] = predicted_t.T
         out.r[cols], out.mean[cols] = scores.r, scores.mean
@@ -489,8 +502,7 @@ def refit_null(layer: LayerDesigns, y, slices, alphas, fit: TargetFit, n_draws: 
     if n_draws < 1 or max_targets < 1:
         raise ValueError(f"n_refit and refit_targets must be >= 1, got {n_draws} and {max_targets}")
     targets = null_targets(fit.sd, max_targets, seed) if targets is None else np.asarray(targets)
-    y_sub = np.ascontiguousarray(np.asarray(y[:, targets]).T, dtype=np.float64 if y.dtype == np.float64
-                                 else np.float32)  # (n, T)
+    y_sub = np.asarray(y[:, targets], dtype=np.float64 if y.dtype == np.float64 else np.float32)  # (T, n)
     lengths = np.array([s.stop - s.start for s in slices])
     offsets = np.random.default_rng(seed + 1).integers(0, lengths, size=(n_draws, len(slices)))
     fold_columns = slice(0, layer.full.columns.start)
@@ -499,8 +511,8 @@ def refit_null(layer: LayerDesigns, y, slices, alphas, fit: TargetFit, n_draws: 
     z_null = []
     for start in range(0, n_draws, draws_per_batch):
         chunk = offsets[start:start + draws_per_batch]
-        shifted = np.concatenate([np.concatenate([np.roll(y_sub[:, s], -shift[j], axis=1)
-                                                  for j, s in enumerate(slices)], axis=1) for shift in chunk])
+        shifted = np.concatenate([np.concatenate([np.roll(y_sub[s], -shift[j], axis=0)
+                                                  for j, s in enumerate(slices)]) for shift in chunk], axis=1)
         scores = cross_validated_scores(layer.folds, block_stats(stacked, shifted, slices, matmul), alphas)
         r = scores.r.reshape(len(chunk), len(targets))
         z_null.append(((r - fit.mean[targets]) / fit.sd[targets]).ravel())
