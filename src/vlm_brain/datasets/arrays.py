@@ -162,9 +162,7 @@ def write_npy(path: Path, array: np.ndarray) -> None:
     with open(path, "wb") as file:
         try:
             np.lib.format.write_array_header_1_0(file, header)
-        except ValueError:  # a header over 64 KiB (a huge structured dtype)
-            file.seek(0)
-            file.truncate()
+        except ValueError:  # a header over 64 KiB (a huge structured dtype); raised before writing
             np.lib.format.write_array_header_2_0(file, header)
         if data.ndim == 0 or data.size == 0:
             file.write(np.ascontiguousarray(data).tobytes())

@@ -58,7 +58,7 @@ def _lag_products(data, first, fitted_t, predicted_t, starts, stops, max_lag, da
         for r in range(n_runs):
             a, b = starts[r], stops[r]
             n = b - a
-            for t0 in range(0, n, 16):  # in 16-TR tiles: neither side strides through memory
+            for t0 in range(0, n, 16):  # 16-TR tiles: the rows read stay cached while each row of y fills
                 t1 = min(n, t0 + 16)
                 for j in range(w):
                     for t in range(t0, t1):
