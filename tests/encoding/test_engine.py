@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from vlm_brain.encoding._kernels import lag_products, lag_sums_reference, run_sums
+from vlm_brain.encoding._kernels import grid_sse, grid_sse_reference, lag_products, lag_sums_reference, run_sums
 from vlm_brain.encoding._validation import pearson_r, run_slices
 from vlm_brain.encoding.engine import (
     Design,
@@ -207,3 +207,15 @@ def test_run_sums_of_a_column_batch():
     block = data[:, 7:290].astype(np.float64)
     np.testing.assert_allclose(sums, [block[:20].sum(0), block[20:].sum(0)], rtol=1e-12)
     np.testing.assert_allclose(squares, [(block[:20] ** 2).sum(0), (block[20:] ** 2).sum(0)], rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_grid_kernel_matches_numpy(dtype):
+    rng = np.random.default_rng(4)
+    k, n_targets, alphas = 6, 301, np.logspace(-2, 3, 7)
+    z_and_rz, u = rng.standard_normal((2 * k, n_targets)).astype(dtype), rng.standard_normal((k, n_targets)).astype(dtype)
+    within, v_sq = rng.random(k), rng.random(n_targets) * 50
+    inv = 1.0 / (rng.random(k)[:, None] * 10 + alphas[None, :])
+    sse = grid_sse(z_and_rz, u, within, inv, v_sq)
+    assert sse.shape == (len(alphas), n_targets) and sse.dtype == np.float64
+    np.testing.assert_allclose(sse, grid_sse_reference(z_and_rz, u, within, inv, v_sq), rtol=1e-12, atol=1e-12)

@@ -198,6 +198,28 @@ def test_a_batch_read_in_place_equals_a_copied_one():
         np.testing.assert_array_equal(in_place[name], copied[name], err_msg=name)
 
 
+def test_batches_side_by_side_equal_one_batch_on_one_thread():
+    """Batches of targets (and chunks of null draws) run in parallel threads: the same numbers as serially."""
+    import numba
+
+    sim = simulate_layer(n_runs=4, run_length=80, n_ans=40, n_atoms=4, n_targets=90, snr=1.0, random_state=7)
+    y = np.ascontiguousarray(sim.y, dtype=np.float32)
+    settings = dict(n_atoms=4, sdl_max_iter=10, n_refit=50, refit_targets=60, return_predictions=True)
+    threads = numba.get_num_threads()
+    assert threads >= 2, "the parallel path needs >= 2 numba threads"
+    side_by_side = encode_layer(sim.features, y, sim.runs, sim.keep, sim.tr, target_batch_size=16, **settings)
+    numba.set_num_threads(1)
+    try:
+        serial = encode_layer(sim.features, y, sim.runs, sim.keep, sim.tr, target_batch_size=16, **settings)
+    finally:
+        numba.set_num_threads(threads)
+    one_batch = encode_layer(sim.features, y, sim.runs, sim.keep, sim.tr, target_batch_size=4096, **settings)
+    for name in ("r", "p", "alpha", "atom_t", "predictions", "reference_r", "null_calibration"):
+        np.testing.assert_allclose(side_by_side[name], serial[name], rtol=1e-6, atol=1e-7, err_msg=name)
+        np.testing.assert_allclose(side_by_side[name], one_batch[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    np.testing.assert_array_equal(side_by_side["bn"], one_batch["bn"])
+
+
 def test_every_tr_kept_when_keep_is_none():
     from vlm_brain.encoding import prepare_regressors
 

@@ -130,6 +130,45 @@ def lag_sums_reference(series_t: np.ndarray, starts, stops, max_lag: int, centre
     return out
 
 
+@njit(fastmath=True, cache=True, nogil=True)
+def _grid_terms(z_and_rz, u, within, terms):  # pragma: no cover - compiled
+    k, n_targets = u.shape
+    for i in range(k):
+        h = within[i]
+        for g in range(n_targets):
+            z = np.float64(z_and_rz[i, g])
+            terms[i, g] = z * (np.float64(z_and_rz[k + i, g]) - np.float64(u[i, g]))
+            terms[k + i, g] = z * z * h
+
+
+def grid_sse(z_and_rz: np.ndarray, u: np.ndarray, within: np.ndarray, inv: np.ndarray, v_sq: np.ndarray) -> np.ndarray:
+    """Validation SSE (n_alphas, G) of the ridge grid from the rotated cross-products.
+
+    ``z_and_rz`` (2k, G) = [z; R z] and ``u`` (k, G) = V'c_v (float32 or float64, as the
+    products gave them), ``within`` (k,) the diagonal within-cluster weights h_c,
+    ``inv`` (k, n_alphas) = 1 / (s_i + a), ``v_sq`` (G,): the validation run's y'y.
+    sse = v_sq + sum_i 2 inv z_i ((R z)_i - u_i) + inv^2 z_i^2 h_i in float64
+    (`grid_sse_reference`): the 2k terms per target in one compiled pass, their
+    weighted sums over i as one product.
+    """
+    k, n_targets = u.shape
+    terms = np.empty((2 * k, n_targets))
+    _grid_terms(np.ascontiguousarray(z_and_rz), np.ascontiguousarray(u), np.ascontiguousarray(within, dtype=np.float64),
+                terms)
+    weights = np.hstack([2.0 * inv.T, inv.T**2])  # (n_alphas, 2k)
+    sse = weights @ terms
+    sse += np.asarray(v_sq, dtype=np.float64)[None, :]
+    return sse
+
+
+def grid_sse_reference(z_and_rz, u, within, inv, v_sq) -> np.ndarray:
+    """`grid_sse` in plain numpy (float64)."""
+    k = u.shape[0]
+    z = np.asarray(z_and_rz[:k], dtype=np.float64)
+    linear = z * (np.asarray(z_and_rz[k:], dtype=np.float64) - np.asarray(u, dtype=np.float64))
+    return v_sq[None, :] + (2.0 * inv).T @ linear + (inv**2).T @ (z * z * within[:, None])
+
+
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def _lasso_cd(gram, cov, alpha, code, q_all, max_iter, tol):  # pragma: no cover - compiled
     k, n = cov.shape
