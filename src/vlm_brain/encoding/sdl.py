@@ -238,7 +238,7 @@ def _fit_from_spectrum(spectrum, n_atoms, alpha, random_state, max_iter, n_sampl
 
 def _update_dictionary(
     dictionary: np.ndarray, samples: np.ndarray, code: np.ndarray, rng: np.random.Generator,
-    noise_scale: float,
+    noise_scale: float, samples32: np.ndarray | None = None,
 ) -> np.ndarray:
     """One block-coordinate pass over the atoms (rows of ``dictionary``, (k, F)).
 
@@ -248,7 +248,7 @@ def _update_dictionary(
     """
     dictionary = np.array(dictionary, dtype=np.float64, order="C")
     gram = code.T @ code  # (k, k)
-    cross = code_cross(code, samples)  # (k, F) = C^T Y, from the code's non-zeros
+    cross = code_cross(code, samples if samples32 is None else samples32)  # (k, F) = C^T Y, from the code's non-zeros
     dead = np.flatnonzero(np.diag(gram) <= 1e-6)
     for j in dead:  # drawn in atom order, before the pass (they do not depend on it)
         sample = samples[rng.integers(len(samples))]
@@ -266,10 +266,10 @@ def _alternate(
     """Alternate lasso coding and dictionary updates; (code (n, k), dictionary (k, F), iterations).
 
     The cost 0.5 ||Y - C D||^2 + alpha |C|_1 is evaluated from Gram matrices, and the
-    correlations D Y^T it needs are the next coding step's input. That (k, n) x F product
-    runs in float32 (half the time of float64; on the benchmark layer the final objective
-    moves by 2e-7 relative); the dictionary update's C^T Y (`code_cross`) and everything
-    else stay float64.
+    correlations D Y^T it needs are the next coding step's input. The two large products,
+    that (k, n) x F one and the dictionary update's C^T Y (`code_cross`), run in float32
+    (half the time of float64; on the benchmark layer the final objective moves by 2e-7
+    and 3e-8 relative, one fit 1.29 -> 1.07 s on one core); everything else stays float64.
     """
     rng = np.random.default_rng(random_state)
     samples = np.ascontiguousarray(samples)
@@ -280,7 +280,7 @@ def _alternate(
     cov = dictionary @ samples.T
     for n_iter in range(1, max_iter + 1):
         code = lasso_codes_gram(dictionary @ dictionary.T, cov, alpha, init=code)
-        dictionary = _update_dictionary(dictionary, samples, code, rng, noise_scale)
+        dictionary = _update_dictionary(dictionary, samples, code, rng, noise_scale, samples32)
         cov = (dictionary.astype(np.float32) @ samples32.T).astype(np.float64)  # (k, n), float32 product
         fit = sq_norm - 2.0 * np.sum(cov.T * code) + np.sum((code.T @ code) * (dictionary @ dictionary.T))
         cost = 0.5 * max(fit, 0.0) + alpha * np.abs(code).sum()
