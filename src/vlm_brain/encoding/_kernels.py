@@ -171,10 +171,11 @@ def grid_sse_reference(z_and_rz, u, within, inv, v_sq) -> np.ndarray:
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def _lasso_cd(gram, cov, alpha, code, q_all, max_iter, tol):  # pragma: no cover - compiled
-    k, n = cov.shape
+    n, k = cov.shape  # one sample per row: its correlations, code and G c are contiguous
     for i in prange(n):
-        c = code[:, i].copy()
-        q = q_all[:, i].copy()  # q = G c, kept up to date
+        c = code[i]
+        q = q_all[i]  # q = G c, kept up to date
+        correlations = cov[i]
         for _ in range(max_iter):
             largest_step = 0.0
             largest = 0.0
@@ -184,7 +185,7 @@ def _lasso_cd(gram, cov, alpha, code, q_all, max_iter, tol):  # pragma: no cover
                 if d <= 0.0:
                     new = 0.0
                 else:
-                    rho = cov[j, i] - q[j] + d * old
+                    rho = correlations[j] - q[j] + d * old
                     if rho > alpha:
                         new = (rho - alpha) / d
                     elif rho < -alpha:
@@ -194,13 +195,13 @@ def _lasso_cd(gram, cov, alpha, code, q_all, max_iter, tol):  # pragma: no cover
                 step = new - old
                 if step != 0.0:
                     c[j] = new
+                    row = gram[j]
                     for m in range(k):
-                        q[m] += gram[j, m] * step  # gram is symmetric: a contiguous row
+                        q[m] += row[m] * step  # gram is symmetric: a contiguous row
                     largest_step = max(largest_step, abs(step))
                 largest = max(largest, abs(new))
             if largest_step <= tol * max(largest, 1e-300):
                 break
-        code[:, i] = c
 
 
 def lasso_codes(dictionary: np.ndarray, samples: np.ndarray, alpha: float, init: np.ndarray | None = None,
@@ -233,10 +234,10 @@ def lasso_codes_gram(gram: np.ndarray, cov: np.ndarray, alpha: float, init: np.n
                      max_iter: int = 1000, tol: float = 1e-4) -> np.ndarray:
     """`lasso_codes` from gram = D D^T (k, k) and cov = D Y^T (k, n); returns (n, k)."""
     gram = np.ascontiguousarray(gram, dtype=np.float64)
-    cov = np.ascontiguousarray(cov, dtype=np.float64)
-    code = (np.zeros(cov.shape) if init is None else np.array(np.asarray(init, dtype=np.float64).T, order="C"))
-    _lasso_cd(gram, cov, float(alpha), code, gram @ code, int(max_iter), float(tol))
-    return code.T
+    cov_t = np.ascontiguousarray(np.asarray(cov, dtype=np.float64).T)  # (n, k)
+    code = np.zeros(cov_t.shape) if init is None else np.array(init, dtype=np.float64, order="C")
+    _lasso_cd(gram, cov_t, float(alpha), code, code @ gram, int(max_iter), float(tol))
+    return code
 
 
 @njit(cache=True, nogil=True, fastmath=True)
