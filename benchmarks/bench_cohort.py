@@ -73,7 +73,7 @@ def main() -> None:
     args = parse_args()
     logging.basicConfig(level=logging.WARNING)
     settings = EncodingSettings(n_atoms=64, sdl_alpha=1.0, sdl_max_iter=100, alphas=hcp_alphas(), q=0.05,
-                                max_lag=20, seed=0, backend=args.backend, target_batch_size=8192,
+                                max_lag=20, seed=0, backend=args.backend, target_batch_size=4096,
                                 null_method="refit", n_refit=100, refit_targets=250)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

@@ -38,9 +38,14 @@ GIB = 2**30
 HCP_PARAMETERS = Path(__file__).resolve().parents[1] / "conf" / "hcp" / "parameters.yml"
 
 
+def hcp_encoding() -> dict:
+    """The encoding parameters of the real study, read from conf/hcp (one home for them)."""
+    return yaml.safe_load(HCP_PARAMETERS.read_text())["encoding"]
+
+
 def hcp_alphas() -> np.ndarray:
-    """The ridge grid of the real study, read from conf/hcp (one home for it)."""
-    return np.asarray(yaml.safe_load(HCP_PARAMETERS.read_text())["encoding"]["alphas"], dtype=float)
+    """The ridge grid of the real study (conf/hcp)."""
+    return np.asarray(hcp_encoding()["alphas"], dtype=float)
 
 
 def parse_args() -> argparse.Namespace:
@@ -52,7 +57,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--n-ans", type=int, default=768)
     parser.add_argument("--sdl-max-iter", type=int, default=100)
     parser.add_argument("--backend", default="numpy", help="numpy, torch or torch_cuda")
-    parser.add_argument("--target-batch-size", type=int, default=8192)
+    parser.add_argument("--target-batch-size", type=int, default=hcp_encoding()["target_batch_size"])
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args()
 

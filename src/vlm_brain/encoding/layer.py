@@ -538,8 +538,10 @@ def atom_p_values(t: np.ndarray, dof: np.ndarray, q: float) -> np.ndarray:
     """
     p = np.ones(t.shape)
     reach = np.abs(t) > stats.t.isf(q / 2, np.max(dof))  # the smallest |t| with p <= q at any dof
-    dofs = np.broadcast_to(dof[None, :], t.shape)
-    p[reach] = 2.0 * special.stdtr(dofs[reach], -np.abs(t[reach]))
+    dofs, values = np.broadcast_to(dof[None, :], t.shape)[reach], -np.abs(t[reach])
+    parts = np.array_split(np.arange(values.size), max(1, min(8, values.size // 100_000)))  # ~0.4 us each: in parallel
+    p[reach] = 2.0 * np.concatenate(_in_parallel([lambda part=part: special.stdtr(dofs[part], values[part])
+                                                  for part in parts]))
     return p
 
 

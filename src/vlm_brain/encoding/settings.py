@@ -43,7 +43,7 @@ class EncodingSettings:
         q: Benjamini-Hochberg FDR level of the BNs and the atom maps, in (0, 1).
         seed: seeds the SDL initialisation and the null's shifts.
         backend: himalaya backend of the large products (numpy, torch, torch_cuda).
-        target_batch_size: grayordinates per batch (bounds memory).
+        target_batch_size: grayordinates per batch (bounds memory; one batch per core at a time).
         raw_model: also fit all N ANs as regressors (comparison model).
         null_method: ``refit`` (calibrated against refits on shifted stimuli) or ``shift``.
         n_refit, refit_targets: draws and grayordinates of the refit null.
@@ -64,7 +64,7 @@ class EncodingSettings:
     q: float = 0.05
     seed: int = 0
     backend: str = "numpy"
-    target_batch_size: int = 8192
+    target_batch_size: int = 4096
     raw_model: bool = False
     null_method: str = "refit"
     n_refit: int = 100
