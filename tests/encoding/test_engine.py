@@ -219,3 +219,17 @@ def test_grid_kernel_matches_numpy(dtype):
     sse = grid_sse(z_and_rz, u, within, inv, v_sq)
     assert sse.shape == (len(alphas), n_targets) and sse.dtype == np.float64
     np.testing.assert_allclose(sse, grid_sse_reference(z_and_rz, u, within, inv, v_sq), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_non_finite_count_of_every_layout(dtype):
+    from vlm_brain.encoding._validation import count_non_finite
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((37, 53)).astype(dtype)
+    x[3, 4], x[10, 0], x[36, 52], x[0, 1] = np.nan, np.inf, -np.inf, np.finfo(dtype).max  # max is finite
+    expected = int((~np.isfinite(x)).sum())
+    assert expected == 3
+    for layout in (x, np.asfortranarray(x), x[:, ::2], x.astype(np.float16)):
+        assert count_non_finite(layout) == int((~np.isfinite(layout)).sum())
+    assert count_non_finite(x) == expected

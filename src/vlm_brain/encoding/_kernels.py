@@ -338,3 +338,20 @@ def run_sums(data: np.ndarray, starts: np.ndarray, stops: np.ndarray, columns: s
     squares = np.empty((len(starts), stop - first))
     _run_sums(data, first, stop - first, np.asarray(starts, np.int64), np.asarray(stops, np.int64), sums, squares)
     return sums, squares
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _count_non_finite(x):  # pragma: no cover - compiled; no fastmath: it would assume finite values
+    total = 0
+    for i in prange(x.shape[0]):
+        count = 0
+        row = x[i]
+        for j in range(row.shape[0]):
+            count += not (abs(row[j]) < np.inf)
+        total += count
+    return total
+
+
+def count_non_finite_rows(x: np.ndarray) -> int:
+    """Number of NaN / inf entries of a C-contiguous 2-D float32 or float64 array, one pass on all cores."""
+    return int(_count_non_finite(x))
