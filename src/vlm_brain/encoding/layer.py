@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from collections.abc import Mapping
 from typing import Any
 
+import numba
 import numpy as np
 from scipy import special, stats
 
@@ -518,6 +519,8 @@ def refit_null(layer: LayerDesigns, y, slices, alphas, fit: TargetFit, n_draws: 
     fold_columns = slice(0, layer.full.columns.start)
     stacked = layer.stacked[:, fold_columns]
     n_chunks = -(-n_draws // max(1, batch_size // len(targets)))  # <= batch_size targets per chunk, as even as can be
+    workers = max(1, numba.get_num_threads())
+    n_chunks = min(n_draws, -(-n_chunks // workers) * workers)  # whole rounds of `_in_parallel`: no lone last chunk
 
     def null_r(chunk: np.ndarray) -> np.ndarray:
         shifted = np.concatenate([np.concatenate([np.roll(y_sub[s], -shift[j], axis=0)
@@ -593,7 +596,6 @@ def _in_parallel(jobs: list) -> list:
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    import numba
     from threadpoolctl import threadpool_limits
 
     def single_threaded(job):
