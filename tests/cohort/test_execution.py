@@ -96,7 +96,10 @@ def test_tasks_pass_data_by_path(inputs):
 
 
 def test_sequential_run_writes_every_task(sequential):
+    import numba
+
     root, manifest = sequential
+    assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS  # in-process tasks restore their caller's
     assert len(manifest) == 6 and manifest.computed.all() and set(manifest.worker) == {"this process"}
     assert all(is_done(root, key) for key in manifest.key)
     first = load_result(root, manifest.key.iloc[0])

@@ -161,9 +161,14 @@ def run_encoding_task(task: EncodingTask, *, runs: np.ndarray, keep: np.ndarray,
 
     start = time.perf_counter()
     if not is_done(cache_root, task.key):
-        numba.set_num_threads(1)
-        with threadpool_limits(limits=1):
-            result = encode_layer(np.asarray(task.ans.load()), task.bold.load(), runs, keep, tr, settings, references)
+        threads = numba.get_num_threads()
+        numba.set_num_threads(1)  # per calling thread: restored, so an in-process scheduler keeps its caller's
+        try:
+            with threadpool_limits(limits=1):
+                result = encode_layer(np.asarray(task.ans.load()), task.bold.load(), runs, keep, tr, settings,
+                                      references)
+        finally:
+            numba.set_num_threads(threads)
         store_result(cache_root, task.key, result, {"subject": task.subject, "layer": task.layer,
                                                     "ans": task.ans.fingerprint, "bold": task.bold.fingerprint})
     return TaskReport(subject=task.subject, layer=task.layer, key=task.key, worker=current_worker(),
