@@ -162,11 +162,12 @@ def grid_sse(z_and_rz: np.ndarray, u: np.ndarray, within: np.ndarray, inv: np.nd
 
 
 def grid_sse_reference(z_and_rz, u, within, inv, v_sq) -> np.ndarray:
-    """`grid_sse` in plain numpy (float64)."""
+    """`grid_sse` in plain numpy (float64); ``within`` may also be the (k, k) matrix h_c (clustered eigenvalues)."""
     k = u.shape[0]
     z = np.asarray(z_and_rz[:k], dtype=np.float64)
     linear = z * (np.asarray(z_and_rz[k:], dtype=np.float64) - np.asarray(u, dtype=np.float64))
-    return v_sq[None, :] + (2.0 * inv).T @ linear + (inv**2).T @ (z * z * within[:, None])
+    hz = within[:, None] * z if within.ndim == 1 else within @ z
+    return v_sq[None, :] + (2.0 * inv).T @ linear + (inv**2).T @ (z * hz)
 
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)

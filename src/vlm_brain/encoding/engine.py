@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vlm_brain.encoding._kernels import grid_sse
+from vlm_brain.encoding._kernels import grid_sse, grid_sse_reference
 from vlm_brain.encoding.significance import bartlett_weights
 
 logger = logging.getLogger(__name__)
@@ -189,7 +189,6 @@ def grid_validation_loss(factor, a_cross, v_cross, v_sq, alphas) -> np.ndarray:
     sse : (n_alphas, G) ||y_v - X_v b(a)||^2.
     """
     s, projection, vt, within = factor
-    k = len(s)
     dtype = np.float32 if a_cross.dtype == np.float32 else np.float64  # the rotations in the data's precision
     z_and_rz = projection.astype(dtype) @ a_cross  # [z; R z]
     u = vt.astype(dtype) @ v_cross  # V'c_v
@@ -197,10 +196,7 @@ def grid_validation_loss(factor, a_cross, v_cross, v_sq, alphas) -> np.ndarray:
     # -2 c_v'b(a) + b(a)'H_v b(a) = sum_i 2 z_i ((R z)_i - u_i) / (s_i + a) + z_i (h_c z)_i / (s_i + a)^2
     if within.ndim == 1:  # no clustered eigenvalues: h_c z = h z elementwise, one compiled pass
         return grid_sse(z_and_rz, u, within, inv, v_sq)
-    z_and_rz, u = z_and_rz.astype(np.float64, copy=False), u.astype(np.float64, copy=False)
-    z = z_and_rz[:k]
-    linear = z * (z_and_rz[k:] - u)  # z (R z - u)
-    return v_sq[None, :] + (2.0 * inv).T @ linear + (inv**2).T @ (z * (within @ z))
+    return grid_sse_reference(z_and_rz, u, within, inv, v_sq)  # clustered: h_c z is a k x k product
 
 
 def select_alphas(design: Design, stats: BlockStats, train_runs: Sequence[int], alphas: np.ndarray,
