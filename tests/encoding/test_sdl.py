@@ -181,3 +181,30 @@ def test_fewer_rows_than_ans_solve_the_small_side_with_the_same_result():
     from_rows = fit_sparse_loadings(None, n_atoms=5, alpha=1.0, random_state=3, max_iter=20, n_samples=40,
                                     spectrum=(energy, basis))
     np.testing.assert_allclose(from_rows, from_gram, atol=1e-5)
+
+
+def test_cholesky_coordinates_give_the_eigenbasis_result(layer):
+    """SDL from the Gram matrix runs on its Cholesky factor; from the spectrum, on W sqrt(E): same loadings."""
+    from vlm_brain.encoding.sdl import _start_from_cholesky, fit_sparse_loadings
+
+    x = layer[1].astype(np.float64)
+    gram = x.T @ x
+    assert _start_from_cholesky(gram, 5) is not None  # full rank: the Cholesky route is the one taken
+    via_cholesky = fit_sparse_loadings(gram, n_atoms=5, alpha=1.0, random_state=1, max_iter=30, n_samples=len(x))
+    via_spectrum = fit_sparse_loadings(None, n_atoms=5, alpha=1.0, random_state=1, max_iter=30, n_samples=len(x),
+                                       spectrum=np.linalg.eigh(gram))
+    # float32 products in both: equal to ~1e-6 relative
+    np.testing.assert_allclose(via_cholesky, via_spectrum, rtol=1e-5, atol=1e-5 * np.abs(via_spectrum).max())
+
+
+def test_dependent_ans_fall_back_to_the_eigenbasis():
+    """An AN that is a copy of another makes X^T X singular: no Cholesky factor, the spectrum route instead."""
+    from vlm_brain.encoding.sdl import _start_from_cholesky
+
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((200, 30))
+    x = np.hstack([x, x[:, :1]])
+    assert _start_from_cholesky(x.T @ x, 4) is None
+    fit = fit_sparse_dictionary(x, n_atoms=4, alpha=1.0, max_iter=20)
+    assert np.all(np.isfinite(fit.atoms)) and fit.reconstruction_error < 1.0
+    np.testing.assert_allclose(fit.loadings[:, 0], fit.loadings[:, -1], atol=1e-5)  # the copies load alike

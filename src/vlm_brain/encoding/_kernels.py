@@ -41,44 +41,84 @@ def _centre_lags(s, mean, max_lag, out, r, g):  # pragma: no cover - compiled
         tail -= s[lag]
 
 
+@njit(fastmath=True, cache=True, nogil=True, inline="always")
+def _copy_run(data, column, w, a, n, y):  # pragma: no cover - compiled
+    """y[j, t] = data[a + t, column + j] for j < w, t < n: one run of w targets, target-major."""
+    for t0 in range(0, n, 16):  # 16-TR tiles: the rows read stay cached while each row of y fills
+        t1 = min(n, t0 + 16)
+        for j in range(w):
+            for t in range(t0, t1):
+                y[j, t] = data[a + t, column + j]
+
+
+@njit(fastmath=True, cache=True, nogil=True, inline="always")
+def _run_lags(y, fitted, predicted, offset, n, w, g0, r, max_lag, residual, data_out, residual_out,
+              predicted_out):  # pragma: no cover - compiled
+    """The lagged products of run r of targets g0..g0+w: y (w, >= n) their data, fitted and
+    predicted (w, >= offset + n) their fitted values and predictions from column ``offset``."""
+    for j in range(w):
+        g = g0 + j
+        series = y[j, :n]
+        f = fitted[j, offset:offset + n]
+        p = predicted[j, offset:offset + n]
+        mean_y = 0.0
+        mean_p = 0.0
+        for t in range(n):
+            mean_y += series[t]
+            mean_p += p[t]
+            residual[t] = series[t] - f[t]
+        _lags_of(series, max_lag, data_out, r, g)
+        _centre_lags(series, mean_y / n, max_lag, data_out, r, g)
+        _lags_of(residual[:n], max_lag, residual_out, r, g)
+        _lags_of(p, max_lag, predicted_out, r, g)
+        _centre_lags(p, mean_p / n, max_lag, predicted_out, r, g)
+
+
+_CHUNK = 64  # targets per work item of the lag kernels
+
+
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def _lag_products(data, first, fitted_t, predicted_t, starts, stops, max_lag, data_out, residual_out,
                   predicted_out):  # pragma: no cover - compiled
-    n_runs = starts.shape[0]
     n_targets = fitted_t.shape[0]
-    chunk = 64  # targets per work item: the data's block copied run by run into target-major rows
-    longest = 0
-    for r in range(n_runs):
-        longest = max(longest, stops[r] - starts[r])
-    for c in prange((n_targets + chunk - 1) // chunk):
-        g0 = c * chunk
-        w = min(n_targets, g0 + chunk) - g0
-        y = np.empty((chunk, longest), dtype=data.dtype)
+    longest = np.max(stops - starts)
+    for c in prange((n_targets + _CHUNK - 1) // _CHUNK):
+        g0 = c * _CHUNK
+        w = min(n_targets, g0 + _CHUNK) - g0
+        y = np.empty((_CHUNK, longest), dtype=data.dtype)
         residual = np.empty(longest, dtype=data.dtype)
-        for r in range(n_runs):
-            a, b = starts[r], stops[r]
-            n = b - a
-            for t0 in range(0, n, 16):  # 16-TR tiles: the rows read stay cached while each row of y fills
-                t1 = min(n, t0 + 16)
-                for j in range(w):
-                    for t in range(t0, t1):
-                        y[j, t] = data[a + t, first + g0 + j]
-            for j in range(w):
-                g = g0 + j
-                series = y[j, :n]
-                f = fitted_t[g, a:b]
-                p = predicted_t[g, a:b]
-                mean_y = 0.0
-                mean_p = 0.0
-                for t in range(n):
-                    mean_y += series[t]
-                    mean_p += p[t]
-                    residual[t] = series[t] - f[t]
-                _lags_of(series, max_lag, data_out, r, g)
-                _centre_lags(series, mean_y / n, max_lag, data_out, r, g)
-                _lags_of(residual[:n], max_lag, residual_out, r, g)
-                _lags_of(p, max_lag, predicted_out, r, g)
-                _centre_lags(p, mean_p / n, max_lag, predicted_out, r, g)
+        for r in range(starts.shape[0]):
+            a, n = starts[r], stops[r] - starts[r]
+            _copy_run(data, first + g0, w, a, n, y)
+            _run_lags(y, fitted_t[g0:g0 + w], predicted_t[g0:g0 + w], a, n, w, g0, r, max_lag, residual,
+                      data_out, residual_out, predicted_out)
+
+
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def _model_lag_products(data, first, fold_weights, held_out_t, coefficients, full_t, starts, stops, max_lag,
+                        data_out, residual_out, predicted_out, predictions, prediction_column,
+                        write_predictions):  # pragma: no cover - compiled
+    n_targets = coefficients.shape[0]
+    longest = held_out_t.shape[2]
+    for c in prange((n_targets + _CHUNK - 1) // _CHUNK):
+        g0 = c * _CHUNK
+        w = min(n_targets, g0 + _CHUNK) - g0
+        y = np.empty((_CHUNK, longest), dtype=data.dtype)
+        fitted = np.empty((w, longest), dtype=data.dtype)
+        predicted = np.empty((w, longest), dtype=data.dtype)
+        residual = np.empty(longest, dtype=data.dtype)
+        for r in range(starts.shape[0]):
+            a, n = starts[r], stops[r] - starts[r]
+            np.dot(fold_weights[r, g0:g0 + w], held_out_t[r], predicted)  # (w, k) x (k, longest): BLAS
+            np.dot(coefficients[g0:g0 + w], full_t[r], fitted)
+            _copy_run(data, first + g0, w, a, n, y)
+            _run_lags(y, fitted, predicted, 0, n, w, g0, r, max_lag, residual, data_out, residual_out,
+                      predicted_out)
+            if write_predictions:
+                for t0 in range(0, n, 16):
+                    for j in range(w):
+                        for t in range(t0, min(n, t0 + 16)):
+                            predictions[a + t, prediction_column + g0 + j] = predicted[j, t]
 
 
 def lag_products(data: np.ndarray, fitted_t: np.ndarray, predicted_t: np.ndarray, starts: np.ndarray,
@@ -114,6 +154,52 @@ def lag_products(data: np.ndarray, fitted_t: np.ndarray, predicted_t: np.ndarray
     outs = [np.zeros(shape, dtype=dtype) for _ in range(3)]
     _lag_products(data, int(first_column), fitted_t, predicted_t, np.asarray(starts, np.int64),
                   np.asarray(stops, np.int64), int(max_lag), *outs)
+    return tuple(out.astype(np.float64) for out in outs)
+
+
+def model_lag_products(data: np.ndarray, fold_weights: np.ndarray, held_out_x, coefficients: np.ndarray,
+                       full_x: np.ndarray, starts: np.ndarray, stops: np.ndarray, max_lag: int, first_column: int = 0,
+                       predictions: np.ndarray | None = None, prediction_column: int = 0,
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`lag_products` of a ridge model's own fitted values and held-out predictions, formed as they are used.
+
+    The same three (R, max_lag + 1, G) float64 arrays as ``lag_products(data, (full_x @
+    coefficients).T, p, ...)`` with p run r's held-out prediction ``held_out_x[r] @
+    fold_weights[r]`` (run r's rows predicted by the model fitted without run r): both
+    are formed 64 targets x one run at a time (BLAS) and used from cache, never as
+    (G, T) arrays (which made the products ~1.6x slower than the block cross-products
+    and their results a round trip through memory).
+
+    Parameters
+    ----------
+    data : (T, >= first_column + G) the data, read in place from column ``first_column``.
+    fold_weights : (R, k, G) ridge weights of each run's held-out model.
+    held_out_x : R arrays (T_r, k), run r's rows of the regressors of the model without run r.
+    coefficients : (k, G) the full refit's coefficients; full_x : (T, k) its regressors.
+    predictions : (T, >= prediction_column + G) float array that receives the held-out
+        predictions in columns ``prediction_column`` onwards (None: not kept).
+    """
+    data = np.ascontiguousarray(data)
+    dtype = data.dtype
+    n_runs, longest = len(starts), int(np.max(np.asarray(stops) - np.asarray(starts)))
+    k, n_targets = np.shape(coefficients)
+    held_out_t = np.zeros((n_runs, k, longest), dtype=dtype)  # run r's regressors, transposed, zero-padded
+    full_t = np.zeros((n_runs, k, longest), dtype=dtype)
+    for r, (a, b) in enumerate(zip(starts, stops, strict=True)):
+        held_out_t[r, :, : b - a] = np.asarray(held_out_x[r]).T
+        full_t[r, :, : b - a] = np.asarray(full_x)[a:b].T
+    weights_t = np.empty((n_runs, n_targets, k), dtype=dtype)
+    for r in range(n_runs):
+        weights_t[r] = np.asarray(fold_weights[r]).T
+    if data.shape[1] < first_column + n_targets or data.shape[0] != stops[-1]:
+        raise ValueError(f"data {data.shape} from column {first_column} must hold the {n_targets} targets over "
+                         f"{stops[-1]} TRs")
+    shape = (n_runs, max_lag + 1, n_targets)
+    outs = [np.zeros(shape, dtype=dtype) for _ in range(3)]
+    keep = predictions is not None
+    _model_lag_products(data, int(first_column), weights_t, held_out_t, np.ascontiguousarray(coefficients.T, dtype),
+                        full_t, np.asarray(starts, np.int64), np.asarray(stops, np.int64), int(max_lag), *outs,
+                        predictions if keep else np.zeros((1, 1), dtype=np.float32), int(prediction_column), keep)
     return tuple(out.astype(np.float64) for out in outs)
 
 
@@ -178,21 +264,18 @@ def _lasso_cd(gram, cov, alpha, code, q_all, max_iter, tol):  # pragma: no cover
         q = q_all[i]  # q = G c, kept up to date
         correlations = cov[i]
         for _ in range(max_iter):
-            largest_step = 0.0
-            largest = 0.0
+            largest_step = alpha - alpha  # in the dtype of the data (0.0 would be float64)
+            largest = alpha - alpha
             for j in range(k):
                 d = gram[j, j]
                 old = c[j]
-                if d <= 0.0:
-                    new = 0.0
-                else:
+                new = old - old
+                if d > 0.0:
                     rho = correlations[j] - q[j] + d * old
                     if rho > alpha:
                         new = (rho - alpha) / d
                     elif rho < -alpha:
                         new = (rho + alpha) / d
-                    else:
-                        new = 0.0
                 step = new - old
                 if step != 0.0:
                     c[j] = new
@@ -201,7 +284,7 @@ def _lasso_cd(gram, cov, alpha, code, q_all, max_iter, tol):  # pragma: no cover
                         q[m] += row[m] * step  # gram is symmetric: a contiguous row
                     largest_step = max(largest_step, abs(step))
                 largest = max(largest, abs(new))
-            if largest_step <= tol * max(largest, 1e-300):
+            if largest_step <= tol * largest or largest_step == 0.0:
                 break
 
 
@@ -232,12 +315,18 @@ def lasso_codes(dictionary: np.ndarray, samples: np.ndarray, alpha: float, init:
 
 
 def lasso_codes_gram(gram: np.ndarray, cov: np.ndarray, alpha: float, init: np.ndarray | None = None,
-                     max_iter: int = 1000, tol: float = 1e-4) -> np.ndarray:
-    """`lasso_codes` from gram = D D^T (k, k) and cov = D Y^T (k, n); returns (n, k)."""
-    gram = np.ascontiguousarray(gram, dtype=np.float64)
-    cov_t = np.ascontiguousarray(np.asarray(cov, dtype=np.float64).T)  # (n, k)
-    code = np.zeros(cov_t.shape) if init is None else np.array(init, dtype=np.float64, order="C")
-    _lasso_cd(gram, cov_t, float(alpha), code, code @ gram, int(max_iter), float(tol))
+                     max_iter: int = 1000, tol: float = 1e-4, samples_first: bool = False,
+                     dtype=np.float64) -> np.ndarray:
+    """`lasso_codes` from gram = D D^T (k, k) and cov = D Y^T (k, n) (``samples_first``: Y D^T (n, k)).
+
+    Returns the code (n, k) in ``dtype``, the precision the descent runs in (float32:
+    twice the lanes per update; its rounding, ~1e-7 relative, is far below ``tol``).
+    """
+    gram = np.ascontiguousarray(gram, dtype=dtype)
+    cov_t = np.ascontiguousarray(np.asarray(cov if samples_first else np.asarray(cov).T, dtype=dtype))  # (n, k)
+    code = np.zeros(cov_t.shape, dtype=dtype) if init is None else np.array(init, dtype=dtype, order="C")
+    scalar = np.dtype(dtype).type
+    _lasso_cd(gram, cov_t, scalar(alpha), code, code @ gram, int(max_iter), scalar(tol))
     return code
 
 

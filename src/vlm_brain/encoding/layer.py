@@ -272,18 +272,19 @@ class LayerDesigns:
             if varying.sum() < n_atoms:
                 raise ValueError(f"fold holding out run {f}: only {int(varying.sum())} ANs vary over the training "
                                  f"runs, fewer than n_atoms={n_atoms}")
+            gram, spectrum = None, None
             if len(train_rows[f]) < varying.sum():  # fewer TRs than ANs: the T x T side is cheaper
                 spectrum = data_spectrum(x64[np.ix_(train_rows[f], varying)])
             else:
-                spectrum = np.linalg.eigh(sum(grams[r] for r in range(len(slices)) if r != f)[np.ix_(varying, varying)])
+                gram = sum(grams[r] for r in range(len(slices)) if r != f)[np.ix_(varying, varying)]
             loadings = np.zeros((n_atoms, x.shape[1]), dtype=np.float32)
-            loadings[:, varying] = fit_sparse_loadings(None, n_atoms, sdl_alpha, seed, sdl_max_iter,
+            loadings[:, varying] = fit_sparse_loadings(gram, n_atoms, sdl_alpha, seed, sdl_max_iter,
                                                        n_samples=len(train_rows[f]), spectrum=spectrum)
             return loadings
 
         *fold_results, dictionary = _in_parallel(
             [lambda f=f: fold_loadings(f) for f in range(len(slices))]
-            + [lambda: fit_layer_dictionary(x, n_atoms, sdl_alpha, seed, max_iter=sdl_max_iter)])
+            + [lambda: fit_layer_dictionary(x, n_atoms, sdl_alpha, seed, max_iter=sdl_max_iter, gram=sum(grams))])
         designs = []
         for f, loadings in enumerate(fold_results):
             timecourses = expand(loadings)
