@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 
-from vlm_brain.encoding._kernels import grid_sse, grid_sse_reference, lag_products, lag_sums_reference, run_sums
+from vlm_brain.encoding._kernels import (
+    grid_sse,
+    grid_sse_reference,
+    lag_products,
+    lag_sums_reference,
+    model_lag_products,
+    run_sums,
+)
 from vlm_brain.encoding._validation import pearson_r, run_slices
 from vlm_brain.encoding.engine import (
     Design,
@@ -136,6 +143,31 @@ def test_lag_kernel_matches_numpy(first_column):
     np.testing.assert_allclose(predicted_lags, lag_sums_reference(predicted, starts, stops, 35, centre=True),
                                rtol=1e-4, atol=1e-3)
     assert np.all(data_lags[2, 30:] == 0)  # lags beyond a 30-TR run
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_model_lag_kernel_forms_the_fitted_values_and_predictions_it_needs(dtype):
+    """The fused kernel = `lag_products` of the explicit (x @ b).T and held-out predictions; it writes the predictions."""
+    rng = np.random.default_rng(3)
+    starts, stops = np.array([0, 50, 90]), np.array([50, 90, 121])  # runs of 50, 40 and 31 TRs
+    n_samples, k, n_targets, first = 121, 4, 70, 5  # 70 targets: one whole chunk of 64 and a partial one
+    data = rng.standard_normal((n_samples, first + n_targets + 2)).astype(dtype)
+    held_out_designs = [rng.standard_normal((n_samples, k)) for _ in starts]  # run r predicted by design r
+    full_x = rng.standard_normal((n_samples, k))
+    fold_weights = rng.standard_normal((len(starts), k, n_targets))
+    coefficients = rng.standard_normal((k, n_targets))
+    held_out_x = [design[a:b] for design, a, b in zip(held_out_designs, starts, stops, strict=True)]
+    predicted = np.vstack([x_r @ w for x_r, w in zip(held_out_x, fold_weights, strict=True)])  # (T, G)
+    predictions = np.full((n_samples, n_targets + 3), np.nan, dtype=np.float32)
+    fused = model_lag_products(data, fold_weights, held_out_x, coefficients, full_x, starts, stops, 12,
+                               first_column=first, predictions=predictions, prediction_column=2)
+    explicit = lag_products(data, (full_x @ coefficients).T.astype(dtype), predicted.T.astype(dtype), starts, stops,
+                            12, first_column=first)
+    tolerance = 1e-12 if dtype == np.float64 else 1e-4
+    for ours, reference in zip(fused, explicit, strict=True):
+        np.testing.assert_allclose(ours, reference, rtol=tolerance, atol=tolerance * np.abs(reference).max())
+    np.testing.assert_allclose(predictions[:, 2:2 + n_targets], predicted, rtol=1e-5, atol=1e-5)
+    assert np.isnan(predictions[:, :2]).all() and np.isnan(predictions[:, 2 + n_targets:]).all()
 
 
 def test_lag_kernel_centres_exactly_in_float64():

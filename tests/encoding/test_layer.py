@@ -257,3 +257,53 @@ def test_the_raw_an_model_gets_p_values_small_where_driven_and_calibrated_elsewh
     assert len(driven) > 20
     assert np.median(out["raw_p"][driven]) < 0.01
     assert np.mean(out["raw_p"][null] < 0.05) <= 0.15 and np.median(out["raw_p"][null]) > 0.2
+
+
+def test_null_targets_are_a_seeded_subset_of_the_varying_columns():
+    from vlm_brain.encoding.layer import null_targets
+
+    y = np.random.default_rng(0).standard_normal((30, 400))
+    y[:, ::3] = 1.0  # constant columns never enter the null
+    present = np.ones(y.shape, dtype=bool)
+    present[:, 1::3] = False
+    present[:2, 1::3] = True  # ... nor columns whose only present TRs are equal
+    y[:2, 1::3] = 2.0
+    chosen = null_targets(y, 50, seed=4, present=present)
+    assert len(chosen) == 50 and np.all(np.diff(chosen) > 0) and np.all(chosen % 3 == 2)
+    assert np.array_equal(chosen, null_targets(y, 50, seed=4, present=present))
+    assert not np.array_equal(chosen, null_targets(y, 50, seed=5, present=present))
+    assert len(null_targets(y, 1000, seed=4)) == 266  # all 266 varying columns when fewer than asked
+    with pytest.raises(ValueError, match="non-constant"):
+        null_targets(np.ones((5, 4)), 3, seed=0)
+
+
+def test_null_draws_beside_the_full_refit_equal_the_null_after_it():
+    """The refit null's draws need only the folds' designs: run beside the last SDL, the same values."""
+    from vlm_brain.encoding._validation import run_slices
+    from vlm_brain.encoding.layer import (
+        LayerDesigns,
+        _fit_targets,
+        fit_layer_designs,
+        null_draw_jobs,
+        null_targets,
+        refit_null,
+        standardized_null,
+    )
+    from vlm_brain.encoding.temporal import prepare_regressors
+
+    sim = simulate_layer(n_runs=4, run_length=60, n_ans=40, n_atoms=4, n_targets=30, random_state=1)
+    x, _ = prepare_regressors(sim.features, sim.runs, sim.keep, sim.tr)
+    slices = run_slices(sim.runs[sim.keep])
+    alphas = np.array([1.0, 10.0, 100.0])
+    targets = null_targets(sim.y, 12, seed=0)
+    args = (x, slices, 4, 0.5, 10, 0, 5)
+    layer, (null_r,) = fit_layer_designs(*args, alongside=lambda folds: [
+        lambda: np.concatenate([job() for job in null_draw_jobs(folds, sim.y, slices, alphas, targets, 7, 0, 64,
+                                                                None)])])
+    sequential = LayerDesigns.fit(*args)
+    np.testing.assert_array_equal(layer.stacked, sequential.stacked)
+    fit = _fit_targets(layer, sim.y.astype(np.float32), slices, alphas, 5, 64, None,
+                       np.zeros((len(sim.y), 0)))
+    after = refit_null(sequential, sim.y, slices, alphas, fit, 7, 12, 0, 64, None, targets=targets)
+    assert null_r.shape == (7, 12)
+    np.testing.assert_array_equal(standardized_null(null_r, fit.part(targets)), after)

@@ -18,7 +18,7 @@ import numba
 import numpy as np
 from scipy import special, stats
 
-from vlm_brain.encoding._kernels import lag_products, run_sums
+from vlm_brain.encoding._kernels import lag_products, model_lag_products, run_sums
 from vlm_brain.encoding._validation import check_time_series, count_non_finite, run_slices
 from vlm_brain.encoding.engine import (
     Design,
@@ -156,14 +156,34 @@ def encode_layer(
 
         def expand(loadings: np.ndarray) -> np.ndarray:
             return fir_design(atom_timecourses(x_full, loadings), runs_full, keep, settings.fir_delays)
-    layer = LayerDesigns.fit(x, slices, n_atoms, sdl_alpha, sdl_max_iter, seed, max_lag, expand)
-    logger.debug("SDL of %d folds and the full refit: %.1f s", len(slices), time.perf_counter() - started)
     matmul = _matmul(backend)
-    predictions = np.empty(y.shape, dtype=np.float32) if return_predictions else None
     groups = [(None, slice(None))] if present is None else mask_patterns(present)
     if present is not None:
         logger.info("%d targets have missing TRs, in %d patterns: each pattern fitted on its present TRs",
                     int((~present.all(axis=0)).sum()), len(groups) - int(groups[0][0].all()))
+    refit = settings.null_method == "refit"
+    null_parts = []  # (columns of y, (n_draws, n) held-out r) per group with null targets
+    if refit:  # the null's targets are chosen before the fit: its draws run beside the full refit's SDL
+        targets = null_targets(y, settings.refit_targets, seed, present)
+
+        def null_jobs(folds_only: LayerDesigns) -> list:
+            jobs = []
+            for rows, cols in groups:
+                local = np.flatnonzero(np.isin(np.arange(y.shape[1])[cols], targets))
+                if local.size:
+                    sub, sub_slices, _, used = _restricted(folds_only, slices, fold_kept, rows, max_lag)
+                    group_jobs = null_draw_jobs(sub, _block(y, used, cols), sub_slices, alphas, local,
+                                                settings.n_refit, seed, target_batch_size, matmul, alongside=1)
+                    null_parts.append((np.arange(y.shape[1])[cols][local], len(group_jobs)))
+                    jobs += group_jobs
+            return jobs
+
+        layer, null_r = fit_layer_designs(x, slices, n_atoms, sdl_alpha, sdl_max_iter, seed, max_lag, expand,
+                                          alongside=null_jobs)
+    else:
+        layer = LayerDesigns.fit(x, slices, n_atoms, sdl_alpha, sdl_max_iter, seed, max_lag, expand)
+    logger.debug("SDL of %d folds and the full refit: %.1f s", len(slices), time.perf_counter() - started)
+    predictions = np.empty(y.shape, dtype=np.float32) if return_predictions else None
     parts = [_restricted(layer, slices, fold_kept, rows, max_lag) for rows, _ in groups]
     groups = [(part[3], cols) for part, (_, cols) in zip(parts, groups, strict=True)]  # rows actually used
     fit = TargetFit.empty(y.shape[1], len(slices), layer.full.width, reference.shape[1])
@@ -178,15 +198,11 @@ def encode_layer(
             predictions[:, cols] = np.nan
             predictions[(slice(None), cols) if rows is None else np.ix_(rows, cols)] = sub_predictions
     z = np.divide(fit.r - fit.mean, fit.sd, out=np.full(fit.r.shape, -np.inf), where=fit.sd > 0)
-    if settings.null_method == "refit":
-        targets = null_targets(fit.sd, settings.refit_targets, seed)
-        z_null = []
-        for (rows, cols), (sub, sub_slices, _, _) in zip(groups, parts, strict=True):
-            local = np.flatnonzero(np.isin(np.arange(y.shape[1])[cols], targets))
-            if local.size:
-                sub_y = _block(y, rows, cols)
-                z_null.append(refit_null(sub, sub_y, sub_slices, alphas, fit.part(cols), settings.n_refit,
-                                         settings.refit_targets, seed, target_batch_size, matmul, targets=local))
+    if refit:
+        z_null, done = [], 0
+        for columns, n_jobs in null_parts:
+            z_null.append(standardized_null(np.concatenate(null_r[done:done + n_jobs]), fit.part(columns)))
+            done += n_jobs
         p, calibration = tail_p_values(z, np.concatenate(z_null))
     else:
         p, calibration = stats.norm.sf(z), np.full(4, np.nan)
@@ -234,19 +250,26 @@ class LayerDesigns:
     folds : R `Design` of the folds; full : the full refit's `Design`; hac : the full
         refit's `HacFactor`.
     atoms (T, k), loadings (k, N), reconstruction_error : the full refit's SDL.
+    Before the full refit exists (`fit_layer_designs`' ``alongside``), ``stacked`` holds
+    the folds' columns only and the full refit's attributes are None.
     """
 
     stacked: np.ndarray
     folds: list[Design]
-    full: Design
-    hac: HacFactor
-    atoms: np.ndarray
-    loadings: np.ndarray
+    full: Design | None
+    hac: HacFactor | None
+    atoms: np.ndarray | None
+    loadings: np.ndarray | None
     reconstruction_error: float
 
     @property
     def full_regressors(self) -> np.ndarray:
         return self.stacked[:, self.full.columns]
+
+    @property
+    def fold_stacked(self) -> np.ndarray:
+        """(T, R k) the folds' regressors."""
+        return self.stacked[:, : self.folds[-1].columns.stop]
 
     def fold_regressors(self, f: int) -> np.ndarray:
         return self.stacked[:, self.folds[f].columns]
@@ -254,55 +277,77 @@ class LayerDesigns:
     @classmethod
     def fit(cls, x: np.ndarray, slices: list[slice], n_atoms: int, sdl_alpha: float, sdl_max_iter: int,
             seed: int, max_lag: int, expand=None) -> LayerDesigns:
-        """SDL per fold from the sum of its training runs' AN Gram blocks, then the full SDL.
+        """SDL per fold from the sum of its training runs' AN Gram blocks, then the full SDL (`fit_layer_designs`)."""
+        return fit_layer_designs(x, slices, n_atoms, sdl_alpha, sdl_max_iter, seed, max_lag, expand)[0]
 
-        The R + 1 dictionaries are independent small problems: they run in parallel
-        threads, each with one BLAS and one numba thread (`_in_parallel`). ``expand(loadings)``
-        gives a design's regressors (T, width) from its loadings (default: the atom time
-        courses of x; FIR: delayed copies of them, `temporal.fir_design`).
-        """
-        expand = expand or (lambda loadings: atom_timecourses(x, loadings))
-        x64 = np.asarray(x, dtype=np.float64)
-        grams = [x64[s].T @ x64[s] for s in slices]
-        train_rows = [np.concatenate([np.arange(slices[r].start, slices[r].stop) for r in range(len(slices)) if r != f])
-                      for f in range(len(slices))]
 
-        def fold_loadings(f: int) -> np.ndarray:
-            varying = np.ptp(x[train_rows[f]], axis=0) > 0
-            if varying.sum() < n_atoms:
-                raise ValueError(f"fold holding out run {f}: only {int(varying.sum())} ANs vary over the training "
-                                 f"runs, fewer than n_atoms={n_atoms}")
-            gram, spectrum = None, None
-            if len(train_rows[f]) < varying.sum():  # fewer TRs than ANs: the T x T side is cheaper
-                spectrum = data_spectrum(x64[np.ix_(train_rows[f], varying)])
-            else:
-                gram = sum(grams[r] for r in range(len(slices)) if r != f)[np.ix_(varying, varying)]
-            loadings = np.zeros((n_atoms, x.shape[1]), dtype=np.float32)
-            loadings[:, varying] = fit_sparse_loadings(gram, n_atoms, sdl_alpha, seed, sdl_max_iter,
-                                                       n_samples=len(train_rows[f]), spectrum=spectrum)
-            return loadings
+def fit_layer_designs(x: np.ndarray, slices: list[slice], n_atoms: int, sdl_alpha: float, sdl_max_iter: int,
+                      seed: int, max_lag: int, expand=None, alongside=None) -> tuple[LayerDesigns, list]:
+    """`LayerDesigns` of one layer, and the results of the jobs run ``alongside`` its last SDL.
 
-        *fold_results, dictionary = _in_parallel(
-            [lambda f=f: fold_loadings(f) for f in range(len(slices))]
-            + [lambda: fit_layer_dictionary(x, n_atoms, sdl_alpha, seed, max_iter=sdl_max_iter, gram=sum(grams))])
-        designs = []
-        for f, loadings in enumerate(fold_results):
-            timecourses = expand(loadings)
-            _, standardized = standardize_train(timecourses[train_rows[f]], timecourses)
-            designs.append(np.asarray(standardized, dtype=np.float32))
-        loadings = dictionary.loadings
-        full_timecourses = expand(loadings)
-        full, _ = standardize_train(full_timecourses, full_timecourses[:0])
-        designs.append(np.asarray(full, dtype=np.float32))
-        stacked = np.hstack(designs)
-        width = designs[0].shape[1]
-        columns = [slice(i * width, (i + 1) * width) for i in range(len(designs))]
-        folds = [Design.from_regressors(designs[f], slices, columns[f]) for f in range(len(slices))]
-        runs = np.concatenate([np.full(s.stop - s.start, i) for i, s in enumerate(slices)])
-        hac = HacFactor(lagged_gram(designs[-1], runs, max_lag), len(runs))
-        return cls(stacked=stacked, folds=folds, full=Design.from_regressors(designs[-1], slices, columns[-1]),
-                   hac=hac, atoms=dictionary.atoms, loadings=loadings,
-                   reconstruction_error=dictionary.reconstruction_error)
+    The R fold dictionaries are independent small problems: they run in parallel threads,
+    each with one BLAS and one numba thread (`_in_parallel`). The full refit's SDL then
+    runs beside ``alongside(folds_only)``, jobs (callables) that need only the folds'
+    designs (``folds_only``: a `LayerDesigns` without the full refit), e.g. the refit
+    null's draws, instead of alone on idle cores. ``expand(loadings)`` gives a design's
+    regressors (T, width) from its loadings (default: the atom time courses of x; FIR:
+    delayed copies of them, `temporal.fir_design`).
+
+    Returns:
+        (designs, [result of each job of ``alongside``, in order]).
+    """
+    expand = expand or (lambda loadings: atom_timecourses(x, loadings))
+    x64 = np.asarray(x, dtype=np.float64)
+    grams = [x64[s].T @ x64[s] for s in slices]
+    train_rows = [np.concatenate([np.arange(slices[r].start, slices[r].stop) for r in range(len(slices)) if r != f])
+                  for f in range(len(slices))]
+
+    def fold_loadings(f: int) -> np.ndarray:
+        varying = np.ptp(x[train_rows[f]], axis=0) > 0
+        if varying.sum() < n_atoms:
+            raise ValueError(f"fold holding out run {f}: only {int(varying.sum())} ANs vary over the training "
+                             f"runs, fewer than n_atoms={n_atoms}")
+        gram, spectrum = None, None
+        if len(train_rows[f]) < varying.sum():  # fewer TRs than ANs: the T x T side is cheaper
+            spectrum = data_spectrum(x64[np.ix_(train_rows[f], varying)])
+        else:
+            gram = sum(grams[r] for r in range(len(slices)) if r != f)[np.ix_(varying, varying)]
+        loadings = np.zeros((n_atoms, x.shape[1]), dtype=np.float32)
+        loadings[:, varying] = fit_sparse_loadings(gram, n_atoms, sdl_alpha, seed, sdl_max_iter,
+                                                   n_samples=len(train_rows[f]), spectrum=spectrum)
+        return loadings
+
+    def full_dictionary():
+        return fit_layer_dictionary(x, n_atoms, sdl_alpha, seed, max_iter=sdl_max_iter, gram=sum(grams))
+
+    fold_jobs = [lambda f=f: fold_loadings(f) for f in range(len(slices))]
+    if alongside is None:  # all R + 1 fits side by side
+        *fold_results, dictionary = _in_parallel(fold_jobs + [full_dictionary])
+    else:
+        fold_results = _in_parallel(fold_jobs)
+    designs = []
+    for f, loadings in enumerate(fold_results):
+        timecourses = expand(loadings)
+        _, standardized = standardize_train(timecourses[train_rows[f]], timecourses)
+        designs.append(np.asarray(standardized, dtype=np.float32))
+    width = designs[0].shape[1]
+    columns = [slice(i * width, (i + 1) * width) for i in range(len(slices) + 1)]
+    folds = [Design.from_regressors(designs[f], slices, columns[f]) for f in range(len(slices))]
+    results = []
+    if alongside is not None:
+        jobs = alongside(LayerDesigns(stacked=np.hstack(designs), folds=folds, full=None, hac=None, atoms=None,
+                                      loadings=None, reconstruction_error=float("nan")))
+        dictionary, *results = _in_parallel([full_dictionary] + jobs)
+    full_timecourses = expand(dictionary.loadings)
+    full, _ = standardize_train(full_timecourses, full_timecourses[:0])
+    designs.append(np.asarray(full, dtype=np.float32))
+    runs = np.concatenate([np.full(s.stop - s.start, i) for i, s in enumerate(slices)])
+    hac = HacFactor(lagged_gram(designs[-1], runs, max_lag), len(runs))
+    layer = LayerDesigns(stacked=np.hstack(designs), folds=folds,
+                         full=Design.from_regressors(designs[-1], slices, columns[-1]), hac=hac,
+                         atoms=dictionary.atoms, loadings=dictionary.loadings,
+                         reconstruction_error=dictionary.reconstruction_error)
+    return layer, results
 
 
 def _block(y: np.ndarray, rows: np.ndarray | None, cols) -> np.ndarray:
@@ -342,14 +387,16 @@ def _restricted(layer: LayerDesigns, slices: list[slice], fold_kept: np.ndarray,
     use = rows & np.isin(np.arange(len(rows)), np.concatenate([np.arange(slices[f].start, slices[f].stop)
                                                                 for f in kept_folds]))
     sub_slices = run_slices(fold_kept[use])
-    columns = [layer.folds[f].columns for f in kept_folds] + [layer.full.columns]
+    columns = [layer.folds[f].columns for f in kept_folds] + ([] if layer.full is None else [layer.full.columns])
     stacked = np.hstack([layer.stacked[use, c] for c in columns])
-    width = layer.full.width
+    width = layer.folds[0].width
     new = [slice(i * width, (i + 1) * width) for i in range(len(columns))]
-    folds = [Design.from_regressors(stacked[:, c], sub_slices, c) for c in new[:-1]]
-    full = Design.from_regressors(stacked[:, new[-1]], sub_slices, new[-1])
-    blocks = np.concatenate([np.full(s.stop - s.start, i) for i, s in enumerate(sub_slices)])
-    hac = HacFactor(lagged_gram(stacked[:, new[-1]], blocks, max_lag), len(blocks))
+    folds = [Design.from_regressors(stacked[:, c], sub_slices, c) for c in new[: len(kept_folds)]]
+    full, hac = None, None
+    if layer.full is not None:
+        full = Design.from_regressors(stacked[:, new[-1]], sub_slices, new[-1])
+        blocks = np.concatenate([np.full(s.stop - s.start, i) for i, s in enumerate(sub_slices)])
+        hac = HacFactor(lagged_gram(stacked[:, new[-1]], blocks, max_lag), len(blocks))
     sub = LayerDesigns(stacked=stacked, folds=folds, full=full, hac=hac, atoms=layer.atoms,
                        loadings=layer.loadings, reconstruction_error=layer.reconstruction_error)
     return sub, sub_slices, kept_folds, use
@@ -393,8 +440,9 @@ def _fit_targets(layer: LayerDesigns, y, slices, alphas, max_lag, batch_size, ma
     """Cross-validated r, its shift spread, and the full refit's HAC t, batch by batch of targets.
 
     Per batch: the data's per-run sums, the stacked cross-products, the k-space algebra,
-    the fitted values of the full refit and the folds' held-out predictions (two k x T
-    products, one target per row), and one compiled pass for all lagged products; a
+    and one compiled pass for all lagged products, which forms the full refit's fitted
+    values and the folds' held-out predictions 64 targets x one run at a time
+    (`model_lag_products`; with another backend, as two k x T products first); a
     C-contiguous ``y`` of the working dtype is read in place (the batch is not copied).
     Batches run side by side, one per core with its own buffers (`_in_parallel`): the
     k-space algebra between the products is single-threaded numpy, so one batch per
@@ -419,9 +467,12 @@ def _fit_targets(layer: LayerDesigns, y, slices, alphas, max_lag, batch_size, ma
     n_samples = y.shape[0]
     local = threading.local()  # each worker's buffers, reused from batch to batch: no page faults per batch
 
+    fused = matmul is None  # numpy: fitted values and predictions formed inside the lag kernel, never stored whole
+    held_out_x = [layer.fold_regressors(f)[rows] for f, rows in enumerate(slices)]
+
     def fit_batch(i: int, cols: slice) -> None:
-        if not hasattr(local, "buffers"):
-            local.buffers = [np.empty((width, n_samples), dtype=dtype) for _ in range(2)]
+        if not hasattr(local, "copy"):
+            local.buffers = None if fused else [np.empty((width, n_samples), dtype=dtype) for _ in range(2)]
             local.copy = None if in_place else np.empty(n_samples * width, dtype=dtype)
             local.cross = np.empty((len(slices), layer.stacked.shape[1], width), dtype=dtype)
         n = cols.stop - cols.start
@@ -438,14 +489,19 @@ def _fit_targets(layer: LayerDesigns, y, slices, alphas, max_lag, batch_size, ma
         v, w = ridge_weights_eigen(layer.full, all_runs, full_total, chosen)
         coefficients = v @ w
         scores = cross_validated_scores(layer.folds, stats_, alphas, keep_weights=True)
-        predicted_t = local.buffers[0][:n]
-        for f, rows in enumerate(slices):
-            fitted_values_t(scores.weights[f], layer.fold_regressors(f)[rows], matmul, dtype, out=predicted_t[:, rows])
-        fitted_t = fitted_values_t(coefficients, layer.full_regressors, matmul, dtype, out=local.buffers[1][:n])
-        data_lags, residual_lags, predicted_lags = lag_products(data, fitted_t, predicted_t, starts, stops, max_lag,
-                                                                first_column=first)
-        if predictions is not None:
-            predictions[:, cols] = predicted_t.T
+        if fused:
+            data_lags, residual_lags, predicted_lags = model_lag_products(
+                data, scores.weights, held_out_x, coefficients, layer.full_regressors, starts, stops, max_lag,
+                first_column=first, predictions=predictions, prediction_column=cols.start)
+        else:  # another backend's products: (G, T) fitted values and predictions, then the lag kernel
+            predicted_t = local.buffers[0][:n]
+            for f, rows in enumerate(slices):
+                fitted_values_t(scores.weights[f], held_out_x[f], matmul, dtype, out=predicted_t[:, rows])
+            fitted_t = fitted_values_t(coefficients, layer.full_regressors, matmul, dtype, out=local.buffers[1][:n])
+            data_lags, residual_lags, predicted_lags = lag_products(data, fitted_t, predicted_t, starts, stops,
+                                                                    max_lag, first_column=first)
+            if predictions is not None:
+                predictions[:, cols] = predicted_t.T
         out.r[cols], out.mean[cols] = scores.r, scores.mean
         out.sd[cols] = shift_spread(scores.denom, predicted_lags, data_lags, stats_.n)
         out.alpha_index[:, cols] = scores.alpha_index
@@ -473,7 +529,7 @@ def raw_model_p_values(x: np.ndarray, y: np.ndarray, slices: list[slice], folds:
     the pooled null of r with its fitted tail (`tail_p_values`); r is not standardised
     per grayordinate here (the raw model has no closed-form shift spread).
     """
-    targets = null_targets(np.asarray(y).std(axis=0), settings.refit_targets, settings.seed)
+    targets = null_targets(y, settings.refit_targets, settings.seed)
     lengths = np.array([s.stop - s.start for s in slices])
     offsets = np.random.default_rng(settings.seed + 1).integers(0, lengths, size=(settings.n_refit, len(slices)))
     y_sub = np.asarray(y[:, targets], dtype=np.float32)
@@ -484,53 +540,94 @@ def raw_model_p_values(x: np.ndarray, y: np.ndarray, slices: list[slice], folds:
     return tail_p_values(r, null)[0]
 
 
-def null_targets(sd: np.ndarray, max_targets: int, seed: int) -> np.ndarray:
-    """Sorted indices of the refit null's targets: <= ``max_targets`` of those with sd > 0, seeded."""
+def null_targets(y: np.ndarray, max_targets: int, seed: int, present: np.ndarray | None = None) -> np.ndarray:
+    """Sorted indices of <= ``max_targets`` columns of y (T, G) whose signal varies over their present TRs.
+
+    A seeded random subset: the first ``max_targets`` columns of a seeded permutation
+    that are not constant (``present`` (T, G) bool: the TRs to judge by; NaN is missing
+    either way). Only the columns tried are read.
+    """
     if max_targets < 1:
         raise ValueError(f"refit_targets must be >= 1, got {max_targets}")
-    usable = np.flatnonzero(sd > 0)
-    if usable.size == 0:
+    order = np.random.default_rng(seed).permutation(y.shape[1])
+    chosen, start, block = [], 0, 2 * max_targets
+    while len(chosen) < max_targets and start < len(order):
+        tried = np.sort(order[start:start + block])
+        values = np.asarray(y[:, tried], dtype=np.float64)
+        valid = np.isfinite(values) if present is None else present[:, tried] & np.isfinite(values)
+        low = np.where(valid, values, np.inf).min(axis=0)
+        high = np.where(valid, values, -np.inf).max(axis=0)
+        varies = set(tried[high > low].tolist())
+        chosen += [g for g in order[start:start + block] if g in varies][: max_targets - len(chosen)]
+        start += block
+    if not chosen:
         raise ValueError("no grayordinate has a non-constant signal: the refit null cannot be computed")
-    return np.sort(np.random.default_rng(seed).choice(usable, size=min(max_targets, usable.size), replace=False))
+    return np.sort(np.array(chosen, dtype=np.int64))
 
 
-def refit_null(layer: LayerDesigns, y, slices, alphas, fit: TargetFit, n_draws: int, max_targets: int, seed: int,
-               batch_size: int, matmul, targets: np.ndarray | None = None) -> np.ndarray:
-    """Standardised r of the whole cross-validated model refitted on shifted stimuli.
+def null_draw_jobs(layer: LayerDesigns, y, slices, alphas, targets: np.ndarray, n_draws: int, seed: int,
+                   batch_size: int, matmul, alongside: int = 0) -> list:
+    """The refit null's draws in chunks, as independent jobs; each returns (n_chunk, n) held-out r.
 
     For each draw every run's stimulus is shifted circularly by its own random offset,
     in every fold, for training and held-out runs alike; alphas are re-selected and the
     pooled r recomputed. Shifting run r's stimulus by s leaves its Gram blocks as they
     are and turns X_r'Y_r into X_r' roll(Y_r, -s), so a draw is the same computation on
-    shifted data columns. Each draw's r of grayordinate g is standardised like the
-    observed one, by g's shift mean and spread.
+    shifted data columns; only the folds' designs are needed. Chunks hold <= batch_size
+    columns (draws x ``targets``, columns of y) and, with ``alongside`` other jobs, fill
+    whole rounds of `_in_parallel`'s workers.
+    """
+    if n_draws < 1:
+        raise ValueError(f"n_refit must be >= 1, got {n_draws}")
+    targets = np.asarray(targets)
+    y_sub = np.asarray(y[:, targets], dtype=np.float64 if y.dtype == np.float64 else np.float32)  # (T, n)
+    lengths = np.array([s.stop - s.start for s in slices])
+    offsets = np.random.default_rng(seed + 1).integers(0, lengths, size=(n_draws, len(slices)))
+    stacked = layer.fold_stacked
+    n_chunks = -(-n_draws // max(1, batch_size // len(targets)))  # <= batch_size columns per chunk, even
+    workers = max(1, numba.get_num_threads())
+    n_chunks = min(n_draws, -(-(n_chunks + alongside) // workers) * workers - alongside)  # no lone last job
+
+    def null_r(chunk: np.ndarray) -> np.ndarray:
+        n = len(targets)
+        shifted = np.empty((len(y_sub), len(chunk) * n), dtype=y_sub.dtype)  # draw d's columns d n .. (d + 1) n
+        for d, shift in enumerate(chunk):
+            for j, s in enumerate(slices):  # run j rolled by -shift[j]: its rows from shift[j] on, then the rest
+                cut = s.start + int(shift[j])
+                shifted[s.start:s.stop - cut + s.start, d * n:(d + 1) * n] = y_sub[cut:s.stop]
+                shifted[s.stop - cut + s.start:s.stop, d * n:(d + 1) * n] = y_sub[s.start:cut]
+        scores = cross_validated_scores(layer.folds, block_stats(stacked, shifted, slices, matmul), alphas)
+        return scores.r.reshape(len(chunk), len(targets))
+
+    return [lambda chunk=chunk: null_r(chunk) for chunk in np.array_split(offsets, max(1, n_chunks))]
+
+
+def standardized_null(r: np.ndarray, fit: TargetFit) -> np.ndarray:
+    """(n_draws * n,) null r (n_draws, n) of targets ``fit`` standardised like the observed r, by their
+    shift mean and spread; targets with no spread (a constant prediction) are left out."""
+    ok = fit.sd > 0
+    return ((r[:, ok] - fit.mean[ok]) / fit.sd[ok]).ravel()
+
+
+def refit_null(layer: LayerDesigns, y, slices, alphas, fit: TargetFit, n_draws: int, max_targets: int, seed: int,
+               batch_size: int, matmul, targets: np.ndarray | None = None) -> np.ndarray:
+    """Standardised r of the whole cross-validated model refitted on shifted stimuli (`null_draw_jobs`).
+
+    Each draw's r of grayordinate g is standardised like the observed one, by g's shift
+    mean and spread (`standardized_null`).
 
     Returns
     -------
     z_null : (n_draws * n,) standardised null statistics over ``n`` <= ``max_targets``
-        grayordinates with a non-zero spread (a seeded random subset, `null_targets`),
+        grayordinates (a seeded random subset of the non-constant ones, `null_targets`),
         or over ``targets`` (columns of y) when given.
     """
-    if n_draws < 1 or max_targets < 1:
+    if max_targets < 1:
         raise ValueError(f"n_refit and refit_targets must be >= 1, got {n_draws} and {max_targets}")
-    targets = null_targets(fit.sd, max_targets, seed) if targets is None else np.asarray(targets)
-    y_sub = np.asarray(y[:, targets], dtype=np.float64 if y.dtype == np.float64 else np.float32)  # (T, n)
-    lengths = np.array([s.stop - s.start for s in slices])
-    offsets = np.random.default_rng(seed + 1).integers(0, lengths, size=(n_draws, len(slices)))
-    fold_columns = slice(0, layer.full.columns.start)
-    stacked = layer.stacked[:, fold_columns]
-    n_chunks = -(-n_draws // max(1, batch_size // len(targets)))  # <= batch_size targets per chunk, as even as can be
-    workers = max(1, numba.get_num_threads())
-    n_chunks = min(n_draws, -(-n_chunks // workers) * workers)  # whole rounds of `_in_parallel`: no lone last chunk
-
-    def null_r(chunk: np.ndarray) -> np.ndarray:
-        shifted = np.concatenate([np.concatenate([np.roll(y_sub[s], -shift[j], axis=0)
-                                                  for j, s in enumerate(slices)]) for shift in chunk], axis=1)
-        scores = cross_validated_scores(layer.folds, block_stats(stacked, shifted, slices, matmul), alphas)
-        return scores.r.reshape(len(chunk), len(targets))
-
-    r = np.concatenate(_in_parallel([lambda chunk=chunk: null_r(chunk) for chunk in np.array_split(offsets, n_chunks)]))
-    return ((r - fit.mean[targets]) / fit.sd[targets]).ravel()
+    targets = null_targets(y, max_targets, seed) if targets is None else np.asarray(targets)
+    r = np.concatenate(_in_parallel(null_draw_jobs(layer, y, slices, alphas, targets, n_draws, seed, batch_size,
+                                                   matmul)))
+    return standardized_null(r, fit.part(targets))
 
 
 def atom_p_values(t: np.ndarray, dof: np.ndarray, q: float) -> np.ndarray:
@@ -603,8 +700,9 @@ def _in_parallel(jobs: list) -> list:
         numba.set_num_threads(1)  # per calling thread
         return job()
 
-    workers = max(1, min(len(jobs), numba.get_num_threads()))  # the caller's thread budget
-    if workers == 1:
+    threads = max(1, numba.get_num_threads())  # the caller's thread budget
+    workers = min(len(jobs), threads)
+    if workers <= 1:
         return [job() for job in jobs]
     full = len(jobs) - len(jobs) % workers
     results = []
@@ -612,7 +710,7 @@ def _in_parallel(jobs: list) -> list:
         with threadpool_limits(limits=1):
             results += list(pool.map(single_threaded, jobs[:full]))
         if full < len(jobs):
-            with threadpool_limits(limits=max(1, numba.get_num_threads() // (len(jobs) - full))):
+            with threadpool_limits(limits=max(1, threads // (len(jobs) - full))):
                 results += list(pool.map(single_threaded, jobs[full:]))
     return results
 
