@@ -233,10 +233,10 @@ def test_degenerate_training_gram_matches_himalaya():
 
 def test_run_sums_of_a_column_batch():
     rng = np.random.default_rng(3)
-    data = rng.standard_normal((50, 300)).astype(np.float32) + 2.0
+    data = rng.standard_normal((50, 1300)).astype(np.float32) + 2.0
     starts, stops = np.array([0, 20]), np.array([20, 50])
-    sums, squares = run_sums(data, starts, stops, slice(7, 290))  # two blocks of 256 targets, one partial
-    block = data[:, 7:290].astype(np.float64)
+    sums, squares = run_sums(data, starts, stops, slice(7, 1290))  # a block per thread (>= 512 targets), one partial
+    block = data[:, 7:1290].astype(np.float64)
     np.testing.assert_allclose(sums, [block[:20].sum(0), block[20:].sum(0)], rtol=1e-12)
     np.testing.assert_allclose(squares, [(block[:20] ** 2).sum(0), (block[20:] ** 2).sum(0)], rtol=1e-12)
 

@@ -8,7 +8,7 @@ bandwidth-bound and numpy would allocate a temporary per step.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
 
 @njit(fastmath=True, cache=True, nogil=True, inline="always")
@@ -397,23 +397,26 @@ def code_cross_reference(code: np.ndarray, samples: np.ndarray) -> np.ndarray:
 
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
-def _run_sums(data, first, n_targets, starts, stops, sums, squares):  # pragma: no cover - compiled
-    block = 256
+def _run_sums(data, first, n_targets, starts, stops, sums, squares, threads):  # pragma: no cover - compiled
+    # one wide block of columns per thread: long contiguous reads of each row (4096 columns:
+    # ~2.5x faster than 256), their sums in cache
+    block = max(512, (n_targets + threads - 1) // threads)
     for c in prange((n_targets + block - 1) // block):
         g0 = c * block
         w = min(n_targets, g0 + block) - g0
+        acc = np.empty(w)
+        acc2 = np.empty(w)
         for r in range(starts.shape[0]):
-            acc = np.zeros(w)
-            acc2 = np.zeros(w)
+            acc[:] = 0.0
+            acc2[:] = 0.0
             for t in range(starts[r], stops[r]):
-                row = data[t]
+                row = data[t, first + g0:first + g0 + w]  # a contiguous slice: the loop vectorises
                 for j in range(w):
-                    value = np.float64(row[first + g0 + j])
+                    value = np.float64(row[j])
                     acc[j] += value
                     acc2[j] += value * value
-            for j in range(w):
-                sums[r, g0 + j] = acc[j]
-                squares[r, g0 + j] = acc2[j]
+            sums[r, g0:g0 + w] = acc
+            squares[r, g0:g0 + w] = acc2
 
 
 def run_sums(data: np.ndarray, starts: np.ndarray, stops: np.ndarray, columns: slice | None = None):
@@ -426,7 +429,8 @@ def run_sums(data: np.ndarray, starts: np.ndarray, stops: np.ndarray, columns: s
     first, stop = columns.start or 0, data.shape[1] if columns.stop is None else columns.stop
     sums = np.empty((len(starts), stop - first))
     squares = np.empty((len(starts), stop - first))
-    _run_sums(data, first, stop - first, np.asarray(starts, np.int64), np.asarray(stops, np.int64), sums, squares)
+    _run_sums(data, first, stop - first, np.asarray(starts, np.int64), np.asarray(stops, np.int64), sums, squares,
+              get_num_threads())
     return sums, squares
 
 
