@@ -309,3 +309,17 @@ def test_null_draws_beside_the_full_refit_equal_the_null_after_it():
     after = refit_null(sequential, sim.y, slices, alphas, fit, 7, 12, 0, 64, None, targets=targets)
     assert null_r.shape == (7, 12)
     np.testing.assert_array_equal(standardized_null(null_r, fit.part(targets)), after)
+
+
+def test_even_batches_fill_whole_rounds_of_workers():
+    from vlm_brain.encoding.layer import _even_batches
+
+    batches = _even_batches(91_282, 4096, 2)
+    sizes = [b.stop - b.start for b in batches]
+    assert len(batches) == 24 and max(sizes) <= 4096 and max(sizes) - min(sizes) <= 1
+    assert batches[0].start == 0 and batches[-1].stop == 91_282
+    assert all(a.stop == b.start for a, b in zip(batches[:-1], batches[1:]))
+    assert _even_batches(100, 4096, 2) == [slice(0, 100)]  # one batch: no split
+    assert len(_even_batches(3, 1, 2)) == 3
+    with pytest.raises(ValueError, match="target_batch_size"):
+        _even_batches(10, 0, 2)
