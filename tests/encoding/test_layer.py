@@ -323,3 +323,22 @@ def test_even_batches_fill_whole_rounds_of_workers():
     assert len(_even_batches(3, 1, 2)) == 3
     with pytest.raises(ValueError, match="target_batch_size"):
         _even_batches(10, 0, 2)
+
+
+@pytest.mark.parametrize("n_tests", [1, 3])
+def test_atom_discoveries_equal_bh_on_every_p_value(n_tests):
+    from scipy import stats
+
+    from vlm_brain.encoding.layer import atom_discoveries
+    from vlm_brain.encoding.significance import fdr_bh
+
+    rng = np.random.default_rng(7)
+    t = rng.standard_normal((5, 4000)) + (rng.random((5, 4000)) < 0.08) * rng.choice([-4.0, 4.0], (5, 4000))
+    t[3] = rng.standard_normal(4000)  # a row with (almost surely) no discovery
+    t[4, :5] = 30.0  # ties at the top
+    dof = rng.choice([30.0, 80.0, 900.0], size=4000)
+    exact = np.minimum(2 * stats.t.sf(np.abs(t), dof[None, :]) * n_tests, 1.0)
+    expected = fdr_bh(exact, 0.05, axis=1)
+    found = atom_discoveries(t, dof, 0.05, n_tests)
+    np.testing.assert_array_equal(found, expected)
+    assert expected[[0, 1, 2, 4]].sum(axis=1).min() > 50

@@ -212,8 +212,7 @@ def encode_layer(
         best = np.argmax(np.abs(by_delay), axis=0)
         atom_t = np.take_along_axis(by_delay, best[None], axis=0)[0]
         atom_delay, n_tests = best.astype(np.int8), settings.fir_delays + 1
-    t_p = np.minimum(atom_p_values(atom_t, fit.dof, q / n_tests) * n_tests, 1.0)
-    significant = fdr_bh(t_p, q, axis=1)  # BH within each atom's map
+    significant = atom_discoveries(atom_t, fit.dof, q, n_tests)  # BH within each atom's map
     bn, pi0 = fdr_adaptive(p, q) if settings.fdr == "adaptive" else (fdr_bh(p, q), 1.0)
     out = {
         "r": fit.r, "p": p, "bn": bn, "fdr_pi0": np.array([pi0]),
@@ -644,33 +643,67 @@ def refit_null(layer: LayerDesigns, y, slices, alphas, fit: TargetFit, n_draws: 
     return standardized_null(r, fit.part(targets))
 
 
-def atom_p_values(t: np.ndarray, dof: np.ndarray, q: float) -> np.ndarray:
-    """Two-sided Student p of t (k, G) with dof (G,), where it can be a BH discovery at q in its row; 1 elsewhere.
+def _bh_candidates(t: np.ndarray, dof: np.ndarray, q: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, columns, two-sided Student p) of the entries of t (k, G), dof (G,), that BH at q can discover in their row.
 
     A p-value is never below that of its |t| at the largest dof (the t tail is heavier
     for fewer degrees of freedom). BH at q over a row's m tests makes D discoveries, all
     with p <= q D / m; so with c the count of |t| whose largest-dof p is <= q c / m,
     iterated down from c = m (it stays >= D: induction), only those c can be discoveries.
-    The others are set to 1 instead of computed (the t distribution's tail is costly at
-    k x G values), which leaves the BH discoveries of each row exactly as they are.
+    Only their p is computed (the t distribution's tail is costly at k x G values).
     """
-    p = np.ones(t.shape)
-    magnitude = np.abs(t)
-    n_tests = t.shape[1]
-    count = np.full(t.shape[0], n_tests)
-    for _ in range(100):  # c only decreases, a few passes in practice
-        level = np.clip(q * count / n_tests, 0.0, 1.0)
-        bound = np.where(count > 0, stats.t.isf(np.maximum(level, 1e-300) / 2, np.max(dof)), np.inf)
-        reach = magnitude >= (bound * (1 - 1e-12))[:, None]  # the |t| of largest-dof p <= q c / m
-        fewer = reach.sum(axis=1)
+    n_tests, largest_dof = t.shape[1], np.max(dof)
+    bound = stats.t.isf(q / 2, largest_dof) * (1 - 1e-12)
+    rows, cols = np.nonzero((t >= bound) | (t <= -bound))  # c = m: p <= q (no (k, G) float temporaries)
+    values = np.abs(t[rows, cols])
+    count = np.bincount(rows, minlength=t.shape[0])
+    for _ in range(100):  # c only decreases, a few passes over the candidates left
+        level = np.maximum(q * count / n_tests, 1e-300)
+        bound = np.where(count > 0, stats.t.isf(level / 2, largest_dof), np.inf)
+        kept = values >= bound[rows] * (1 - 1e-12)
+        fewer = np.bincount(rows[kept], minlength=t.shape[0])
+        rows, cols, values = rows[kept], cols[kept], values[kept]
         if np.array_equal(fewer, count):
             break
         count = fewer
-    dofs, values = np.broadcast_to(dof[None, :], t.shape)[reach], -magnitude[reach]
+    dofs, values = dof[cols], -values
     parts = np.array_split(np.arange(values.size), max(1, min(8, values.size // 100_000)))  # ~0.4 us each: in parallel
-    p[reach] = 2.0 * np.concatenate(_in_parallel([lambda part=part: special.stdtr(dofs[part], values[part])
-                                                  for part in parts]))
+    p = 2.0 * np.concatenate(_in_parallel([lambda part=part: special.stdtr(dofs[part], values[part])
+                                           for part in parts]))
+    return rows, cols, p
+
+
+def atom_p_values(t: np.ndarray, dof: np.ndarray, q: float) -> np.ndarray:
+    """Two-sided Student p of t (k, G) with dof (G,), where BH at q can discover it in its row; 1 elsewhere.
+
+    Setting the others to 1 (`_bh_candidates`) leaves the BH discoveries of each row
+    exactly as they are.
+    """
+    p = np.ones(t.shape)
+    rows, cols, values = _bh_candidates(t, dof, q)
+    p[rows, cols] = values
     return p
+
+
+def atom_discoveries(t: np.ndarray, dof: np.ndarray, q: float, n_tests: int = 1) -> np.ndarray:
+    """(k, G) bool: BH at q within each row (atom map) of the Student p of t (k, G), dof (G,), each
+    Bonferroni-corrected for ``n_tests`` (min(n_tests p, 1)).
+
+    Equal to ``fdr_bh(np.minimum(atom_p_values(t, dof, q / n_tests) * n_tests, 1), q, axis=1)``
+    (tested), from the candidates alone: no (k, G) array of p-values is formed.
+    """
+    rows, cols, p = _bh_candidates(t, dof, q / n_tests)
+    p = np.minimum(p * n_tests, 1.0)
+    n = t.shape[1]
+    found = np.zeros(t.shape, dtype=bool)
+    starts = np.searchsorted(rows, np.arange(t.shape[0] + 1))  # candidates come row by row (np.nonzero's order)
+    for row in range(t.shape[0]):
+        row_p = p[starts[row]:starts[row + 1]]
+        ranked = np.sort(row_p)
+        below = np.flatnonzero(ranked <= q * np.arange(1, ranked.size + 1) / n)
+        if below.size:  # BH: every p up to the largest p_(i) <= q i / m
+            found[row, cols[starts[row]:starts[row + 1]][row_p <= ranked[below[-1]]]] = True
+    return found
 
 
 def tail_p_values(z: np.ndarray, z_null: np.ndarray, tail_fraction: float = 0.01,
