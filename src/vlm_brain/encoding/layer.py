@@ -193,7 +193,10 @@ def encode_layer(
         sub_predictions = predictions if whole or predictions is None else np.empty(sub_y.shape, dtype=np.float32)
         part = _fit_targets(sub, sub_y, sub_slices, alphas, max_lag, target_batch_size, matmul,
                             reference if rows is None else reference[rows], sub_predictions)
-        fit.assign(cols, part, kept_folds)
+        if whole and len(groups) == 1 and len(kept_folds) == len(slices):
+            fit = part  # every target, every fold: the results as they are (no copy)
+        else:
+            fit.assign(cols, part, kept_folds)
         if not whole and predictions is not None:
             predictions[:, cols] = np.nan
             predictions[(slice(None), cols) if rows is None else np.ix_(rows, cols)] = sub_predictions
@@ -295,8 +298,8 @@ def fit_layer_designs(x: np.ndarray, slices: list[slice], n_atoms: int, sdl_alph
     Returns:
         (designs, [result of each job of ``alongside``, in order]).
     """
-    expand = expand or (lambda loadings: atom_timecourses(x, loadings))
     x64 = np.asarray(x, dtype=np.float64)
+    expand = expand or (lambda loadings: atom_timecourses(x64, loadings))
     grams = [x64[s].T @ x64[s] for s in slices]
     train_rows = [np.concatenate([np.arange(slices[r].start, slices[r].stop) for r in range(len(slices)) if r != f])
                   for f in range(len(slices))]

@@ -394,4 +394,4 @@ def atom_timecourses(x: np.ndarray, loadings: np.ndarray, eps: float = 1e-6) -> 
     ridge = eps * max(np.trace(gram) / gram.shape[0], np.finfo(float).tiny)
     gram[np.diag_indices_from(gram)] += ridge
     projector = np.linalg.solve(gram, loadings).T  # (N, k) = A^T (A A^T + r I)^-1
-    return (x.astype(np.float64) @ projector).astype(np.float32)
+    return (np.asarray(x, dtype=np.float64) @ projector).astype(np.float32)
