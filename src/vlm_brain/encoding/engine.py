@@ -70,8 +70,15 @@ class BlockStats:
     n: np.ndarray
 
 
+def run_transposes(stacked: np.ndarray, slices: Sequence[slice], dtype=np.float32) -> list[np.ndarray]:
+    """Each run's rows of the stacked designs (T, K) as a C-contiguous (K, T_r) array of ``dtype``."""
+    x = np.asarray(stacked)
+    return [np.ascontiguousarray(x[rows].T, dtype=dtype) for rows in slices]
+
+
 def block_stats(stacked: np.ndarray, y: np.ndarray, slices: Sequence[slice], matmul=None,
-                sums: tuple[np.ndarray, np.ndarray] | None = None, out: np.ndarray | None = None) -> BlockStats:
+                sums: tuple[np.ndarray, np.ndarray] | None = None, out: np.ndarray | None = None,
+                transposed: list[np.ndarray] | None = None) -> BlockStats:
     """`BlockStats` of targets ``y`` (T, G) for designs stacked as columns (T, K).
 
     ``y`` may be a column batch of a larger array (a view: BLAS reads it in place).
@@ -79,16 +86,17 @@ def block_stats(stacked: np.ndarray, y: np.ndarray, slices: Sequence[slice], mat
     Products run, and are kept, in the dtype of ``y`` (float32 data: float32 GEMMs).
     ``sums``: the per-run (sums, sums of squares) (R, G) if already known
     (`_kernels.run_sums`); ``out``: a buffer of that dtype of at least (R, K, G) for the
-    cross-products, reused.
+    cross-products, reused; ``transposed``: `run_transposes` of ``stacked`` in that dtype,
+    if already made (batch after batch: made once).
     """
     dtype = np.float64 if y.dtype == np.float64 else np.float32
     y = y if y.dtype == dtype else y.astype(dtype)
-    x = stacked.astype(dtype, copy=False)
+    transposed = run_transposes(stacked, slices, dtype) if transposed is None else transposed
     n_targets = y.shape[1]
-    cross = (np.empty((len(slices), x.shape[1], n_targets), dtype=dtype) if out is None
-             else out[: len(slices), : x.shape[1], :n_targets])
+    cross = (np.empty((len(slices), transposed[0].shape[0], n_targets), dtype=dtype) if out is None
+             else out[: len(slices), : transposed[0].shape[0], :n_targets])
     for r, rows in enumerate(slices):
-        design = np.ascontiguousarray(x[rows].T)  # (K, T_r): the small side made contiguous
+        design = transposed[r]  # (K, T_r): the small side contiguous
         if matmul is None and cross[r].flags.c_contiguous:
             np.matmul(design, y[rows], out=cross[r])
         else:

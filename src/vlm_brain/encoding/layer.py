@@ -28,6 +28,7 @@ from vlm_brain.encoding.engine import (
     fitted_values_t,
     hac_t,
     ridge_weights_eigen,
+    run_transposes,
     select_alphas,
     shift_spread,
     sum_over_runs,
@@ -470,6 +471,7 @@ def _fit_targets(layer: LayerDesigns, y, slices, alphas, max_lag, batch_size, ma
     local = threading.local()  # each worker's buffers, reused from batch to batch: no page faults per batch
 
     fused = matmul is None  # numpy: fitted values and predictions formed inside the lag kernel, never stored whole
+    transposed = run_transposes(layer.stacked, slices, dtype)  # for every batch's cross-products
     held_out_x = [layer.fold_regressors(f)[rows] for f, rows in enumerate(slices)]
 
     def fit_batch(i: int, cols: slice) -> None:
@@ -485,6 +487,7 @@ def _fit_targets(layer: LayerDesigns, y, slices, alphas, max_lag, batch_size, ma
             data[...] = y[:, cols]
         y_sum, y_sq = run_sums(data, starts, stops, slice(first, first + n))
         stats_ = block_stats(layer.stacked, data[:, first:first + n], slices, matmul, sums=(y_sum, y_sq),
+                             transposed=transposed,
                              out=local.cross)
         full_total = sum_over_runs(stats_.cross[:, layer.full.columns], list(all_runs))
         chosen = alphas[select_alphas(layer.full, stats_, all_runs, alphas, cross_total=full_total)]
@@ -600,6 +603,7 @@ def null_draw_jobs(layer: LayerDesigns, y, slices, alphas, targets: np.ndarray, 
     lengths = np.array([s.stop - s.start for s in slices])
     offsets = np.random.default_rng(seed + 1).integers(0, lengths, size=(n_draws, len(slices)))
     stacked = layer.fold_stacked
+    transposed = run_transposes(stacked, slices, y_sub.dtype)
     n_chunks = -(-n_draws // max(1, batch_size // len(targets)))  # <= batch_size columns per chunk, even
     workers = max(1, numba.get_num_threads())
     n_chunks = min(n_draws, -(-(n_chunks + alongside) // workers) * workers - alongside)  # no lone last job
@@ -612,7 +616,8 @@ def null_draw_jobs(layer: LayerDesigns, y, slices, alphas, targets: np.ndarray, 
                 cut = s.start + int(shift[j])
                 shifted[s.start:s.stop - cut + s.start, d * n:(d + 1) * n] = y_sub[cut:s.stop]
                 shifted[s.stop - cut + s.start:s.stop, d * n:(d + 1) * n] = y_sub[s.start:cut]
-        scores = cross_validated_scores(layer.folds, block_stats(stacked, shifted, slices, matmul), alphas)
+        scores = cross_validated_scores(layer.folds, block_stats(stacked, shifted, slices, matmul,
+                                                                 transposed=transposed), alphas)
         return scores.r.reshape(len(chunk), len(targets))
 
     return [lambda chunk=chunk: null_r(chunk) for chunk in np.array_split(offsets, max(1, n_chunks))]
