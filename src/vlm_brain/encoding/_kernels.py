@@ -264,8 +264,8 @@ def _lasso_cd(gram, cov, alpha, code, q_all, max_iter, tol):  # pragma: no cover
         q = q_all[i]  # q = G c, kept up to date
         correlations = cov[i]
         for _ in range(max_iter):
-            largest_step = alpha - alpha  # in the dtype of the data (0.0 would be float64)
-            largest = alpha - alpha
+            largest_step = 0.0
+            largest = 0.0
             for j in range(k):
                 d = gram[j, j]
                 old = c[j]
@@ -315,18 +315,12 @@ def lasso_codes(dictionary: np.ndarray, samples: np.ndarray, alpha: float, init:
 
 
 def lasso_codes_gram(gram: np.ndarray, cov: np.ndarray, alpha: float, init: np.ndarray | None = None,
-                     max_iter: int = 1000, tol: float = 1e-4, samples_first: bool = False,
-                     dtype=np.float64) -> np.ndarray:
-    """`lasso_codes` from gram = D D^T (k, k) and cov = D Y^T (k, n) (``samples_first``: Y D^T (n, k)).
-
-    Returns the code (n, k) in ``dtype``, the precision the descent runs in (float32:
-    twice the lanes per update; its rounding, ~1e-7 relative, is far below ``tol``).
-    """
-    gram = np.ascontiguousarray(gram, dtype=dtype)
-    cov_t = np.ascontiguousarray(np.asarray(cov if samples_first else np.asarray(cov).T, dtype=dtype))  # (n, k)
-    code = np.zeros(cov_t.shape, dtype=dtype) if init is None else np.array(init, dtype=dtype, order="C")
-    scalar = np.dtype(dtype).type
-    _lasso_cd(gram, cov_t, scalar(alpha), code, code @ gram, int(max_iter), scalar(tol))
+                     max_iter: int = 1000, tol: float = 1e-4, samples_first: bool = False) -> np.ndarray:
+    """`lasso_codes` from gram = D D^T (k, k) and cov = D Y^T (k, n) (``samples_first``: Y D^T (n, k)); (n, k)."""
+    gram = np.ascontiguousarray(gram, dtype=np.float64)
+    cov_t = np.ascontiguousarray(np.asarray(cov if samples_first else np.asarray(cov).T, dtype=np.float64))  # (n, k)
+    code = np.zeros(cov_t.shape) if init is None else np.array(init, dtype=np.float64, order="C")
+    _lasso_cd(gram, cov_t, float(alpha), code, code @ gram, int(max_iter), float(tol))
     return code
 
 

@@ -311,8 +311,8 @@ def _alternate(
     computed once per iteration). The two large products, that n x F x k one and the
     dictionary update's C^T Y (`code_cross`), run in float32 (half the time of float64;
     on the benchmark layer the final objective moves by 2e-7 and 3e-8 relative, one fit
-    1.29 -> 1.07 s on one core), and so does the lasso descent (its tolerance is 1e-4;
-    the objective moves by 6e-8, the fit 17% faster); everything else stays float64.
+    1.29 -> 1.07 s on one core); everything else stays float64 (a float32 lasso descent,
+    17% faster, moved the dictionaries enough to flip a borderline BN of the ROI example).
     """
     rng = np.random.default_rng(random_state)
     samples = np.ascontiguousarray(samples)
@@ -323,8 +323,7 @@ def _alternate(
     cov_t = samples @ dictionary.T  # (n, k)
     atom_gram = dictionary @ dictionary.T
     for n_iter in range(1, max_iter + 1):
-        code = lasso_codes_gram(atom_gram, cov_t, alpha, init=code, samples_first=True,
-                                dtype=np.float32).astype(np.float64)
+        code = lasso_codes_gram(atom_gram, cov_t, alpha, init=code, samples_first=True)
         dictionary, code_gram = _update_dictionary(dictionary, samples, code, rng, noise_scale, samples32)
         cov_t = (samples32 @ dictionary.T.astype(np.float32)).astype(np.float64)  # (n, k), float32 product
         atom_gram = dictionary @ dictionary.T
