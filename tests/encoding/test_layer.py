@@ -106,17 +106,19 @@ def test_encode_layer_rejects_bad_settings():
         encode_layer(sim.features, sim.y, sim.runs, sim.keep, sim.tr, n_atoms=3, q=5)
 
 
-def test_atom_p_values_give_the_bh_discoveries_of_exact_p_values():
+def test_bh_candidates_keep_the_bh_discoveries_of_exact_p_values():
     from scipy import stats
 
-    from vlm_brain.encoding.layer import atom_p_values
+    from vlm_brain.encoding.layer import _bh_candidates
     from vlm_brain.encoding.significance import fdr_bh
 
     rng = np.random.default_rng(2)
     t = rng.standard_normal((6, 3000)) + (rng.random((6, 3000)) < 0.1) * 4
     dof = rng.choice([40.0, 55.0, 300.0], size=3000)
     exact = 2 * stats.t.sf(np.abs(t), dof[None, :])
-    fast = atom_p_values(t, dof, 0.05)
+    fast = np.ones(t.shape)  # the candidates' p, 1 elsewhere
+    rows, cols, values = _bh_candidates(t, dof, 0.05)
+    fast[rows, cols] = values
     np.testing.assert_array_equal(fdr_bh(fast, 0.05, axis=1), fdr_bh(exact, 0.05, axis=1))
     computed = fast < 1
     np.testing.assert_allclose(fast[computed], exact[computed], rtol=1e-10)
@@ -312,17 +314,17 @@ def test_null_draws_beside_the_full_refit_equal_the_null_after_it():
 
 
 def test_even_batches_fill_whole_rounds_of_workers():
-    from vlm_brain.encoding.layer import _even_batches
+    from vlm_brain.encoding.ridge import _target_batches
 
-    batches = _even_batches(91_282, 4096, 2)
+    batches = _target_batches(91_282, 4096, 2)
     sizes = [b.stop - b.start for b in batches]
     assert len(batches) == 24 and max(sizes) <= 4096 and max(sizes) - min(sizes) <= 1
     assert batches[0].start == 0 and batches[-1].stop == 91_282
     assert all(a.stop == b.start for a, b in zip(batches[:-1], batches[1:]))
-    assert _even_batches(100, 4096, 2) == [slice(0, 100)]  # one batch: no split
-    assert len(_even_batches(3, 1, 2)) == 3
+    assert _target_batches(100, 4096, 2) == [slice(0, 100)]  # one batch: no split
+    assert len(_target_batches(3, 1, 2)) == 3
     with pytest.raises(ValueError, match="target_batch_size"):
-        _even_batches(10, 0, 2)
+        _target_batches(10, 0, 2)
 
 
 @pytest.mark.parametrize("n_tests", [1, 3])

@@ -269,13 +269,16 @@ def _lasso_cd(gram, cov, alpha, code, q_all, max_iter, tol):  # pragma: no cover
             for j in range(k):
                 d = gram[j, j]
                 old = c[j]
-                new = old - old
-                if d > 0.0:
+                if d <= 0.0:
+                    new = 0.0
+                else:
                     rho = correlations[j] - q[j] + d * old
                     if rho > alpha:
                         new = (rho - alpha) / d
                     elif rho < -alpha:
                         new = (rho + alpha) / d
+                    else:
+                        new = 0.0
                 step = new - old
                 if step != 0.0:
                     c[j] = new
@@ -284,7 +287,7 @@ def _lasso_cd(gram, cov, alpha, code, q_all, max_iter, tol):  # pragma: no cover
                         q[m] += row[m] * step  # gram is symmetric: a contiguous row
                     largest_step = max(largest_step, abs(step))
                 largest = max(largest, abs(new))
-            if largest_step <= tol * largest or largest_step == 0.0:
+            if largest_step <= tol * max(largest, 1e-300):
                 break
 
 

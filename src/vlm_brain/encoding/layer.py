@@ -187,15 +187,16 @@ def encode_layer(
     predictions = np.empty(y.shape, dtype=np.float32) if return_predictions else None
     parts = [_restricted(layer, slices, fold_kept, rows, max_lag) for rows, _ in groups]
     groups = [(part[3], cols) for part, (_, cols) in zip(parts, groups, strict=True)]  # rows actually used
-    fit = TargetFit.empty(y.shape[1], len(slices), layer.full.width, reference.shape[1])
+    # one group (no missing TRs): its results as they are; else each group's into the whole (G,) arrays
+    fit = None if present is None else TargetFit.empty(y.shape[1], len(slices), layer.full.width, reference.shape[1])
     for (rows, cols), (sub, sub_slices, kept_folds, _) in zip(groups, parts, strict=True):
         sub_y = _block(y, rows, cols)
         whole = isinstance(cols, slice)  # no missing TRs: the data and the output as they are
         sub_predictions = predictions if whole or predictions is None else np.empty(sub_y.shape, dtype=np.float32)
         part = _fit_targets(sub, sub_y, sub_slices, alphas, max_lag, target_batch_size, matmul,
                             reference if rows is None else reference[rows], sub_predictions)
-        if whole and len(groups) == 1 and len(kept_folds) == len(slices):
-            fit = part  # every target, every fold: the results as they are (no copy)
+        if fit is None:
+            fit = part
         else:
             fit.assign(cols, part, kept_folds)
         if not whole and predictions is not None:
@@ -461,7 +462,7 @@ def _fit_targets(layer: LayerDesigns, y, slices, alphas, max_lag, batch_size, ma
     full_gram = full_x.T @ full_x
     reference_cross = full_x.T @ reference  # (k, m)
     reference_norm = np.sqrt(np.sum(reference**2, axis=0))  # (m,)
-    batches = _even_batches(n_targets, batch_size, max(1, numba.get_num_threads()))
+    batches = _target_batches(n_targets, batch_size, max(1, numba.get_num_threads()))
     all_runs = range(len(slices))
     starts, stops = np.array([s.start for s in slices]), np.array([s.stop for s in slices])
     dtype = np.float64 if y.dtype == np.float64 else np.float32
@@ -523,20 +524,6 @@ def _fit_targets(layer: LayerDesigns, y, slices, alphas, max_lag, batch_size, ma
     return out
 
 
-def _even_batches(n_targets: int, batch_size: int, workers: int) -> list[slice]:
-    """Contiguous batches of <= ``batch_size`` targets, as even as can be, in whole rounds of ``workers``.
-
-    E.g. 91,282 targets at 4,096 on 2 cores: 24 batches of ~3,803 instead of 22 full ones
-    and a 23rd of 1,170 that would run alone with one core idle.
-    """
-    _target_batches(n_targets, batch_size)  # validates batch_size
-    n = -(-n_targets // batch_size)
-    if n > 1:
-        n = min(n_targets, -(-n // workers) * workers)
-    bounds = np.linspace(0, n_targets, n + 1).round().astype(int)
-    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-
-
 def raw_model_p_values(x: np.ndarray, y: np.ndarray, slices: list[slice], folds: np.ndarray, r: np.ndarray,
                        alphas: np.ndarray, settings: EncodingSettings) -> np.ndarray:
     """(G,) p-values of the raw-AN model's held-out r, from refits on shifted stimuli.
@@ -569,16 +556,16 @@ def null_targets(y: np.ndarray, max_targets: int, seed: int, present: np.ndarray
     if max_targets < 1:
         raise ValueError(f"refit_targets must be >= 1, got {max_targets}")
     order = np.random.default_rng(seed).permutation(y.shape[1])
-    chosen, start, block = [], 0, 2 * max_targets
-    while len(chosen) < max_targets and start < len(order):
-        tried = np.sort(order[start:start + block])
-        values = np.asarray(y[:, tried], dtype=np.float64)
-        valid = np.isfinite(values) if present is None else present[:, tried] & np.isfinite(values)
-        low = np.where(valid, values, np.inf).min(axis=0)
-        high = np.where(valid, values, -np.inf).max(axis=0)
-        varies = set(tried[high > low].tolist())
-        chosen += [g for g in order[start:start + block] if g in varies][: max_targets - len(chosen)]
-        start += block
+    chosen, block = [], 2 * max_targets
+    for start in range(0, len(order), block):
+        tried = order[start:start + block]
+        columns = np.sort(tried)  # read in column order
+        values = np.asarray(y[:, columns], dtype=np.float64)
+        valid = np.isfinite(values) if present is None else present[:, columns] & np.isfinite(values)
+        varies = np.where(valid, values, -np.inf).max(axis=0) > np.where(valid, values, np.inf).min(axis=0)
+        chosen.extend(tried[np.isin(tried, columns[varies])][: max_targets - len(chosen)])  # permutation order
+        if len(chosen) == max_targets:
+            break
     if not chosen:
         raise ValueError("no grayordinate has a non-constant signal: the refit null cannot be computed")
     return np.sort(np.array(chosen, dtype=np.int64))
@@ -643,8 +630,6 @@ def refit_null(layer: LayerDesigns, y, slices, alphas, fit: TargetFit, n_draws: 
         grayordinates (a seeded random subset of the non-constant ones, `null_targets`),
         or over ``targets`` (columns of y) when given.
     """
-    if max_targets < 1:
-        raise ValueError(f"n_refit and refit_targets must be >= 1, got {n_draws} and {max_targets}")
     targets = null_targets(y, max_targets, seed) if targets is None else np.asarray(targets)
     r = np.concatenate(_in_parallel(null_draw_jobs(layer, y, slices, alphas, targets, n_draws, seed, batch_size,
                                                    matmul)))
@@ -681,24 +666,12 @@ def _bh_candidates(t: np.ndarray, dof: np.ndarray, q: float) -> tuple[np.ndarray
     return rows, cols, p
 
 
-def atom_p_values(t: np.ndarray, dof: np.ndarray, q: float) -> np.ndarray:
-    """Two-sided Student p of t (k, G) with dof (G,), where BH at q can discover it in its row; 1 elsewhere.
-
-    Setting the others to 1 (`_bh_candidates`) leaves the BH discoveries of each row
-    exactly as they are.
-    """
-    p = np.ones(t.shape)
-    rows, cols, values = _bh_candidates(t, dof, q)
-    p[rows, cols] = values
-    return p
-
-
 def atom_discoveries(t: np.ndarray, dof: np.ndarray, q: float, n_tests: int = 1) -> np.ndarray:
     """(k, G) bool: BH at q within each row (atom map) of the Student p of t (k, G), dof (G,), each
     Bonferroni-corrected for ``n_tests`` (min(n_tests p, 1)).
 
-    Equal to ``fdr_bh(np.minimum(atom_p_values(t, dof, q / n_tests) * n_tests, 1), q, axis=1)``
-    (tested), from the candidates alone: no (k, G) array of p-values is formed.
+    Equal to ``fdr_bh`` (axis=1) of every entry's min(n_tests p, 1) (tested), from the
+    candidates alone (`_bh_candidates`): no (k, G) array of p-values is formed.
     """
     rows, cols, p = _bh_candidates(t, dof, q / n_tests)
     p = np.minimum(p * n_tests, 1.0)

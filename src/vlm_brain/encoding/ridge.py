@@ -146,10 +146,19 @@ def sdl_regressors(
 
 
 # --------------------------------------------------------------------------- ridge
-def _target_batches(n_targets: int, batch_size: int) -> list[slice]:
+def _target_batches(n_targets: int, batch_size: int, workers: int = 1) -> list[slice]:
+    """Contiguous batches of <= ``batch_size`` targets, as even as can be, in whole rounds of ``workers``.
+
+    E.g. 91,282 targets at 4,096 on 2 cores: 24 batches of ~3,803 instead of 22 full ones
+    and a 23rd of 1,170 that would run alone with one core idle.
+    """
     if batch_size < 1:
         raise ValueError(f"target_batch_size must be >= 1, got {batch_size}")
-    return [slice(s, min(s + batch_size, n_targets)) for s in range(0, n_targets, batch_size)]
+    n = -(-n_targets // batch_size)
+    if n > 1:
+        n = min(n_targets, -(-n // workers) * workers)
+    bounds = np.linspace(0, n_targets, n + 1).round().astype(int)
+    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 def _fit_ridge_cv(
