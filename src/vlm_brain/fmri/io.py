@@ -78,14 +78,14 @@ class RunFiles:
         path = self._existing(subject, run)
         if self.format == "cifti":
             img = _load(path)
-            try:
-                series, models = img.header.get_axis(0), img.header.get_axis(1)
+            try:  # the series axis only: the grayordinate axis (slow to build) is not needed for a count
+                series = img.header.get_axis(0)
             except Exception as exc:
                 raise FmriInputError(f"{path}: not a CIFTI-2 dense time series ({exc})") from exc
-            if not isinstance(series, nib.cifti2.SeriesAxis):
+            if not isinstance(series, nib.cifti2.SeriesAxis) or len(img.shape) != 2:
                 raise FmriInputError(f"{path}: first axis is {type(series).__name__}, not a time series")
             step = float(series.step) / (1000.0 if series.unit.upper() == "MILLISECOND" else 1.0)
-            return RunHeader(path, int(series.size), step, len(models))
+            return RunHeader(path, int(series.size), step, int(img.shape[1]))
         if self.has_regions:
             courses = self._regions(path)
             tr = None if self.format == "table" else _nifti_tr(_load(path))
