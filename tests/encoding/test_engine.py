@@ -16,13 +16,14 @@ from vlm_brain.encoding.engine import (
     Design,
     HacFactor,
     block_stats,
+    cross_validated_r,
     cross_validated_scores,
     hac_t,
     ridge_weights_eigen,
     select_alphas,
     shift_spread,
 )
-from vlm_brain.encoding.ridge import leave_one_run_out
+from vlm_brain.encoding.ridge import cross_validate_encoding, leave_one_run_out, standardize_train
 from vlm_brain.encoding.significance import atom_maps, lagged_gram
 
 ALPHAS = np.logspace(-1, 4, 11)
@@ -90,6 +91,24 @@ def test_same_alphas_and_r_as_himalaya(backend, dtype):
     np.testing.assert_allclose(scores.r, r_ref, atol=1e-5)
     assert len(np.unique(scores.alpha_index)) >= 3  # the grid matters in this case
     assert scores.r[0] == 0.0
+
+
+def test_cross_validated_r_is_himalayas_cross_validate_encoding():
+    """Fixed loadings' regressors standardised per fold (as the AN ablation builds them), in batches."""
+    runs, designs, y = fold_designs(seed=3)
+    base = designs[0]
+    slices = run_slices(runs)
+
+    def per_fold(x_train, x_test, runs_train):
+        return standardize_train(x_train, x_test)
+
+    expected = cross_validate_encoding(base, y, runs, per_fold, alphas=ALPHAS).r
+    regressors = [per_fold(np.delete(base, np.arange(s.start, s.stop), axis=0), base, None)[1] for s in slices]
+    r = cross_validated_r(regressors, y, slices, ALPHAS, batch_size=17)
+    np.testing.assert_allclose(r, np.nan_to_num(expected), atol=1e-6)
+    assert r[0] == 0.0 and np.ptp(r) > 0.5
+    with pytest.raises(ValueError, match="one per run"):
+        cross_validated_r(regressors[:-1], y, slices, ALPHAS)
 
 
 def test_full_refit_coefficients_equal_a_direct_solve():

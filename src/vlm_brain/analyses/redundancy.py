@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 
 from vlm_brain.analyses.overlap import pairwise_dice
-from vlm_brain.encoding.ridge import cross_validate_encoding, standardize_train
+from vlm_brain.encoding._validation import check_runs, run_slices
+from vlm_brain.encoding.engine import cross_validated_r
+from vlm_brain.encoding.ridge import _check_alphas, standardize_train
 from vlm_brain.encoding.sdl import atom_timecourses
 
 
@@ -142,7 +144,8 @@ def ablation_curve(
     The layer's dictionary (loadings A, (k, N)) stays fixed; ablated ANs are dropped
     from X and the atom time courses are re-estimated from the surviving ANs alone
     (least squares on A restricted to them), then the leave-one-run-out ridge is refitted
-    and scored. The same is done with y circularly shifted by half of each run
+    and scored (`engine.cross_validated_r`: what himalaya's RidgeCV would give, from
+    sufficient statistics). The same is done with y circularly shifted by half of each run
     ("shuffled control"): what remains of r without stimulus alignment.
 
     Parameters
@@ -160,22 +163,30 @@ def ablation_curve(
     x = np.asarray(x, dtype=np.float64)
     loadings = np.asarray(loadings, dtype=np.float64)
     n_ans = x.shape[1]
+    y = np.asarray(y)
+    slices = run_slices(check_runs(runs, len(y)))
+    alphas = _check_alphas(alphas)
+    matmul = _backend_matmul(backend)
     rng = np.random.default_rng(seed)
-    targets = {"ablation": np.asarray(y), "shuffled control": circular_half_shift(np.asarray(y), runs)}
+    both = np.hstack([y, circular_half_shift(y, runs)])  # the ablation's targets, then the shuffled control's
     rows = []
     for fraction in fractions:
         for repeat in range(n_repeats if fraction > 0 else 1):
             n_removed = int(round(fraction * n_ans))
             removed = rng.choice(n_ans, size=n_removed, replace=False)
             kept = np.setdiff1d(np.arange(n_ans), removed)
-
-            def regressors(x_train, x_test, runs_train, kept=kept):
-                a = loadings[:, kept]
-                return standardize_train(atom_timecourses(x_train[:, kept], a),
-                                         atom_timecourses(x_test[:, kept], a))
-
-            for condition, target in targets.items():
-                r = cross_validate_encoding(x, target, runs, regressors, alphas=alphas, backend=backend).r
+            timecourses = atom_timecourses(x[:, kept], loadings[:, kept])  # the same linear map on every row
+            regressors = [standardize_train(np.delete(timecourses, rows_f, axis=0), timecourses)[1]
+                          for rows_f in (np.arange(s.start, s.stop) for s in slices)]  # fold f: train stats
+            r = cross_validated_r(regressors, both, slices, alphas, matmul)
+            for condition, part in (("ablation", r[: y.shape[1]]), ("shuffled control", r[y.shape[1]:])):
                 rows.append({"condition": condition, "fraction": float(fraction), "repeat": repeat,
-                             "n_ans_kept": int(len(kept)), "r_mean": float(np.mean(np.nan_to_num(r, nan=0.0)))})
+                             "n_ans_kept": int(len(kept)), "r_mean": float(np.mean(np.nan_to_num(part, nan=0.0)))})
     return pd.DataFrame(rows)
+
+
+def _backend_matmul(backend: str):
+    from vlm_brain.encoding.layer import _matmul  # noqa: PLC0415 - the backends' one home
+    from vlm_brain.encoding.ridge import resolve_backend  # noqa: PLC0415
+
+    return _matmul(resolve_backend(backend))

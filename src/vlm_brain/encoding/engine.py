@@ -318,6 +318,43 @@ def cross_validated_scores(folds: Sequence[Design], stats: BlockStats, alphas: n
     return FoldScores(r=r, alpha_index=alpha_index, mean=mean, denom=np.where(ok, denom, 0.0), weights=weights)
 
 
+def cross_validated_r(fold_regressors: Sequence[np.ndarray], y: np.ndarray, slices: Sequence[slice],
+                      alphas: np.ndarray, matmul=None, batch_size: int = 4096) -> np.ndarray:
+    """(G,) pooled leave-one-run-out r of ridge with alpha per target and fold, from sufficient statistics.
+
+    What ``ridge.cross_validate_encoding(...).r`` computes with himalaya (inner CV leaving
+    one training run out), for regressors that are built per fold but defined on every
+    row (e.g. fixed loadings' atom time courses standardised with each fold's training
+    statistics), in ~one pass over the data.
+
+    Parameters
+    ----------
+    fold_regressors : R arrays (T, k): fold f's regressors (fold f holds out run f) on all rows.
+    y : (T, G) targets; float32 data: float32 cross-products.
+    slices : the R runs' rows; alphas : the ridge grid, sorted ascending.
+    matmul : a backend's a @ b (None: numpy).
+
+    Returns
+    -------
+    r : (G,) float64; 0 where the pooled prediction is constant.
+    """
+    from vlm_brain.encoding.ridge import _target_batches  # noqa: PLC0415 - ridge is the batching's one home
+
+    if len(fold_regressors) != len(slices):
+        raise ValueError(f"{len(fold_regressors)} fold regressors for {len(slices)} runs: one per run")
+    width = np.shape(fold_regressors[0])[1]
+    stacked = np.hstack([np.asarray(x, dtype=np.float64) for x in fold_regressors])
+    folds = [Design.from_regressors(stacked[:, f * width:(f + 1) * width], slices, slice(f * width, (f + 1) * width))
+             for f in range(len(slices))]
+    dtype = np.float64 if y.dtype == np.float64 else np.float32
+    transposed = run_transposes(stacked, slices, dtype)
+    r = np.empty(y.shape[1])
+    for cols in _target_batches(y.shape[1], batch_size):
+        stats = block_stats(stacked, y[:, cols], slices, matmul, transposed=transposed)
+        r[cols] = cross_validated_scores(folds, stats, np.asarray(alphas, dtype=np.float64)).r
+    return r
+
+
 def shift_spread(denom: np.ndarray, predicted_lags: np.ndarray, data_lags: np.ndarray, n: np.ndarray) -> np.ndarray:
     """sd of the pooled r over independent circular shifts of each run's predictions.
 
