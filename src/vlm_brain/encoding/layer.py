@@ -321,19 +321,20 @@ def fit_layer_designs(x: np.ndarray, slices: list[slice], n_atoms: int, sdl_alph
                                                    n_samples=len(train_rows[f]), spectrum=spectrum)
         return loadings
 
-    def full_dictionary():
-        return fit_layer_dictionary(x, n_atoms, sdl_alpha, seed, max_iter=sdl_max_iter, gram=sum(grams))
+    def full_design():  # (the full refit's dictionary, its regressors (T, width) float32)
+        dictionary = fit_layer_dictionary(x, n_atoms, sdl_alpha, seed, max_iter=sdl_max_iter, gram=sum(grams))
+        timecourses = expand(dictionary.loadings)
+        return dictionary, np.asarray(standardize_train(timecourses, timecourses[:0])[0], dtype=np.float32)
 
-    fold_jobs = [lambda f=f: fold_loadings(f) for f in range(len(slices))]
+    def fold_design(f: int) -> np.ndarray:  # (T, width) float32: fold f's regressors, its training statistics
+        timecourses = expand(fold_loadings(f))
+        return np.asarray(standardize_train(timecourses[train_rows[f]], timecourses)[1], dtype=np.float32)
+
+    fold_jobs = [lambda f=f: fold_design(f) for f in range(len(slices))]
     if alongside is None:  # all R + 1 fits side by side
-        *fold_results, dictionary = _in_parallel(fold_jobs + [full_dictionary])
+        *designs, (dictionary, full) = _in_parallel(fold_jobs + [full_design])
     else:
-        fold_results = _in_parallel(fold_jobs)
-    designs = []
-    for f, loadings in enumerate(fold_results):
-        timecourses = expand(loadings)
-        _, standardized = standardize_train(timecourses[train_rows[f]], timecourses)
-        designs.append(np.asarray(standardized, dtype=np.float32))
+        designs = _in_parallel(fold_jobs)
     width = designs[0].shape[1]
     columns = [slice(i * width, (i + 1) * width) for i in range(len(slices) + 1)]
     folds = [Design.from_regressors(designs[f], slices, columns[f]) for f in range(len(slices))]
@@ -341,10 +342,8 @@ def fit_layer_designs(x: np.ndarray, slices: list[slice], n_atoms: int, sdl_alph
     if alongside is not None:
         jobs = alongside(LayerDesigns(stacked=np.hstack(designs), folds=folds, full=None, hac=None, atoms=None,
                                       loadings=None, reconstruction_error=float("nan")))
-        dictionary, *results = _in_parallel([full_dictionary] + jobs)
-    full_timecourses = expand(dictionary.loadings)
-    full, _ = standardize_train(full_timecourses, full_timecourses[:0])
-    designs.append(np.asarray(full, dtype=np.float32))
+        (dictionary, full), *results = _in_parallel([full_design] + jobs)
+    designs.append(full)
     runs = np.concatenate([np.full(s.stop - s.start, i) for i, s in enumerate(slices)])
     hac = HacFactor(lagged_gram(designs[-1], runs, max_lag), len(runs))
     layer = LayerDesigns(stacked=np.hstack(designs), folds=folds,
@@ -637,13 +636,13 @@ def refit_null(layer: LayerDesigns, y, slices, alphas, fit: TargetFit, n_draws: 
 
 
 def _bh_candidates(t: np.ndarray, dof: np.ndarray, q: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(rows, columns, two-sided Student p) of the entries of t (k, G), dof (G,), that BH at q can discover in their row.
+    """(rows, columns, |t|) of the entries of t (k, G), dof (G,), that BH at q can discover in their row.
 
     A p-value is never below that of its |t| at the largest dof (the t tail is heavier
     for fewer degrees of freedom). BH at q over a row's m tests makes D discoveries, all
     with p <= q D / m; so with c the count of |t| whose largest-dof p is <= q c / m,
     iterated down from c = m (it stays >= D: induction), only those c can be discoveries.
-    Only their p is computed (the t distribution's tail is costly at k x G values).
+    Candidates come row by row (np.nonzero's order).
     """
     n_tests, largest_dof = t.shape[1], np.max(dof)
     bound = stats.t.isf(q / 2, largest_dof) * (1 - 1e-12)
@@ -659,11 +658,14 @@ def _bh_candidates(t: np.ndarray, dof: np.ndarray, q: float) -> tuple[np.ndarray
         if np.array_equal(fewer, count):
             break
         count = fewer
-    dofs, values = dof[cols], -values
-    parts = np.array_split(np.arange(values.size), max(1, min(8, values.size // 100_000)))  # ~0.4 us each: in parallel
-    p = 2.0 * np.concatenate(_in_parallel([lambda part=part: special.stdtr(dofs[part], values[part])
-                                           for part in parts]))
-    return rows, cols, p
+    return rows, cols, values
+
+
+def _student_p(dofs: np.ndarray, abs_t: np.ndarray) -> np.ndarray:
+    """Two-sided Student p of |t| ``abs_t`` with ``dofs``, in parallel chunks (~0.4 us each)."""
+    parts = np.array_split(np.arange(abs_t.size), max(1, min(8, abs_t.size // 100_000)))
+    return 2.0 * np.concatenate(_in_parallel([lambda part=part: special.stdtr(dofs[part], -abs_t[part])
+                                              for part in parts]))
 
 
 def atom_discoveries(t: np.ndarray, dof: np.ndarray, q: float, n_tests: int = 1) -> np.ndarray:
@@ -671,19 +673,32 @@ def atom_discoveries(t: np.ndarray, dof: np.ndarray, q: float, n_tests: int = 1)
     Bonferroni-corrected for ``n_tests`` (min(n_tests p, 1)).
 
     Equal to ``fdr_bh`` (axis=1) of every entry's min(n_tests p, 1) (tested), from the
-    candidates alone (`_bh_candidates`): no (k, G) array of p-values is formed.
+    candidates alone (`_bh_candidates`): no (k, G) array of p-values is formed. A row's c
+    candidates are all discoveries when each has p <= q c / m; those whose |t| passes that
+    level even at the smallest dof need no p, so p is computed for the few near it (or,
+    when one of them fails, for the row's candidates, and BH decides).
     """
-    rows, cols, p = _bh_candidates(t, dof, q / n_tests)
-    p = np.minimum(p * n_tests, 1.0)
-    n = t.shape[1]
+    q_each = q / n_tests
+    rows, cols, values = _bh_candidates(t, dof, q_each)
+    n, smallest_dof = t.shape[1], np.min(dof)
     found = np.zeros(t.shape, dtype=bool)
-    starts = np.searchsorted(rows, np.arange(t.shape[0] + 1))  # candidates come row by row (np.nonzero's order)
+    starts = np.searchsorted(rows, np.arange(t.shape[0] + 1))
+    counts = np.diff(starts)
+    sure_bound = np.where(counts > 0, stats.t.isf(np.maximum(q_each * counts / n, 1e-300) / 2, smallest_dof), np.inf)
+    unsure = values < sure_bound[rows] * (1 + 1e-12)
+    p_unsure = np.minimum(_student_p(dof[cols[unsure]], values[unsure]) * n_tests, 1.0)
+    failed = np.zeros(t.shape[0], dtype=bool)
+    np.logical_or.at(failed, rows[unsure], p_unsure > (q * counts / n)[rows[unsure]])
     for row in range(t.shape[0]):
-        row_p = p[starts[row]:starts[row + 1]]
+        columns = cols[starts[row]:starts[row + 1]]
+        if not failed[row]:  # D = c: every candidate is a discovery
+            found[row, columns] = True
+            continue
+        row_p = np.minimum(_student_p(dof[columns], values[starts[row]:starts[row + 1]]) * n_tests, 1.0)
         ranked = np.sort(row_p)
         below = np.flatnonzero(ranked <= q * np.arange(1, ranked.size + 1) / n)
         if below.size:  # BH: every p up to the largest p_(i) <= q i / m
-            found[row, cols[starts[row]:starts[row + 1]][row_p <= ranked[below[-1]]]] = True
+            found[row, columns[row_p <= ranked[below[-1]]]] = True
     return found
 
 
