@@ -314,6 +314,32 @@ def test_null_draws_beside_the_full_refit_equal_the_null_after_it():
     np.testing.assert_array_equal(standardized_null(null_r, fit.part(targets)), after)
 
 
+def test_a_null_draw_is_the_cross_validation_on_data_shifted_in_every_run():
+    """The draws roll the designs, not the data: each equals the whole CV on explicitly rolled runs."""
+    from vlm_brain.encoding._validation import run_slices
+    from vlm_brain.encoding.engine import block_stats, cross_validated_scores
+    from vlm_brain.encoding.layer import LayerDesigns, null_draw_jobs, null_targets
+    from vlm_brain.encoding.temporal import prepare_regressors
+
+    sim = simulate_layer(n_runs=4, run_length=50, n_ans=30, n_atoms=3, n_targets=20, random_state=5)
+    x, _ = prepare_regressors(sim.features, sim.runs, sim.keep, sim.tr)
+    slices = run_slices(sim.runs[sim.keep])
+    alphas = np.array([0.1, 10.0, 1000.0])
+    y = sim.y.astype(np.float64)
+    layer = LayerDesigns.fit(x, slices, 3, 0.5, 10, 0, 4)
+    targets = null_targets(y, 9, seed=2)
+    jobs = null_draw_jobs(layer, y, slices, alphas, targets, 5, 2, batch_size=18, matmul=None)
+    assert len(jobs) > 1  # several chunks
+    null = np.concatenate([job() for job in jobs])
+    lengths = np.array([s.stop - s.start for s in slices])
+    offsets = np.random.default_rng(3).integers(0, lengths, size=(5, len(slices)))  # the draws' shifts (seed + 1)
+    for draw, shift in enumerate(offsets):
+        rolled = np.vstack([np.roll(y[s][:, targets], -int(shift[j]), axis=0) for j, s in enumerate(slices)])
+        expected = cross_validated_scores(layer.folds, block_stats(layer.fold_stacked, rolled, slices), alphas).r
+        np.testing.assert_allclose(null[draw], expected, rtol=1e-10, atol=1e-12)
+    assert np.ptp(null) > 0.05
+
+
 def test_even_batches_fill_whole_rounds_of_workers():
     from vlm_brain.encoding.ridge import _target_batches
 

@@ -21,6 +21,7 @@ from scipy import special, stats
 from vlm_brain.encoding._kernels import lag_products, model_lag_products, run_sums
 from vlm_brain.encoding._validation import check_time_series, count_non_finite, run_slices
 from vlm_brain.encoding.engine import (
+    BlockStats,
     Design,
     HacFactor,
     block_stats,
@@ -577,10 +578,11 @@ def null_draw_jobs(layer: LayerDesigns, y, slices, alphas, targets: np.ndarray, 
     For each draw every run's stimulus is shifted circularly by its own random offset,
     in every fold, for training and held-out runs alike; alphas are re-selected and the
     pooled r recomputed. Shifting run r's stimulus by s leaves its Gram blocks as they
-    are and turns X_r'Y_r into X_r' roll(Y_r, -s), so a draw is the same computation on
-    shifted data columns; only the folds' designs are needed. Chunks hold <= batch_size
-    columns (draws x ``targets``, columns of y) and, with ``alongside`` other jobs, fill
-    whole rounds of `_in_parallel`'s workers.
+    are and turns X_r'Y_r into X_r' roll(Y_r, -s) = roll(X_r', s) Y_r: the small designs are
+    rolled, not the data, and a draw is the same computation on these cross-products (the
+    per-run sums of the data are those of the unshifted targets); only the folds' designs
+    are needed. Chunks hold <= batch_size columns (draws x ``targets``, columns of y) and,
+    with ``alongside`` other jobs, fill whole rounds of `_in_parallel`'s workers.
     """
     if n_draws < 1:
         raise ValueError(f"n_refit must be >= 1, got {n_draws}")
@@ -588,23 +590,25 @@ def null_draw_jobs(layer: LayerDesigns, y, slices, alphas, targets: np.ndarray, 
     y_sub = np.asarray(y[:, targets], dtype=np.float64 if y.dtype == np.float64 else np.float32)  # (T, n)
     lengths = np.array([s.stop - s.start for s in slices])
     offsets = np.random.default_rng(seed + 1).integers(0, lengths, size=(n_draws, len(slices)))
-    stacked = layer.fold_stacked
-    transposed = run_transposes(stacked, slices, y_sub.dtype)
+    transposed = run_transposes(layer.fold_stacked, slices, y_sub.dtype)  # run j's designs (K, T_j)
+    runs_y = [np.ascontiguousarray(y_sub[s]) for s in slices]
+    sums = (np.stack([r.sum(axis=0, dtype=np.float64) for r in runs_y]),  # a shift within a run keeps them
+            np.stack([np.einsum("tg,tg->g", r, r, dtype=np.float64) for r in runs_y]))
     n_chunks = -(-n_draws // max(1, batch_size // len(targets)))  # <= batch_size columns per chunk, even
     workers = max(1, numba.get_num_threads())
     n_chunks = min(n_draws, -(-(n_chunks + alongside) // workers) * workers - alongside)  # no lone last job
 
     def null_r(chunk: np.ndarray) -> np.ndarray:
-        n = len(targets)
-        shifted = np.empty((len(y_sub), len(chunk) * n), dtype=y_sub.dtype)  # draw d's columns d n .. (d + 1) n
-        for d, shift in enumerate(chunk):
-            for j, s in enumerate(slices):  # run j rolled by -shift[j]: its rows from shift[j] on, then the rest
-                cut = s.start + int(shift[j])
-                shifted[s.start:s.stop - cut + s.start, d * n:(d + 1) * n] = y_sub[cut:s.stop]
-                shifted[s.stop - cut + s.start:s.stop, d * n:(d + 1) * n] = y_sub[s.start:cut]
-        scores = cross_validated_scores(layer.folds, block_stats(stacked, shifted, slices, matmul,
-                                                                 transposed=transposed), alphas)
-        return scores.r.reshape(len(chunk), len(targets))
+        n, n_designs = len(targets), transposed[0].shape[0]
+        cross = np.empty((len(slices), n_designs, len(chunk) * n), dtype=y_sub.dtype)  # draw d: columns d n ..
+        for j, design in enumerate(transposed):
+            # X_j' roll(Y_j, -s) = roll(X_j', s) Y_j: the designs rolled, every draw of the chunk in one product
+            rolled = np.stack([np.roll(design, int(shift[j]), axis=1) for shift in chunk])
+            product = np.asarray((matmul or np.matmul)(rolled.reshape(-1, design.shape[1]), runs_y[j]))
+            cross[j] = product.reshape(len(chunk), n_designs, n).transpose(1, 0, 2).reshape(n_designs, -1)
+        stats = BlockStats(cross=cross, y_sum=np.tile(sums[0], len(chunk)), y_sq=np.tile(sums[1], len(chunk)),
+                           n=lengths)
+        return cross_validated_scores(layer.folds, stats, alphas).r.reshape(len(chunk), n)
 
     return [lambda chunk=chunk: null_r(chunk) for chunk in np.array_split(offsets, max(1, n_chunks))]
 
