@@ -136,3 +136,48 @@ def test_a_ctrl_c_while_writing_is_always_a_keyboard_interrupt(tmp_path):
     interrupted, written, other = done.stdout.split(" ", 2)
     assert int(interrupted) > 1000 and int(written) > 0, done.stdout + done.stderr
     assert other.strip() == "[]", other
+
+
+ONE_INTERRUPT_PER_SAVE = """
+import os, signal, subprocess, sys, time
+from pathlib import Path
+import numpy as np
+from vlm_brain.datasets import NpyDictDataset
+
+armed = False
+
+def interrupt_once(signum, frame):  # one Ctrl-C per save, wherever inside it the signal lands
+    global armed
+    if armed:
+        armed = False
+        raise KeyboardInterrupt
+
+signal.signal(signal.SIGINT, interrupt_once)
+pinger = subprocess.Popen(["bash", "-c", f"while kill -INT {os.getpid()} 2>/dev/null; do sleep 0.0003; done"])
+root, data = Path(sys.argv[1]), {"a": np.zeros(100), "b": {"c": np.ones(3), "d": np.ones(2)}}
+interrupted, saved, left = 0, 0, []
+end = time.monotonic() + float(sys.argv[2])
+while time.monotonic() < end:
+    folder = root / f"save{interrupted + saved}"
+    try:
+        armed = True
+        NpyDictDataset(str(folder)).save(data)
+        armed = False
+        saved += 1
+    except KeyboardInterrupt:
+        interrupted += 1
+    armed = False
+    left += [p.name for p in root.iterdir() if p.name.endswith(".partial")]
+pinger.kill()
+print(interrupted, saved, left[:3])
+"""
+
+
+@pytest.mark.slow
+def test_a_ctrl_c_anywhere_in_a_save_leaves_no_partial_folder(tmp_path):
+    """With the index and the rename outside the cleanup, 367 of 2,053 interrupts in 8 s left a partial folder."""
+    done = subprocess.run([sys.executable, "-c", ONE_INTERRUPT_PER_SAVE, str(tmp_path), "4"],
+                          capture_output=True, text=True, timeout=120)
+    interrupted, saved, left = done.stdout.split(" ", 2)
+    assert int(interrupted) > 300 and int(saved) > 0, done.stdout + done.stderr
+    assert left.strip() == "[]", left

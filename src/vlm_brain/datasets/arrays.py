@@ -77,19 +77,19 @@ class NpyDictDataset(AbstractVersionedDataset[Mapping[str, Item], dict[str, Any]
             raise DatasetError(f"{self._filepath}: expected a dict of arrays, got {type(data).__name__}")
         folder = Path(str(self._get_save_path()))
         partial = folder.with_name(folder.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
-        try:
+        try:  # everything up to the rename: a Ctrl-C can land anywhere, even after the last array
+            shutil.rmtree(partial, ignore_errors=True)
+            partial.mkdir(parents=True)
             entries = self._write_entries(partial, data)
+            (partial / INDEX_FILE).write_text(json.dumps({"entries": entries}, indent=1))
+            if folder.exists():
+                shutil.rmtree(folder)
+            partial.rename(folder)
         except BaseException:  # an error or Ctrl-C while computing or writing: leave nothing behind
             shutil.rmtree(partial, ignore_errors=True)
             if self._version is not None and folder.parent.is_dir() and not any(folder.parent.iterdir()):
                 folder.parent.rmdir()  # the empty version folder of this save
             raise
-        (partial / INDEX_FILE).write_text(json.dumps({"entries": entries}, indent=1))
-        if folder.exists():
-            shutil.rmtree(folder)
-        partial.rename(folder)
         self._clear_version_cache()
 
     def _write_entries(self, partial: Path, data: Mapping[str, Item]) -> dict[str, list[str] | None]:
