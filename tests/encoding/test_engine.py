@@ -164,6 +164,25 @@ def test_lag_kernel_matches_numpy(first_column):
     assert np.all(data_lags[2, 30:] == 0)  # lags beyond a 30-TR run
 
 
+@pytest.mark.parametrize("max_lag", range(8))
+def test_lag_kernel_for_every_lag_count_and_runs_shorter_than_the_window(max_lag):
+    """Lags come three per pass: every remainder of max_lag + 1, and runs of 1 to 6 TRs (lags >= n are 0)."""
+    rng = np.random.default_rng(max_lag)
+    lengths = np.array([1, 2, 3, 4, 5, 6, 40])
+    stops = np.cumsum(lengths)
+    starts = stops - lengths
+    data, fitted, predicted = (rng.standard_normal((3, stops[-1])) for _ in range(3))
+    data_lags, residual_lags, predicted_lags = lag_products(data.T, fitted, predicted, starts, stops, max_lag)
+    np.testing.assert_allclose(data_lags, lag_sums_reference(data, starts, stops, max_lag, centre=True),
+                               rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(residual_lags, lag_sums_reference(data - fitted, starts, stops, max_lag),
+                               rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(predicted_lags, lag_sums_reference(predicted, starts, stops, max_lag, centre=True),
+                               rtol=1e-10, atol=1e-12)
+    for r, n in enumerate(lengths):
+        assert np.all(residual_lags[r, n:] == 0)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_model_lag_kernel_forms_the_fitted_values_and_predictions_it_needs(dtype):
     """The fused kernel = `lag_products` of the explicit (x @ b).T and held-out predictions; it writes the predictions."""
