@@ -298,11 +298,12 @@ def cross_validated_scores(folds: Sequence[Design], stats: BlockStats, alphas: n
         alpha_index[f] = select_alphas(design, stats, train, alphas, cross_total=cross_train)
         v, w = ridge_weights_eigen(design, train, cross_train, alphas[alpha_index[f]])
         h, sums = design.held_out_factor(train, f)
-        num += np.einsum("kg,kg->g", v.T @ cross[f], w)
+        b = v @ w  # the weights; c_f'b, unlike (V'c_f)'w, needs no float64 copy of c_f (~2.5x faster)
+        num += np.einsum("kg,kg->g", cross[f], b)
+        if keep_weights:
+            weights.append(b)
         p_run_sums[f] = sums @ w
         p_sq += np.einsum("kg,kg->g", h @ w, w)
-        if keep_weights:
-            weights.append(v @ w)
     p_sum = p_run_sums.sum(axis=0)
     total = stats.n.sum()
     y_sum = stats.y_sum.sum(axis=0)

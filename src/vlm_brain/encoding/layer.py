@@ -18,7 +18,7 @@ import numba
 import numpy as np
 from scipy import special, stats
 
-from vlm_brain.encoding._kernels import lag_products, model_lag_products, run_sums
+from vlm_brain.encoding._kernels import keep_at_least, lag_products, model_lag_products, row_exceedances, run_sums
 from vlm_brain.encoding._validation import check_time_series, count_non_finite, run_slices
 from vlm_brain.encoding.engine import (
     BlockStats,
@@ -650,19 +650,18 @@ def _bh_candidates(t: np.ndarray, dof: np.ndarray, q: float) -> tuple[np.ndarray
     """
     n_tests, largest_dof = t.shape[1], np.max(dof)
     bound = stats.t.isf(q / 2, largest_dof) * (1 - 1e-12)
-    rows, cols = np.nonzero((t >= bound) | (t <= -bound))  # c = m: p <= q (no (k, G) float temporaries)
-    values = np.abs(t[rows, cols])
-    count = np.bincount(rows, minlength=t.shape[0])
+    starts, cols, values = row_exceedances(t, bound)  # c = m: p <= q (compiled passes, no (k, G) temporaries)
+    starts, count = starts[:-1], np.diff(starts)
     for _ in range(100):  # c only decreases, a few passes over the candidates left
         level = np.maximum(q * count / n_tests, 1e-300)
-        bound = np.where(count > 0, stats.t.isf(level / 2, largest_dof), np.inf)
-        kept = values >= bound[rows] * (1 - 1e-12)
-        fewer = np.bincount(rows[kept], minlength=t.shape[0])
-        rows, cols, values = rows[kept], cols[kept], values[kept]
+        bound = np.where(count > 0, stats.t.isf(level / 2, largest_dof) * (1 - 1e-12), np.inf)
+        fewer = count.copy()
+        keep_at_least(starts, fewer, cols, values, bound)
         if np.array_equal(fewer, count):
             break
         count = fewer
-    return rows, cols, values
+    kept = np.concatenate([np.arange(a, a + c) for a, c in zip(starts, count, strict=True)])
+    return np.repeat(np.arange(t.shape[0]), count), cols[kept], values[kept]
 
 
 def _student_p(dofs: np.ndarray, abs_t: np.ndarray) -> np.ndarray:
