@@ -409,7 +409,8 @@ class HacFactor:
         """(diag(M S_l M) per lag (L + 1, k), df) with M = (S_0 + alpha I)^-1."""
         if alpha not in self._by_alpha:
             m = (self.v / (self.s + alpha)) @ self.v.T
-            self._by_alpha[alpha] = (np.einsum("ij,ljk,ki->li", m, self.grams, m),
+            # diag(M S_l M)_i = sum_j M_ij (S_l M)_ji: L + 1 products (~20x faster than one 4-index einsum)
+            self._by_alpha[alpha] = (np.einsum("ij,lji->li", m, np.matmul(self.grams, m)),
                                      float(np.sum(self.s / (self.s + alpha))))
         return self._by_alpha[alpha]
 
