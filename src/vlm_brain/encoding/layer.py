@@ -603,7 +603,11 @@ def null_draw_jobs(layer: LayerDesigns, y, slices, alphas, targets: np.ndarray, 
         cross = np.empty((len(slices), n_designs, len(chunk) * n), dtype=y_sub.dtype)  # draw d: columns d n ..
         for j, design in enumerate(transposed):
             # X_j' roll(Y_j, -s) = roll(X_j', s) Y_j: the designs rolled, every draw of the chunk in one product
-            rolled = np.stack([np.roll(design, int(shift[j]), axis=1) for shift in chunk])
+            length = design.shape[1]
+            rolled = np.empty((len(chunk), n_designs, length), dtype=design.dtype)
+            for d, shift in enumerate(chunk):  # np.roll(design, s, axis=1), written in place
+                s = int(shift[j]) % length
+                rolled[d, :, s:], rolled[d, :, :s] = design[:, :length - s], design[:, length - s:]
             product = np.asarray((matmul or np.matmul)(rolled.reshape(-1, design.shape[1]), runs_y[j]))
             cross[j] = product.reshape(len(chunk), n_designs, n).transpose(1, 0, 2).reshape(n_designs, -1)
         stats = BlockStats(cross=cross, y_sum=np.tile(sums[0], len(chunk)), y_sq=np.tile(sums[1], len(chunk)),
