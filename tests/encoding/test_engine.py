@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from vlm_brain.encoding._kernels import (
+    _MODEL_CHUNK,
     grid_sse,
     grid_sse_reference,
     lag_products,
@@ -188,7 +189,8 @@ def test_model_lag_kernel_forms_the_fitted_values_and_predictions_it_needs(dtype
     """The fused kernel = `lag_products` of the explicit (x @ b).T and held-out predictions; it writes the predictions."""
     rng = np.random.default_rng(3)
     starts, stops = np.array([0, 50, 90]), np.array([50, 90, 121])  # runs of 50, 40 and 31 TRs
-    n_samples, k, n_targets, first = 121, 4, 70, 5  # 70 targets: one whole chunk of 64 and a partial one
+    n_samples, k, first = 121, 4, 5
+    n_targets = _MODEL_CHUNK + 6  # one whole chunk of targets and a partial one
     data = rng.standard_normal((n_samples, first + n_targets + 2)).astype(dtype)
     held_out_designs = [rng.standard_normal((n_samples, k)) for _ in starts]  # run r predicted by design r
     full_x = rng.standard_normal((n_samples, k))

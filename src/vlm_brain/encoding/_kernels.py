@@ -134,7 +134,10 @@ def _run_lags(y, fitted, predicted, offset, n, w, g0, r, max_lag, residual, data
         _centre_lags(p, mean_p / n, max_lag, predicted_out, r, g)
 
 
-_CHUNK = 64  # targets per work item of the lag kernels
+_CHUNK = 64  # targets per work item of the lag kernel
+# targets per work item of the model lag kernel: its (w, k) x (k, T_r) products run ~25% faster at
+# w = 256 than at 64 here (0.31 -> 0.25 s per 8,192 targets on one core); its ~3 MB stay in cache
+_MODEL_CHUNK = 256
 
 
 @njit(parallel=True, fastmath=True, cache=True, nogil=True)
@@ -160,10 +163,10 @@ def _model_lag_products(data, first, fold_weights, held_out_t, coefficients, ful
                         write_predictions):  # pragma: no cover - compiled
     n_targets = coefficients.shape[0]
     longest = held_out_t.shape[2]
-    for c in prange((n_targets + _CHUNK - 1) // _CHUNK):
-        g0 = c * _CHUNK
-        w = min(n_targets, g0 + _CHUNK) - g0
-        y = np.empty((_CHUNK, longest), dtype=data.dtype)
+    for c in prange((n_targets + _MODEL_CHUNK - 1) // _MODEL_CHUNK):
+        g0 = c * _MODEL_CHUNK
+        w = min(n_targets, g0 + _MODEL_CHUNK) - g0
+        y = np.empty((_MODEL_CHUNK, longest), dtype=data.dtype)
         fitted = np.empty((w, longest), dtype=data.dtype)
         predicted = np.empty((w, longest), dtype=data.dtype)
         residual = np.empty(longest, dtype=data.dtype)
@@ -226,7 +229,7 @@ def model_lag_products(data: np.ndarray, fold_weights: np.ndarray, held_out_x, c
     The same three (R, max_lag + 1, G) float64 arrays as ``lag_products(data, (full_x @
     coefficients).T, p, ...)`` with p run r's held-out prediction ``held_out_x[r] @
     fold_weights[r]`` (run r's rows predicted by the model fitted without run r): both
-    are formed 64 targets x one run at a time (BLAS) and used from cache, never as
+    are formed 256 targets x one run at a time (BLAS) and used from cache, never as
     (G, T) arrays (which made the products ~1.6x slower than the block cross-products
     and their results a round trip through memory).
 

@@ -445,7 +445,7 @@ def _fit_targets(layer: LayerDesigns, y, slices, alphas, max_lag, batch_size, ma
 
     Per batch: the data's per-run sums, the stacked cross-products, the k-space algebra,
     and one compiled pass for all lagged products, which forms the full refit's fitted
-    values and the folds' held-out predictions 64 targets x one run at a time
+    values and the folds' held-out predictions 256 targets x one run at a time
     (`model_lag_products`; with another backend, as two k x T products first); a
     C-contiguous ``y`` of the working dtype is read in place (the batch is not copied).
     Batches run side by side, one per core with its own buffers (`_in_parallel`): the
