@@ -112,3 +112,28 @@ def test_mask_patterns_and_bad_masks():
     y[:200, 3] = np.inf
     with pytest.raises(ValueError, match="infinite"):
         encode_layer(sim.features, y, sim.runs, sim.keep, sim.tr, **SETTINGS)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_pass_over_the_data_finds_missing_values(dtype):
+    """The per-fold sums of y (what the fit reuses) reveal any NaN / inf; non-finite sums of finite data fall
+    back to counting the values, so only real NaN / inf make a mask."""
+    from vlm_brain.encoding.layer import _present, fold_sums
+
+    rng = np.random.default_rng(2)
+    y = rng.standard_normal((30, 7)).astype(dtype)
+    slices = [slice(0, 10), slice(10, 22), slice(22, 30)]
+    sums = fold_sums(y, slices)
+    for f, rows in enumerate(slices):
+        np.testing.assert_allclose(sums[0][f], y[rows].sum(axis=0, dtype=np.float64), rtol=1e-12)
+        np.testing.assert_allclose(sums[1][f], (y[rows].astype(np.float64) ** 2).sum(axis=0), rtol=1e-12)
+    assert _present(y, None, sums) is None
+    y[12, 4] = np.nan
+    present = _present(y, None, fold_sums(y, slices))
+    assert present is not None and np.flatnonzero(~present).tolist() == [12 * 7 + 4]
+    assert fold_sums(np.asfortranarray(y), slices) is None  # not read in place: no sums, the values are counted
+    assert _present(np.asfortranarray(y), None, None)[12, 4] == np.False_
+    if dtype == np.float64:
+        y[12, 4] = 1e200  # finite, but its square is not
+        huge = fold_sums(y, slices)
+        assert not np.isfinite(huge[1]).all() and _present(y, None, huge) is None

@@ -439,40 +439,20 @@ def code_cross(code: np.ndarray, samples: np.ndarray, lower_triangular: bool = F
     The dictionary update's one large product: with a code of density d it costs d times
     the dense product (SDL codes are sparse by design); above 1/4 density the dense
     product (BLAS) is used. It runs in the dtype of ``samples`` (float32: C rounded to
-    float32, half the time of float64). With ``lower_triangular`` samples (n = F, a
-    Cholesky factor) only the lower triangle is read: half the work, by the sparse
-    kernel or BLAS ``trmm``. Equals ``code.T @ samples`` (`code_cross_reference`).
+    float32, half the time of float64). ``lower_triangular``: Y is square with zeros
+    above the diagonal (a Cholesky factor), which the sparse kernel skips (row i: its
+    first i + 1 entries; ~20% faster at 10% density). Equals ``code.T @ samples``
+    (`code_cross_reference`).
     """
     dtype = np.float32 if np.asarray(samples).dtype == np.float32 else np.float64
     code = np.ascontiguousarray(code, dtype=dtype)
     samples = np.ascontiguousarray(samples, dtype=dtype)
     if np.count_nonzero(code) > 0.25 * code.size:
-        if lower_triangular:
-            return np.ascontiguousarray(triangular_product(samples, code.T, lower_first=False), dtype=np.float64)
         return (code.T @ samples).astype(np.float64, copy=False)
     out = np.zeros((code.shape[1], samples.shape[1]), dtype=dtype)
     lengths = np.arange(1, len(samples) + 1) if lower_triangular else np.full(len(samples), samples.shape[1])
     _code_cross(code, samples, lengths, out)
     return out.astype(np.float64, copy=False)
-
-
-def triangular_product(lower: np.ndarray, other: np.ndarray, lower_first: bool = True) -> np.ndarray:
-    """``lower @ other`` (``lower_first``) or ``other @ lower`` for a lower-triangular square ``lower``.
-
-    BLAS ``trmm`` in the dtype of ``lower`` (float32 or float64): the upper triangle is
-    never read, half the multiply-adds of the dense product. A C-ordered ``lower`` is
-    read in place (as the transpose of an upper-triangular Fortran array); ``other`` is
-    converted to that dtype. Returns a new (Fortran-ordered) array.
-    """
-    from scipy.linalg import blas  # noqa: PLC0415
-
-    trmm = blas.strmm if lower.dtype == np.float32 else blas.dtrmm
-    if lower.flags.c_contiguous:  # lower = (lower.T).T, and lower.T is an upper-triangular Fortran array
-        factor, upper, transpose = lower.T, 1, 1
-    else:
-        factor, upper, transpose = np.asfortranarray(lower), 0, 0
-    return trmm(1.0, factor, np.array(other, dtype=lower.dtype, order="F"), side=0 if lower_first else 1,
-                lower=1 - upper, trans_a=transpose)
 
 
 def code_cross_reference(code: np.ndarray, samples: np.ndarray) -> np.ndarray:

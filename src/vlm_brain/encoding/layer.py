@@ -51,7 +51,7 @@ from vlm_brain.encoding.sdl import (
 from vlm_brain.encoding.folds import check_folds, cv_folds, mask_patterns, present_mask
 from vlm_brain.encoding.settings import EncodingSettings
 from vlm_brain.encoding.significance import fdr_adaptive, fdr_bh, lagged_gram
-from vlm_brain.encoding.temporal import fir_design, prepare_regressors, standardized_full
+from vlm_brain.encoding.temporal import check_keep, fir_design, prepare_regressors, standardized_full
 
 logger = logging.getLogger(__name__)
 
@@ -135,18 +135,22 @@ def encode_layer(
     n_atoms, sdl_alpha, sdl_max_iter, seed = settings.n_atoms, settings.sdl_alpha, settings.sdl_max_iter, settings.seed
     q, max_lag, target_batch_size = settings.q, settings.max_lag, settings.target_batch_size
     y = check_time_series(y, "y", allow_nan=True)
-    present = _present(y, mask)
-    keep = np.ones(len(runs_full), dtype=bool) if keep is None else keep
+    keep = check_keep(keep, runs_full)
     fir = settings.temporal_model == "fir"
-    x, _ = prepare_regressors(ans, runs_full, keep, tr, "none" if fir else settings.temporal_model, settings.lag)
-    if len(x) != len(y):
-        raise ValueError(f"features have {len(x)} kept TRs but the fMRI has {len(y)}; timelines differ")
     fold_full = cv_folds(runs_full, keep, settings.folds_per_scan) if folds is None else check_folds(folds, runs_full)
     fold_kept = np.asarray(fold_full)[keep]
+    if len(fold_kept) != len(y):
+        raise ValueError(f"features have {len(fold_kept)} kept TRs but the fMRI has {len(y)}; timelines differ")
     slices = run_slices(fold_kept)
     if len(slices) < 3:
         raise ValueError(f"cross-validation with an inner split needs >= 3 folds, got {len(slices)}; with fewer "
                          "scans, split each into contiguous folds (encoding.folds_per_scan, e.g. 2)")
+    # one pass over the data (its per-fold sums, which also reveal any NaN / inf) beside the regressors' HRF
+    y_sums, (x, _) = _in_parallel([
+        lambda: None if mask is not None else fold_sums(y, slices),
+        lambda: prepare_regressors(ans, runs_full, keep, tr, "none" if fir else settings.temporal_model, settings.lag),
+    ])
+    present = _present(y, mask, y_sums)
     started = time.perf_counter()
     # with FIR the signs are read in BOLD time: the dominant AN direction of the HRF-convolved ANs
     x_signs = prepare_regressors(ans, runs_full, keep, tr, "glover", settings.lag)[0] if fir else x
@@ -195,7 +199,8 @@ def encode_layer(
         whole = isinstance(cols, slice)  # no missing TRs: the data and the output as they are
         sub_predictions = predictions if whole or predictions is None else np.empty(sub_y.shape, dtype=np.float32)
         part = _fit_targets(sub, sub_y, sub_slices, alphas, max_lag, target_batch_size, matmul,
-                            reference if rows is None else reference[rows], sub_predictions)
+                            reference if rows is None else reference[rows], sub_predictions,
+                            sums=y_sums if present is None else None)
         if fit is None:
             fit = part
         else:
@@ -361,8 +366,27 @@ def _block(y: np.ndarray, rows: np.ndarray | None, cols) -> np.ndarray:
     return y[np.ix_(rows, cols)]
 
 
-def _present(y: np.ndarray, mask: np.ndarray | None) -> np.ndarray | None:
-    """(T, G) present values (`folds.present_mask`), None when all are; inf is an error, not missing."""
+def fold_sums(y: np.ndarray, slices: list[slice]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per-fold sums and sums of squares (R, G) float64 of y (T, G), in one pass over it.
+
+    None unless y is C-ordered float32 / float64 (read in place, never copied whole).
+    """
+    if not (y.flags.c_contiguous and y.dtype in (np.float32, np.float64)):
+        return None
+    return run_sums(y, np.array([s.start for s in slices]), np.array([s.stop for s in slices]))
+
+
+def _present(y: np.ndarray, mask: np.ndarray | None,
+             sums: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray | None:
+    """(T, G) present values (`folds.present_mask`), None when all are; inf is an error, not missing.
+
+    ``sums``: `fold_sums` of y, if known. A NaN or inf makes its column's sums
+    non-finite, so all finite sums mean every value is finite and y need not be read
+    again; otherwise the values are counted (finite float64 data beyond ~1e154 has
+    non-finite sums of squares: only the exact count is then paid).
+    """
+    if mask is None and sums is not None and np.isfinite(sums[0]).all() and np.isfinite(sums[1]).all():
+        return None
     if mask is None and not count_non_finite(y):
         return None
     if np.isinf(y).any():
@@ -440,7 +464,8 @@ class TargetFit:
 
 
 def _fit_targets(layer: LayerDesigns, y, slices, alphas, max_lag, batch_size, matmul,
-                 reference: np.ndarray, predictions: np.ndarray | None = None) -> TargetFit:
+                 reference: np.ndarray, predictions: np.ndarray | None = None,
+                 sums: tuple[np.ndarray, np.ndarray] | None = None) -> TargetFit:
     """Cross-validated r, its shift spread, and the full refit's HAC t, batch by batch of targets.
 
     Per batch: the data's per-run sums, the stacked cross-products, the k-space algebra,
@@ -454,7 +479,8 @@ def _fit_targets(layer: LayerDesigns, y, slices, alphas, max_lag, batch_size, ma
     ``reference`` (T, m) z-scored time courses: the correlation of each fitted response
     with each follows from k-space products (the fitted values are X b with X centred:
     cov = b'X'ref, var = b'X'X b). ``predictions`` (T, G), if given, receives the held-out
-    predictions.
+    predictions. ``sums``: y's per-fold sums and sums of squares (R, G) (`fold_sums`), if
+    already known (else computed batch by batch).
     """
     n_targets = y.shape[1]
     out = TargetFit.empty(n_targets, len(slices), layer.full.width, reference.shape[1])
@@ -486,7 +512,10 @@ def _fit_targets(layer: LayerDesigns, y, slices, alphas, max_lag, batch_size, ma
         else:  # another dtype or layout: the batch copied once, C-contiguous
             data, first = local.copy[: n_samples * n].reshape(n_samples, n), 0
             data[...] = y[:, cols]
-        y_sum, y_sq = run_sums(data, starts, stops, slice(first, first + n))
+        if sums is None:
+            y_sum, y_sq = run_sums(data, starts, stops, slice(first, first + n))
+        else:
+            y_sum, y_sq = sums[0][:, cols], sums[1][:, cols]
         stats_ = block_stats(layer.stacked, data[:, first:first + n], slices, matmul, sums=(y_sum, y_sq),
                              transposed=transposed,
                              out=local.cross)

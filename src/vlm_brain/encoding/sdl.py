@@ -22,7 +22,7 @@ import numpy as np
 from scipy import linalg
 from sklearn.utils.extmath import svd_flip
 
-from vlm_brain.encoding._kernels import code_cross, lasso_codes_gram, triangular_product, update_atoms
+from vlm_brain.encoding._kernels import code_cross, lasso_codes_gram, update_atoms
 from vlm_brain.encoding._validation import check_time_series
 
 logger = logging.getLogger(__name__)
@@ -246,18 +246,19 @@ def _start_from_cholesky(gram, n_atoms):
 
     With X^T = L M^T (M = X L^-T, orthonormal columns) the right singular vectors of L
     are v_j = L^T w_j / sqrt(e_j) for the eigenpairs (e_j, w_j) of X^T X, so the SVD
-    initialisation needs only the top k eigenvectors (a partial eigendecomposition, about
-    half the full one here) and an atom d in these coordinates is M d = X L^-T d in time.
-    SDL's iterations are the same in any orthonormal coordinates of the data's span.
+    initialisation needs only the top k eigenvectors, and an atom d in these coordinates
+    is M d = X L^-T d in time. SDL's iterations are the same in any orthonormal
+    coordinates of the data's span. The factorisations are numpy's, which release the
+    GIL: scipy's partial ``eigh`` (half the work of the full one) holds it for ~80 ms
+    per fit, stalling the fit beside it (5 fits on 2 cores: ~0.12 s slower).
     """
-    try:
-        factor = linalg.cholesky(gram, lower=True)
-    except linalg.LinAlgError:
+    try:  # numpy's LAPACK call releases the GIL (scipy's holds it: fits side by side would wait on each other)
+        factor = np.linalg.cholesky(gram)
+    except np.linalg.LinAlgError:
         return None
     if np.min(np.diag(factor)) ** 2 <= 1e-10 * np.max(np.diag(gram)):  # (nearly) dependent ANs: the eigen route
         return None
-    n = len(gram)
-    top = linalg.eigh(gram, subset_by_index=[n - n_atoms, n - 1])[1][:, ::-1]
+    top = np.linalg.eigh(gram)[1][:, ::-1][:, :n_atoms]  # the top k, largest first
     u, _ = svd_flip(top.copy(), np.eye(n_atoms))
     return factor, u, u.T @ factor, lambda d: linalg.solve_triangular(factor, d.T, trans="T", lower=True)
 
@@ -265,7 +266,7 @@ def _start_from_cholesky(gram, n_atoms):
 def _fit_reduced(n_atoms, alpha, random_state, max_iter, n_samples=None, gram=None, spectrum=None) -> _ReducedFit:
     """SDL on the r x N square root of X^T X: from ``gram`` (Cholesky, or its spectrum if singular) or ``spectrum``."""
     start = _start_from_cholesky(gram, n_atoms) if gram is not None else None
-    triangular = start is not None  # the Cholesky factor: its products read only its lower triangle
+    triangular = start is not None  # the Cholesky factor: zeros above its diagonal
     if start is None:
         start = _start_from_spectrum(np.linalg.eigh(gram) if spectrum is None else spectrum, n_atoms)
     samples, u, dictionary, to_time = start
@@ -285,7 +286,7 @@ def _update_dictionary(
     unit ball. An atom no AN uses is replaced by a random sample plus 1% noise (as in
     scikit-learn) so that it can be picked up again; its code column is zeroed (in place),
     and so is its row and column of the returned C^T C. ``lower_triangular``: the samples
-    are a lower-triangular square (`code_cross` reads only that triangle).
+    are square with zeros above the diagonal (`code_cross` skips them).
     """
     dictionary = np.array(dictionary, dtype=np.float64, order="C")
     gram = code.T @ code  # (k, k)
@@ -317,8 +318,9 @@ def _alternate(
     on the benchmark layer the final objective moves by 2e-7 and 3e-8 relative, one fit
     1.29 -> 1.07 s on one core); everything else stays float64 (a float32 lasso descent,
     17% faster, moved the dictionaries enough to flip a borderline BN of the ROI example).
-    ``lower_triangular`` samples (the Cholesky factor of X^T X) are multiplied by BLAS
-    ``trmm`` and the sparse kernel on their lower triangle only: half the multiply-adds.
+    With ``lower_triangular`` samples (the Cholesky factor of X^T X) the sparse C^T Y
+    skips the zeros above the diagonal (BLAS ``trmm`` would halve the dense products too,
+    but scipy's wrapper holds the GIL: two fits side by side ran 1.5x slower).
     """
     rng = np.random.default_rng(random_state)
     samples = np.ascontiguousarray(samples)
@@ -332,7 +334,7 @@ def _alternate(
         code = lasso_codes_gram(atom_gram, cov_t, alpha, init=code, samples_first=True)
         dictionary, code_gram = _update_dictionary(dictionary, samples, code, rng, noise_scale, samples32,
                                                    lower_triangular)
-        cov_t = _times_atoms(samples32, dictionary, lower_triangular)
+        cov_t = (samples32 @ dictionary.T.astype(np.float32)).astype(np.float64)  # (n, k), float32 product
         atom_gram = dictionary @ dictionary.T
         fit = sq_norm - 2.0 * np.vdot(cov_t, code) + np.vdot(code_gram, atom_gram)
         cost = 0.5 * max(fit, 0.0) + alpha * np.abs(code).sum()
@@ -340,13 +342,6 @@ def _alternate(
             break
         previous_cost = cost
     return code, dictionary, n_iter
-
-
-def _times_atoms(samples32: np.ndarray, dictionary: np.ndarray, lower_triangular: bool) -> np.ndarray:
-    """(n, k) float64 Y D^T of float32 samples Y (n, F) and atoms D (k, F), as a float32 product."""
-    if lower_triangular:
-        return np.ascontiguousarray(triangular_product(samples32, dictionary.T), dtype=np.float64)
-    return (samples32 @ dictionary.T.astype(np.float32)).astype(np.float64)
 
 
 def sdl_objective(x: np.ndarray, atoms: np.ndarray, loadings: np.ndarray, alpha: float) -> float:

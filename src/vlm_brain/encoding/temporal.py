@@ -111,6 +111,17 @@ def delay_per_run(features: np.ndarray, runs: np.ndarray, lag: int) -> np.ndarra
     return out
 
 
+def check_keep(keep: np.ndarray | None, runs: np.ndarray) -> np.ndarray:
+    """``keep`` (n_samples,) as a bool array, one flag per row of ``runs`` (None: all True), or ValueError."""
+    runs = np.asarray(runs)
+    keep = np.ones(runs.shape, dtype=bool) if keep is None else np.asarray(keep)
+    if keep.dtype != bool or keep.shape != runs.shape:
+        raise ValueError(
+            f"keep must be a boolean array of shape {runs.shape}, got {keep.dtype} {keep.shape}"
+        )
+    return keep
+
+
 def prepare_regressors(
     features: np.ndarray, runs: np.ndarray, keep: np.ndarray | None, tr: float,
     temporal_model: str = "glover", lag: int = 0,
@@ -138,11 +149,7 @@ def prepare_regressors(
     """
     features = check_time_series(features, "features")
     runs = check_runs(runs, features.shape[0])
-    keep = np.ones(runs.shape, dtype=bool) if keep is None else np.asarray(keep)
-    if keep.dtype != bool or keep.shape != runs.shape:
-        raise ValueError(
-            f"keep must be a boolean array of shape {runs.shape}, got {keep.dtype} {keep.shape}"
-        )
+    keep = check_keep(keep, runs)
     if temporal_model not in FEATURE_MODELS:
         raise ValueError(f"temporal_model must be one of {', '.join(FEATURE_MODELS)}, got {temporal_model!r}")
     if int(lag) != lag or lag < 0:
