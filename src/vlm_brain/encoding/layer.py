@@ -145,17 +145,23 @@ def encode_layer(
     if len(slices) < 3:
         raise ValueError(f"cross-validation with an inner split needs >= 3 folds, got {len(slices)}; with fewer "
                          "scans, split each into contiguous folds (encoding.folds_per_scan, e.g. 2)")
-    # one pass over the data (its per-fold sums, which also reveal any NaN / inf) beside the regressors' HRF
-    y_sums, (x, _) = _in_parallel([
-        lambda: None if mask is not None else fold_sums(y, slices),
-        lambda: prepare_regressors(ans, runs_full, keep, tr, "none" if fir else settings.temporal_model, settings.lag),
-    ])
-    present = _present(y, mask, y_sums)
+    refit = settings.null_method == "refit"
+
+    def data_side():  # one pass over the data: per-fold sums (reused by the fit) that also reveal NaN / inf
+        sums = None if mask is not None else fold_sums(y, slices)
+        present = _present(y, mask, sums)
+        # the null's targets are chosen before the fit: its draws run beside the full refit's SDL
+        return sums, present, null_targets(y, settings.refit_targets, seed, present) if refit else None
+
+    def stimulus_side():  # the regressors, and the time courses BN signs are read against
+        x = prepare_regressors(ans, runs_full, keep, tr, "none" if fir else settings.temporal_model, settings.lag)[0]
+        # with FIR the signs are read in BOLD time: the dominant AN direction of the HRF-convolved ANs
+        x_signs = prepare_regressors(ans, runs_full, keep, tr, "glover", settings.lag)[0] if fir else x
+        return x, reference_timecourses(x_signs, ans, runs_full, keep, tr, references,
+                                        "glover" if fir else settings.temporal_model, settings.lag)
+
+    (y_sums, present, targets), (x, reference) = _in_parallel([data_side, stimulus_side])
     started = time.perf_counter()
-    # with FIR the signs are read in BOLD time: the dominant AN direction of the HRF-convolved ANs
-    x_signs = prepare_regressors(ans, runs_full, keep, tr, "glover", settings.lag)[0] if fir else x
-    reference = reference_timecourses(x_signs, ans, runs_full, keep, tr, references,
-                                      "glover" if fir else settings.temporal_model, settings.lag)
     expand = None
     if fir:  # the atoms' time courses on every TR, delayed within runs, then the kept rows
         x_full = standardized_full(ans, runs_full, keep, settings.lag)
@@ -167,11 +173,8 @@ def encode_layer(
     if present is not None:
         logger.info("%d targets have missing TRs, in %d patterns: each pattern fitted on its present TRs",
                     int((~present.all(axis=0)).sum()), len(groups) - int(groups[0][0].all()))
-    refit = settings.null_method == "refit"
     null_parts = []  # (columns of y, (n_draws, n) held-out r) per group with null targets
-    if refit:  # the null's targets are chosen before the fit: its draws run beside the full refit's SDL
-        targets = null_targets(y, settings.refit_targets, seed, present)
-
+    if refit:
         def null_jobs(folds_only: LayerDesigns) -> list:
             jobs = []
             for rows, cols in groups:
@@ -208,23 +211,29 @@ def encode_layer(
         if not whole and predictions is not None:
             predictions[:, cols] = np.nan
             predictions[(slice(None), cols) if rows is None else np.ix_(rows, cols)] = sub_predictions
-    z = np.divide(fit.r - fit.mean, fit.sd, out=np.full(fit.r.shape, -np.inf), where=fit.sd > 0)
-    if refit:
-        z_null, done = [], 0
-        for columns, n_jobs in null_parts:
-            z_null.append(standardized_null(np.concatenate(null_r[done:done + n_jobs]), fit.part(columns)))
-            done += n_jobs
-        p, calibration = tail_p_values(z, np.concatenate(z_null))
-    else:
-        p, calibration = stats.norm.sf(z), np.full(4, np.nan)
-    atom_t, atom_delay, n_tests = fit.atom_t, None, 1
-    if fir:  # per atom, its strongest delay; its p Bonferroni-corrected for the delays tried
-        by_delay = atom_t.reshape(settings.fir_delays + 1, n_atoms, -1)
-        best = np.argmax(np.abs(by_delay), axis=0)
-        atom_t = np.take_along_axis(by_delay, best[None], axis=0)[0]
-        atom_delay, n_tests = best.astype(np.int8), settings.fir_delays + 1
-    significant = atom_discoveries(atom_t, fit.dof, q, n_tests)  # BH within each atom's map
-    bn, pi0 = fdr_adaptive(p, q) if settings.fdr == "adaptive" else (fdr_bh(p, q), 1.0)
+    def layer_side():  # the layer's p-values and BNs
+        z = np.divide(fit.r - fit.mean, fit.sd, out=np.full(fit.r.shape, -np.inf), where=fit.sd > 0)
+        if refit:
+            z_null, done = [], 0
+            for columns, n_jobs in null_parts:
+                z_null.append(standardized_null(np.concatenate(null_r[done:done + n_jobs]), fit.part(columns)))
+                done += n_jobs
+            p, calibration = tail_p_values(z, np.concatenate(z_null))
+        else:
+            p, calibration = stats.norm.sf(z), np.full(4, np.nan)
+        bn, pi0 = fdr_adaptive(p, q) if settings.fdr == "adaptive" else (fdr_bh(p, q), 1.0)
+        return p, calibration, bn, pi0
+
+    def atom_side():  # the atom maps: BH within each atom's map
+        atom_t, atom_delay, n_tests = fit.atom_t, None, 1
+        if fir:  # per atom, its strongest delay; its p Bonferroni-corrected for the delays tried
+            by_delay = atom_t.reshape(settings.fir_delays + 1, n_atoms, -1)
+            best = np.argmax(np.abs(by_delay), axis=0)
+            atom_t = np.take_along_axis(by_delay, best[None], axis=0)[0]
+            atom_delay, n_tests = best.astype(np.int8), settings.fir_delays + 1
+        return atom_t, atom_delay, atom_discoveries(atom_t, fit.dof, q, n_tests)
+
+    (p, calibration, bn, pi0), (atom_t, atom_delay, significant) = _in_parallel([layer_side, atom_side])
     out = {
         "r": fit.r, "p": p, "bn": bn, "fdr_pi0": np.array([pi0]),
         "alpha": np.nanmedian(np.where(fit.alpha_index >= 0, alphas[fit.alpha_index], np.nan), axis=0),
