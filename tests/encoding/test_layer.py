@@ -375,3 +375,16 @@ def test_atom_discoveries_equal_bh_on_every_p_value(n_tests):
     dof = 3600.0 - 20 * rng.random(4000)
     exact = np.minimum(2 * stats.t.sf(np.abs(t), dof[None, :]) * n_tests, 1.0)
     np.testing.assert_array_equal(atom_discoveries(t, dof, 0.05, n_tests), fdr_bh(exact, 0.05, axis=1))
+
+
+def test_a_refit_null_too_small_for_its_tail_is_refused_before_any_fit(monkeypatch):
+    import vlm_brain.encoding.layer as layer
+
+    sim = simulate_layer(n_runs=4, run_length=60, n_rest=0, n_ans=20, n_atoms=3, n_targets=40, random_state=1)
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("the SDL started")
+
+    monkeypatch.setattr(layer, "fit_layer_designs", no_fit)
+    with pytest.raises(ValueError, match=r"at most 50 draws x 40 grayordinates.*needs >= 2500"):
+        encode_layer(sim.features, sim.y, sim.runs, sim.keep, sim.tr, n_atoms=3, n_refit=50, refit_targets=100)

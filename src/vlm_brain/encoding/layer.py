@@ -146,6 +146,10 @@ def encode_layer(
         raise ValueError(f"cross-validation with an inner split needs >= 3 folds, got {len(slices)}; with fewer "
                          "scans, split each into contiguous folds (encoding.folds_per_scan, e.g. 2)")
     refit = settings.null_method == "refit"
+    if refit and settings.n_refit * min(settings.refit_targets, y.shape[1]) < 10 * MIN_EXCEEDANCES:
+        raise ValueError(f"the refit null would have at most {settings.n_refit} draws x "
+                         f"{min(settings.refit_targets, y.shape[1])} grayordinates; its fitted tail needs >= "
+                         f"{10 * MIN_EXCEEDANCES} (raise encoding.n_refit or encoding.refit_targets)")
 
     def data_side():  # one pass over the data: per-fold sums (reused by the fit) that also reveal NaN / inf
         sums = None if mask is not None else fold_sums(y, slices)
@@ -747,8 +751,12 @@ def atom_discoveries(t: np.ndarray, dof: np.ndarray, q: float, n_tests: int = 1)
     return found
 
 
+#: the fewest null exceedances `tail_p_values` fits a tail to; the null needs 10x as many values
+MIN_EXCEEDANCES = 250
+
+
 def tail_p_values(z: np.ndarray, z_null: np.ndarray, tail_fraction: float = 0.01,
-                  min_exceedances: int = 250) -> tuple[np.ndarray, np.ndarray]:
+                  min_exceedances: int = MIN_EXCEEDANCES) -> tuple[np.ndarray, np.ndarray]:
     """One-sided p of statistics ``z`` against a null sample, with a fitted tail.
 
     Below the null's upper ``tail_fraction`` quantile u, p = (1 + #(null >= z)) / (1 + n)
