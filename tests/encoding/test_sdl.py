@@ -213,3 +213,23 @@ def test_dependent_ans_fall_back_to_the_eigenbasis():
     fit = fit_sparse_dictionary(x, n_atoms=4, alpha=1.0, max_iter=20)
     assert np.all(np.isfinite(fit.atoms)) and fit.reconstruction_error < 1.0
     np.testing.assert_allclose(fit.loadings[:, 0], fit.loadings[:, -1], atol=1e-5)  # the copies load alike
+
+
+@pytest.mark.parametrize("k", [1, 7, 40])
+def test_top_eigenvectors_are_lapacks_partial_decomposition(k, monkeypatch):
+    """The GIL-releasing dsyevr call equals scipy's own partial eigh; numpy's full eigh is the fallback."""
+    from scipy import linalg
+
+    from vlm_brain.encoding import _lapack
+
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal((90, 40))
+    gram = a.T @ a
+    reference = linalg.eigh(gram, subset_by_index=[40 - k, 39])[1][:, ::-1]
+    assert _lapack._dsyevr() is not None  # this build: the 32-bit LAPACK interface
+    np.testing.assert_array_equal(_lapack.top_eigenvectors(gram, k), reference)
+    monkeypatch.setattr(_lapack, "_dsyevr", lambda: None)
+    fallback = _lapack.top_eigenvectors(gram, k)
+    np.testing.assert_allclose(np.abs(np.sum(fallback * reference, axis=0)), 1.0, atol=1e-10)  # same, up to sign
+    with pytest.raises(ValueError, match="1 <= k <= n"):
+        _lapack.top_eigenvectors(gram, 41)

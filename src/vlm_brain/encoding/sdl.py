@@ -23,6 +23,7 @@ from scipy import linalg
 from sklearn.utils.extmath import svd_flip
 
 from vlm_brain.encoding._kernels import code_cross, lasso_codes_gram, update_atoms
+from vlm_brain.encoding._lapack import top_eigenvectors
 from vlm_brain.encoding._validation import check_time_series
 
 logger = logging.getLogger(__name__)
@@ -248,9 +249,9 @@ def _start_from_cholesky(gram, n_atoms):
     are v_j = L^T w_j / sqrt(e_j) for the eigenpairs (e_j, w_j) of X^T X, so the SVD
     initialisation needs only the top k eigenvectors, and an atom d in these coordinates
     is M d = X L^-T d in time. SDL's iterations are the same in any orthonormal
-    coordinates of the data's span. The factorisations are numpy's, which release the
-    GIL: scipy's partial ``eigh`` (half the work of the full one) holds it for ~80 ms
-    per fit, stalling the fit beside it (5 fits on 2 cores: ~0.12 s slower).
+    coordinates of the data's span. Both factorisations release the GIL (numpy's
+    Cholesky; LAPACK's partial eigendecomposition through `_lapack.top_eigenvectors`):
+    scipy's wrappers hold it, ~80 ms per fit, stalling the fit beside it.
     """
     try:  # numpy's LAPACK call releases the GIL (scipy's holds it: fits side by side would wait on each other)
         factor = np.linalg.cholesky(gram)
@@ -258,7 +259,7 @@ def _start_from_cholesky(gram, n_atoms):
         return None
     if np.min(np.diag(factor)) ** 2 <= 1e-10 * np.max(np.diag(gram)):  # (nearly) dependent ANs: the eigen route
         return None
-    top = np.linalg.eigh(gram)[1][:, ::-1][:, :n_atoms]  # the top k, largest first
+    top = top_eigenvectors(gram, n_atoms)  # largest first
     u, _ = svd_flip(top.copy(), np.eye(n_atoms))
     return factor, u, u.T @ factor, lambda d: linalg.solve_triangular(factor, d.T, trans="T", lower=True)
 
