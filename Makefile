@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test]"
-	$(BIN)/python -m vlm_brain.encoding.warm_up  # the engine's compiled kernels into numba's cache (~15 s, once)
+	$(BIN)/python -m vlm_brain.encoding.warm_up  # the engine's compiled kernels into numba's cache (~20 s, once)
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,7 +1,7 @@
 """Compile the encoding engine's kernels into numba's on-disk cache, once.
 
 The compiled loops of `vlm_brain.encoding._kernels` are cached next to their source
-(``cache=True``); without a cache, the first layer of a run spends ~15 s compiling
+(``cache=True``); without a cache, the first layer of a run spends ~20 s compiling
 them, in every worker process. ``make install`` runs this module after installing the
 project, so that the first ``kedro run`` starts from the cache::
 
